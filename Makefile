@@ -1,0 +1,51 @@
+# pconv-course: `make test` and `make lab` set everything up themselves on a machine with
+# Python 3.11 (3.10+) and pip. The virtual environment lives in .venv/.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NB_DIRS := notebooks solutions exercises
+PYTEST_NB := -p no:cacheprovider --nbval-lax --nbval-current-env \
+	--nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout=600
+
+.PHONY: install test test-lib test-notebooks lint exercises check-exercises lab bench execute-notebooks clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (pconv-course)" >/dev/null
+	touch $(STAMP)
+
+lint: install
+	$(PY) -m ruff check .
+
+check-exercises: install
+	$(PY) tools/make_exercises.py --check
+
+test-lib: install
+	$(PY) -m pytest -n 2 tests
+
+test-notebooks: install
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_NB) $(NB_DIRS)
+
+test: lint check-exercises test-lib test-notebooks
+
+exercises: install
+	$(PY) tools/make_exercises.py
+
+# Re-run every lesson and solution notebook in place (quick mode, as CI), then regenerate exercises.
+execute-notebooks: install
+	PCONV_QUICK=1 $(PY) tools/execute_notebooks.py notebooks/*.ipynb solutions/*.ipynb
+	$(PY) tools/make_exercises.py
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: install
+	for f in bench/*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
