@@ -29,7 +29,7 @@ test-lib: install
 	$(PY) -m pytest -n 2 tests
 
 test-notebooks: install
-	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_NB) $(NB_DIRS)
+	PCONV_QUICK=1 $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_NB) $(NB_DIRS)
 
 test: lint check-exercises test-lib test-notebooks
 

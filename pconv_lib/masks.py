@@ -1,0 +1,454 @@
+"""Step 1: random irregular masks.
+
+Convention (the paper's, used everywhere in ``pconv_lib``): **1 = valid pixel, 0 = hole**.
+OpenCV's ``cv2.inpaint`` and scikit-image's ``inpaint_biharmonic`` use the opposite convention
+("nonzero = hole"); convert explicitly with :func:`to_nonzero_hole` / :func:`from_nonzero_hole`.
+
+Masks are 2-D arrays (H, W). Functions here accept ``uint8``/``bool``/``float`` masks whose values
+are exactly 0 and 1, and return ``uint8`` 0/1 unless a ``dtype`` is asked for.
+
+The generator follows the original Keras course: random lines, filled circles and ellipse arcs
+of random thickness, drawn with OpenCV on a blank canvas; the drawing is the hole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+#: The paper's hole-to-image ratio buckets, as half-open intervals (low, high].
+HOLE_RATIO_BUCKETS: tuple[tuple[float, float], ...] = (
+    (0.01, 0.1),
+    (0.1, 0.2),
+    (0.2, 0.3),
+    (0.3, 0.4),
+    (0.4, 0.5),
+    (0.5, 0.6),
+)
+
+MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
+
+RngLike = int | np.random.Generator | None
+
+
+def make_rng(rng: RngLike = None) -> np.random.Generator:
+    """Return a ``numpy.random.Generator``: ``rng`` itself, or a new one seeded with ``rng``."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"rng must be an int seed, a numpy Generator or None, got {type(rng).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and conversions
+# --------------------------------------------------------------------------------------------
+
+
+def validate_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
+    """Check that ``mask`` is a binary 2-D mask (1 = valid, 0 = hole); return it as ``uint8``.
+
+    Raises:
+        TypeError: if ``mask`` is not a NumPy array.
+        ValueError: if it is not 2-D, or holds values other than 0 and 1 (the message says how to
+            fix a 0/255 mask or a "nonzero = hole" mask).
+    """
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array of shape (H, W), got {type(mask).__name__}")
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[:, :, 0]
+    if mask.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (H, W) with 1 = valid, 0 = hole; got shape {mask.shape}. "
+            "For an (H, W, 3) mask, take one channel: mask[:, :, 0]."
+        )
+    if mask.dtype == bool:
+        return mask.astype(np.uint8)
+    values = np.unique(mask)
+    if not np.all(np.isin(values, (0, 1))):
+        shown = ", ".join(str(v) for v in values[:6]) + (" ..." if values.size > 6 else "")
+        hint = (
+            "it looks like a 0/255 image: use (mask > 127).astype(np.uint8)"
+            if set(values.tolist()) <= {0, 255}
+            else "threshold it first, e.g. (mask > 0.5).astype(np.uint8)"
+        )
+        raise ValueError(
+            f"{name} must be binary with 1 = valid, 0 = hole; found values {{{shown}}}: {hint}"
+        )
+    return mask.astype(np.uint8)
+
+
+def to_nonzero_hole(mask: np.ndarray, value: int = 255) -> np.ndarray:
+    """Convert a ``1 = valid`` mask to OpenCV's "nonzero = hole" ``uint8`` mask (holes = ``value``).
+
+    ``cv2.inpaint(image, to_nonzero_hole(mask), radius, cv2.INPAINT_TELEA)`` fills our holes.
+    For scikit-image, ``to_nonzero_hole(mask).astype(bool)`` is its "True = hole" mask.
+    """
+    return np.where(validate_mask(mask) == 0, value, 0).astype(np.uint8)
+
+
+def from_nonzero_hole(hole_mask: np.ndarray) -> np.ndarray:
+    """Convert an OpenCV/scikit-image "nonzero = hole" mask (any dtype) to ``1 = valid`` ``uint8``."""
+    hole_mask = np.asarray(hole_mask)
+    if hole_mask.ndim != 2:
+        raise ValueError(f"hole_mask must be 2-D (H, W), got shape {hole_mask.shape}")
+    return (hole_mask == 0).astype(np.uint8)
+
+
+def as_dtype(mask: np.ndarray, dtype: type | np.dtype) -> np.ndarray:
+    """Return a 0/1 ``uint8`` mask as ``dtype`` (``np.uint8``, ``bool`` or a float type)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "buif":
+        raise TypeError(f"mask dtype must be bool, an integer or a float type, got {dtype}")
+    return mask.astype(dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Hole ratio and buckets
+# --------------------------------------------------------------------------------------------
+
+
+def hole_ratio(mask: np.ndarray) -> float:
+    """Fraction of hole pixels (zeros) in a ``1 = valid`` mask, in [0, 1]."""
+    mask = validate_mask(mask)
+    return float(np.count_nonzero(mask == 0)) / mask.size
+
+
+def hole_ratio_bucket(ratio: float) -> int | None:
+    """Index (0..5) of the paper's bucket (low, high] that contains ``ratio``, or None if outside.
+
+    >>> hole_ratio_bucket(0.1), hole_ratio_bucket(0.1000001), hole_ratio_bucket(0.7)
+    (0, 1, None)
+    """
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"a hole ratio lies in [0, 1], got {ratio}")
+    for index, (low, high) in enumerate(HOLE_RATIO_BUCKETS):
+        if low < ratio <= high:
+            return index
+    return None
+
+
+def bucket_label(index: int | None) -> str:
+    """Human-readable label of a bucket index, e.g. ``'(0.1, 0.2]'``; ``'outside'`` for None."""
+    if index is None:
+        return "outside"
+    low, high = HOLE_RATIO_BUCKETS[index]
+    return f"({low:g}, {high:g}]"
+
+
+@dataclass(frozen=True)
+class HoleStats:
+    """Hole ratio of a mask and its bucket (index into :data:`HOLE_RATIO_BUCKETS` or None)."""
+
+    ratio: float
+    bucket: int | None
+
+    @property
+    def label(self) -> str:
+        return bucket_label(self.bucket)
+
+    def __str__(self) -> str:
+        return f"{self.ratio:.1%} holes, bucket {self.label}"
+
+
+def hole_stats(mask: np.ndarray) -> HoleStats:
+    """Report a mask's hole ratio and the paper's bucket it falls in."""
+    ratio = hole_ratio(mask)
+    return HoleStats(ratio, hole_ratio_bucket(ratio))
+
+
+# --------------------------------------------------------------------------------------------
+# The generator, in small steps
+# --------------------------------------------------------------------------------------------
+
+
+def stroke_size(height: int, width: int) -> int:
+    """Largest stroke thickness / radius, as in the original course: ``int((H + W) * 0.03)``, ≥ 4."""
+    return max(4, int((height + width) * 0.03))
+
+
+def draw_random_line(canvas: np.ndarray, rng: np.random.Generator, max_size: int) -> None:
+    """Draw one random straight line (thickness 3..max_size) with value 1 on ``canvas`` in place."""
+    height, width = canvas.shape
+    x1, x2 = rng.integers(0, width, size=2)
+    y1, y2 = rng.integers(0, height, size=2)
+    thickness = int(rng.integers(3, max_size + 1))
+    cv2.line(canvas, (int(x1), int(y1)), (int(x2), int(y2)), 1, thickness)
+
+
+def draw_random_circle(canvas: np.ndarray, rng: np.random.Generator, max_size: int) -> None:
+    """Draw one random filled circle (radius 3..max_size) with value 1 on ``canvas`` in place."""
+    height, width = canvas.shape
+    x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+    radius = int(rng.integers(3, max_size + 1))
+    cv2.circle(canvas, (x, y), radius, 1, -1)
+
+
+def draw_random_ellipse(canvas: np.ndarray, rng: np.random.Generator, max_size: int) -> None:
+    """Draw one random ellipse arc (thickness 3..max_size) with value 1 on ``canvas`` in place."""
+    height, width = canvas.shape
+    x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+    axes = (int(rng.integers(1, max(2, width // 2))), int(rng.integers(1, max(2, height // 2))))
+    angle, start, end = (int(v) for v in rng.integers(3, 181, size=3))
+    thickness = int(rng.integers(3, max_size + 1))
+    cv2.ellipse(canvas, (x, y), axes, angle, start, end, 1, thickness)
+
+
+#: The three kinds of stroke, in the order the generator draws them.
+STROKES = (draw_random_line, draw_random_circle, draw_random_ellipse)
+
+
+def _check_size(height: int, width: int) -> None:
+    if int(height) != height or int(width) != width or height < 1 or width < 1:
+        raise ValueError(f"mask size must be positive integers, got {height}x{width}")
+
+
+def random_irregular_mask(
+    height: int,
+    width: int,
+    rng: RngLike = None,
+    *,
+    max_strokes: int = 20,
+    dtype: type | np.dtype = np.uint8,
+) -> np.ndarray:
+    """A random irregular mask like the original course's: 1..``max_strokes`` lines, circles and
+    ellipse arcs each, thickness 3..``stroke_size(H, W)``.
+
+    Args:
+        height, width: mask size in pixels (any positive size; ≥ 64 looks like the paper's).
+        rng: seed or ``numpy.random.Generator``; the same seed gives the same mask.
+        max_strokes: at most this many strokes of each kind.
+        dtype: output dtype (``np.uint8`` default, ``bool`` or a float type).
+
+    Returns:
+        (H, W) array, 1 = valid, 0 = hole. Its hole ratio is uncontrolled (typically 5-50 %);
+        use :func:`random_mask_in_ratio` to control it.
+    """
+    _check_size(height, width)
+    rng = make_rng(rng)
+    canvas = np.zeros((height, width), np.uint8)
+    size = stroke_size(height, width)
+    for draw in STROKES:
+        for _ in range(int(rng.integers(1, max_strokes + 1))):
+            draw(canvas, rng, size)
+    return as_dtype(1 - canvas, dtype)
+
+
+def random_mask_in_ratio(
+    height: int,
+    width: int,
+    min_ratio: float,
+    max_ratio: float,
+    rng: RngLike = None,
+    *,
+    max_tries: int = 200,
+    dtype: type | np.dtype = np.uint8,
+) -> np.ndarray:
+    """A random irregular mask whose hole ratio lies in ``(min_ratio, max_ratio]``.
+
+    Strokes are added one at a time (in random order of kind) until the hole ratio exceeds
+    ``min_ratio``; if the last stroke overshoots ``max_ratio`` the stroke is undone and another
+    one is tried, and after ``max_tries`` failed strokes the mask is started again.
+
+    Raises:
+        ValueError: for an empty or impossible range, or when no mask was found (tiny images
+            cannot make very small ratios: one 3-pixel stroke is already a large share).
+    """
+    _check_size(height, width)
+    if not 0.0 <= min_ratio < max_ratio <= 1.0:
+        raise ValueError(f"need 0 <= min_ratio < max_ratio <= 1, got ({min_ratio}, {max_ratio}]")
+    rng = make_rng(rng)
+    size = stroke_size(height, width)
+    total = height * width
+    for _restart in range(20):
+        canvas = np.zeros((height, width), np.uint8)
+        failures = 0
+        while failures < max_tries:
+            # Thinner strokes as we approach the target keep the last step small.
+            ratio = np.count_nonzero(canvas) / total
+            limit = size if ratio < 0.5 * min_ratio else max(3, size // 2)
+            candidate = canvas.copy()
+            STROKES[int(rng.integers(0, len(STROKES)))](candidate, rng, limit)
+            new_ratio = np.count_nonzero(candidate) / total
+            if new_ratio > max_ratio:
+                failures += 1
+                continue
+            canvas = candidate
+            if new_ratio > min_ratio:
+                return as_dtype(1 - canvas, dtype)
+    raise ValueError(
+        f"could not draw a {height}x{width} mask with a hole ratio in ({min_ratio}, {max_ratio}]; "
+        "the image is probably too small for such a narrow range: use a larger mask or range"
+    )
+
+
+def random_mask_in_bucket(
+    height: int,
+    width: int,
+    bucket: int,
+    rng: RngLike = None,
+    *,
+    dtype: type | np.dtype = np.uint8,
+) -> np.ndarray:
+    """A random irregular mask whose hole ratio lies in the paper's bucket number ``bucket``."""
+    if not 0 <= bucket < len(HOLE_RATIO_BUCKETS):
+        raise ValueError(f"bucket must be 0..{len(HOLE_RATIO_BUCKETS) - 1}, got {bucket}")
+    low, high = HOLE_RATIO_BUCKETS[bucket]
+    return random_mask_in_ratio(height, width, low, high, rng, dtype=dtype)
+
+
+def apply_mask(image: np.ndarray, mask: np.ndarray, fill: int | float = 255) -> np.ndarray:
+    """Return a copy of ``image`` (H, W[, C]) with the holes of ``mask`` (0 = hole) set to ``fill``."""
+    mask = validate_mask(mask)
+    if image.shape[:2] != mask.shape:
+        raise ValueError(f"image {image.shape[:2]} and mask {mask.shape} sizes differ")
+    out = image.copy()
+    out[mask == 0] = fill
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Files: binary PNG masks and mask folders
+# --------------------------------------------------------------------------------------------
+
+
+def save_mask_png(mask: np.ndarray, path: str | Path) -> Path:
+    """Save a ``1 = valid`` mask as a binary 8-bit PNG: valid = 255 (white), hole = 0 (black)."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"masks are saved as PNG (lossless); got {path.name}: use a .png name")
+    mask = validate_mask(mask)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), mask * 255):
+        raise OSError(f"could not write mask file {path}")
+    return path
+
+
+def load_mask_png(
+    path: str | Path,
+    size: tuple[int, int] | None = None,
+    holes_are: str = "black",
+) -> np.ndarray:
+    """Load a binary mask image as ``uint8`` (H, W), 1 = valid, 0 = hole.
+
+    Args:
+        path: an 8-bit grey or colour PNG (or BMP/TIFF) whose pixels are all 0 or 255 (or 0/1).
+        size: optional ``(height, width)``; resized with nearest neighbour only (any other
+            interpolation creates grey pixels and hole outlines).
+        holes_are: ``"black"`` (0 = hole, this library's files) or ``"white"`` (255 = hole, e.g.
+            masks drawn as white strokes on black).
+
+    Raises:
+        FileNotFoundError / ValueError: naming the file, for a missing, unreadable, non-binary or
+        multi-channel-with-different-channels image.
+    """
+    path = Path(path)
+    if holes_are not in ("black", "white"):
+        raise ValueError(f"holes_are must be 'black' or 'white', got {holes_are!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"mask file not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{path}: not a readable image file (corrupt or not an image)")
+    if image.ndim == 3:
+        channels = image[:, :, :3]
+        if not np.all(channels == channels[:, :, :1]):
+            raise ValueError(f"{path}: mask must be grey (all channels equal), got a colour image")
+        image = channels[:, :, 0]
+    values = np.unique(image)
+    if set(values.tolist()) <= {0, 1}:
+        valid = image == 1
+    elif set(values.tolist()) <= {0, 255}:
+        valid = image == 255
+    else:
+        raise ValueError(
+            f"{path}: mask is not binary (found {values.size} grey levels, e.g. "
+            f"{values[:5].tolist()}); save masks as PNG with only 0 and 255, never JPEG, and "
+            "resize them with nearest-neighbour interpolation"
+        )
+    if holes_are == "white":
+        valid = ~valid
+    mask = valid.astype(np.uint8)
+    if size is not None:
+        mask = resize_mask(mask, size)
+    return mask
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a binary mask to ``(height, width)`` with nearest neighbour (stays binary)."""
+    height, width = size
+    _check_size(height, width)
+    return cv2.resize(validate_mask(mask), (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+class MaskFolder:
+    """A folder of binary mask images (e.g. NVIDIA's irregular mask set), sampled with random
+    flips, rotations and crops, nearest-neighbour only.
+
+    Args:
+        folder: directory searched recursively for ``.png``/``.bmp``/``.tif`` files.
+        holes_are: ``"black"`` or ``"white"``, see :func:`load_mask_png`. NVIDIA's released
+            irregular masks mark holes in white on black for the test set in many re-uploads:
+            look at one file and choose.
+    """
+
+    def __init__(self, folder: str | Path, holes_are: str = "black") -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"mask folder not found: {self.folder}")
+        self.files: list[Path] = sorted(
+            p for p in self.folder.rglob("*") if p.suffix.lower() in MASK_EXTENSIONS
+        )
+        if not self.files:
+            raise ValueError(
+                f"no mask files ({', '.join(MASK_EXTENSIONS)}) found in {self.folder}"
+            )
+        self.holes_are = holes_are
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def sample(self, rng: RngLike, height: int, width: int) -> np.ndarray:
+        """One randomly chosen, flipped, rotated and cropped mask of size (height, width), 1 = valid."""
+        rng = make_rng(rng)
+        mask = load_mask_png(self.files[int(rng.integers(len(self.files)))], holes_are=self.holes_are)
+        return random_mask_transform(mask, rng, height, width)
+
+
+def random_mask_transform(
+    mask: np.ndarray, rng: RngLike, height: int, width: int
+) -> np.ndarray:
+    """Randomly flip, rotate (any angle, scaled ×1.5 so no corner is empty) and crop a mask to
+    (height, width), nearest-neighbour only, as the original course did for mask folders."""
+    rng = make_rng(rng)
+    mask = validate_mask(mask)
+    if rng.random() < 0.5:
+        mask = mask[:, ::-1]
+    if rng.random() < 0.5:
+        mask = mask[::-1, :]
+    h, w = mask.shape
+    angle = float(rng.uniform(-180, 180))
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.5)
+    mask = cv2.warpAffine(
+        np.ascontiguousarray(mask), matrix, (w, h), flags=cv2.INTER_NEAREST, borderValue=1
+    )
+    # Crop a random window with the target aspect ratio, then resize (nearest) to the target.
+    scale = min(h / height, w / width)
+    crop_h, crop_w = max(1, int(height * scale)), max(1, int(width * scale))
+    top = int(rng.integers(0, h - crop_h + 1))
+    left = int(rng.integers(0, w - crop_w + 1))
+    return resize_mask(mask[top : top + crop_h, left : left + crop_w], (height, width))
+
+
+def bucket_counts(masks: Sequence[np.ndarray]) -> list[int]:
+    """How many of ``masks`` fall in each of the paper's six buckets (outside ones not counted)."""
+    counts = [0] * len(HOLE_RATIO_BUCKETS)
+    for mask in masks:
+        bucket = hole_stats(mask).bucket
+        if bucket is not None:
+            counts[bucket] += 1
+    return counts
