@@ -1,0 +1,442 @@
+"""Step 5: training data - photos cropped to the training size, each with a random hole mask.
+
+Every item is a dict of torch tensors (the default ``DataLoader`` collate stacks them)::
+
+    {"image":  float32 (3, H, W) in [0, 1]   the ground truth I_gt, RGB
+     "mask":   float32 (1, H, W), 0.0 / 1.0  1 = valid pixel, 0 = hole (the paper's convention)
+     "masked": float32 (3, H, W) in [0, 1]   I_in = image * mask (holes are black)
+     "index":  int                           the item index asked for
+     "path":   str}                          the photo actually used (a name for sample photos)
+
+Reproducibility: the crop, the flip and the mask of item ``i`` come from one NumPy generator
+seeded with ``(seed, epoch, i)``; the same seed, epoch and index give the same item in any
+process or worker. Call :meth:`set_epoch` before each epoch to get new crops and masks.
+
+Sources: :class:`InpaintingDataset` reads any directory tree of photos (ImageNet ``train/`` with
+class sub-folders or a flat ``val/``, Places2, Imagenette, your holiday photos);
+:func:`sample_photo_dataset` uses the photos that ship with scikit-image (offline, for CPU runs
+and tests).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from pconv_lib.masks import MaskFolder, random_irregular_mask
+from pconv_lib.photos import sample_photo, sample_photo_names
+
+#: Photo file extensions found by :func:`find_images` (compared case-insensitively).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+#: A mask generator: ``fn(rng, height, width) -> uint8 (H, W)``, 1 = valid, 0 = hole.
+MaskFn = Callable[[np.random.Generator, int, int], np.ndarray]
+
+SizeLike = int | tuple[int, int]
+
+
+def _as_size(size: SizeLike) -> tuple[int, int]:
+    height, width = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    if int(height) != height or int(width) != width or height < 1 or width < 1:
+        raise ValueError(f"size must be a positive int or (height, width), got {size!r}")
+    return int(height), int(width)
+
+
+def find_images(root: str | os.PathLike) -> list[Path]:
+    """All photos under ``root`` (recursive), sorted by their path relative to ``root``.
+
+    Extensions: :data:`IMAGE_EXTENSIONS`, case-insensitive. Hidden files and folders (name
+    starting with ``.``) are skipped. Sorting makes the index → file mapping identical on every
+    machine.
+
+    Raises:
+        FileNotFoundError: if ``root`` is not a directory.
+        ValueError: if it holds no photo; the message names the folder and the extensions.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                files.append(Path(dirpath) / name)
+    if not files:
+        raise ValueError(
+            f"no images found in {root} (searched recursively for files ending in "
+            f"{', '.join(IMAGE_EXTENSIONS)}, any case); check the path"
+        )
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray | None:
+    """Read a photo as ``uint8`` (H, W, 3) RGB, or return None if it is unreadable/corrupt.
+
+    Grey images are repeated over three channels, alpha is dropped, 16-bit images are scaled
+    to 8 bits (OpenCV's ``IMREAD_COLOR``). Works with non-ASCII paths.
+    """
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError:
+        return None
+    if data.size == 0:
+        return None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None or image.ndim != 3 or image.shape[0] == 0 or image.shape[1] == 0:
+        return None
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def random_crop_flip(
+    image: np.ndarray,
+    size: SizeLike,
+    rng: np.random.Generator,
+    *,
+    flip: bool = True,
+    small: str = "resize",
+    resize_shorter: int | None = None,
+) -> np.ndarray:
+    """Random crop of ``size`` from ``image`` (H, W, 3) ``uint8``, then a random horizontal flip.
+
+    Args:
+        size: ``int`` or ``(height, width)`` of the crop.
+        rng: the generator that draws the crop offset and the flip.
+        flip: flip left-right with probability 0.5.
+        small: what happens to an image smaller than ``size`` in either dimension:
+            ``"resize"`` (default) scales it up, keeping its aspect ratio, just enough for the
+            crop to fit (bicubic); ``"reflect"`` pads it by mirroring its border
+            (``cv2.BORDER_REFLECT_101``), which keeps the pixel scale but repeats content.
+        resize_shorter: if given, first resize the image (aspect ratio kept, area/bicubic) so
+            that its shorter side is this many pixels, e.g. 256 before 224 crops.
+
+    Returns:
+        ``uint8`` (height, width, 3), contiguous.
+    """
+    height, width = _as_size(size)
+    if small not in ("resize", "reflect"):
+        raise ValueError(f"small must be 'resize' or 'reflect', got {small!r}")
+    if resize_shorter is not None:
+        scale = resize_shorter / min(image.shape[:2])
+        image = _rescale(image, scale)
+    h, w = image.shape[:2]
+    if h < height or w < width:
+        if small == "resize":
+            image = _rescale(image, max(height / h, width / w))
+        else:
+            pad_h, pad_w = max(0, height - h), max(0, width - w)
+            image = _reflect_pad(image, pad_h, pad_w)
+        h, w = image.shape[:2]
+    top = int(rng.integers(0, h - height + 1))
+    left = int(rng.integers(0, w - width + 1))
+    crop = image[top : top + height, left : left + width]
+    if flip and rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return np.ascontiguousarray(crop)
+
+
+def _rescale(image: np.ndarray, scale: float) -> np.ndarray:
+    h, w = image.shape[:2]
+    # ceil so that a scale-up never falls one pixel short of the crop size
+    new_h, new_w = max(1, int(np.ceil(h * scale - 1e-6))), max(1, int(np.ceil(w * scale - 1e-6)))
+    if (new_h, new_w) == (h, w):
+        return image
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+
+
+def _reflect_pad(image: np.ndarray, pad_h: int, pad_w: int) -> np.ndarray:
+    # BORDER_REFLECT_101 needs pad < size; repeat until large enough (tiny images).
+    while pad_h > 0 or pad_w > 0:
+        step_h = min(pad_h, image.shape[0] - 1)
+        step_w = min(pad_w, image.shape[1] - 1)
+        if step_h == 0 and step_w == 0:  # a 1-pixel image: replicate
+            return cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+        top, left = step_h // 2, step_w // 2
+        image = cv2.copyMakeBorder(
+            image, top, step_h - top, left, step_w - left, cv2.BORDER_REFLECT_101
+        )
+        pad_h, pad_w = pad_h - step_h, pad_w - step_w
+    return image
+
+
+def _to_item(image: np.ndarray, mask: np.ndarray, index: int, path: str) -> dict:
+    image_t = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
+    mask_t = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]
+    return {
+        "image": image_t,
+        "mask": mask_t,
+        "masked": image_t * mask_t,
+        "index": index,
+        "path": path,
+    }
+
+
+class _CropMaskDataset(Dataset):
+    """Shared logic: seeded per-item generator, crop + flip, mask (generated or from a folder)."""
+
+    def __init__(
+        self,
+        size: SizeLike,
+        *,
+        masks: str | os.PathLike | MaskFolder | None,
+        holes_are: str,
+        mask_fn: MaskFn | None,
+        seed: int,
+        flip: bool,
+        small: str,
+        resize_shorter: int | None,
+    ) -> None:
+        self.size = _as_size(size)
+        if masks is not None and mask_fn is not None:
+            raise ValueError("give either masks (a mask folder) or mask_fn, not both")
+        if masks is not None and not isinstance(masks, MaskFolder):
+            masks = MaskFolder(masks, holes_are=holes_are)
+        self.mask_folder: MaskFolder | None = masks
+        self.mask_fn = mask_fn
+        self.seed = int(seed)
+        self.epoch = 0
+        self.flip = flip
+        if small not in ("resize", "reflect"):
+            raise ValueError(f"small must be 'resize' or 'reflect', got {small!r}")
+        self.small = small
+        self.resize_shorter = resize_shorter
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the crops and masks of ``epoch`` (call before iterating a DataLoader)."""
+        self.epoch = int(epoch)
+
+    def rng_for(self, index: int) -> np.random.Generator:
+        """The generator of item ``index`` in the current epoch: seeded by (seed, epoch, index)."""
+        return np.random.default_rng([self.seed, self.epoch, int(index)])
+
+    def make_mask(self, rng: np.random.Generator) -> np.ndarray:
+        """One (H, W) ``uint8`` mask, 1 = valid, for the training size."""
+        height, width = self.size
+        if self.mask_folder is not None:
+            mask = self.mask_folder.sample(rng, height, width)
+        elif self.mask_fn is not None:
+            mask = np.asarray(self.mask_fn(rng, height, width))
+        else:
+            mask = random_irregular_mask(height, width, rng)
+        if mask.shape != (height, width):
+            raise ValueError(f"mask generator returned shape {mask.shape}, expected {self.size}")
+        return mask
+
+    def _build(self, image: np.ndarray, rng: np.random.Generator, index: int, path: str) -> dict:
+        crop = random_crop_flip(
+            image,
+            self.size,
+            rng,
+            flip=self.flip,
+            small=self.small,
+            resize_shorter=self.resize_shorter,
+        )
+        return _to_item(crop, self.make_mask(rng), index, path)
+
+
+class InpaintingDataset(_CropMaskDataset):
+    """Photos from a folder tree, randomly cropped and flipped, each with a random hole mask.
+
+    Works with ImageNet's ``train/`` (class sub-folders) and ``val/`` (flat) layouts, Places2,
+    Imagenette, or any tree of photos: files are found recursively by extension
+    (:data:`IMAGE_EXTENSIONS`, case-insensitive) and sorted for determinism. Class labels are
+    ignored.
+
+    Args:
+        root: the folder.
+        size: training size, ``int`` or ``(height, width)``.
+        masks: optional folder of binary mask images (or a :class:`~pconv_lib.masks.MaskFolder`);
+            by default masks are drawn on the fly with
+            :func:`~pconv_lib.masks.random_irregular_mask`.
+        holes_are: for ``masks`` given as a path: ``"black"`` or ``"white"`` holes in the files.
+        mask_fn: a custom generator ``fn(rng, height, width) -> (H, W)`` 1 = valid (e.g. masks
+            in one hole-ratio bucket); not together with ``masks``.
+        seed: base seed; item ``i`` of epoch ``e`` uses ``default_rng([seed, e, i])``.
+        flip: random horizontal flip (on by default; switch off for validation).
+        small: images smaller than ``size`` are scaled up (``"resize"``, default) or
+            mirror-padded (``"reflect"``); see :func:`random_crop_flip`.
+        resize_shorter: resize every photo so its shorter side has this length before cropping
+            (None: crop at the photo's own resolution).
+        max_retries: how many other photos to try when one cannot be read.
+
+    An unreadable or corrupt file is skipped with a ``UserWarning`` naming it, and another photo
+    (chosen by the item's generator) is used instead; after ``max_retries`` failures in a row a
+    ``RuntimeError`` is raised. Items: see the module docstring.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        size: SizeLike = 256,
+        *,
+        masks: str | os.PathLike | MaskFolder | None = None,
+        holes_are: str = "black",
+        mask_fn: MaskFn | None = None,
+        seed: int = 0,
+        flip: bool = True,
+        small: str = "resize",
+        resize_shorter: int | None = None,
+        max_retries: int = 10,
+    ) -> None:
+        super().__init__(
+            size,
+            masks=masks,
+            holes_are=holes_are,
+            mask_fn=mask_fn,
+            seed=seed,
+            flip=flip,
+            small=small,
+            resize_shorter=resize_shorter,
+        )
+        self.root = Path(root)
+        self.files = find_images(self.root)
+        self.max_retries = int(max_retries)
+        self._bad: set[Path] = set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} images")
+        index = int(index) % len(self)
+        rng = self.rng_for(index)
+        candidate = index
+        for _ in range(self.max_retries + 1):
+            path = self.files[candidate]
+            image = None if path in self._bad else read_image(path)
+            if image is not None:
+                return self._build(image, rng, index, str(path))
+            if path not in self._bad:
+                self._bad.add(path)
+                warnings.warn(
+                    f"skipping unreadable or corrupt image {path}; using another one instead",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            candidate = int(rng.integers(len(self)))
+        raise RuntimeError(
+            f"could not read any image after {self.max_retries + 1} tries starting at "
+            f"{self.files[index]}; are the files in {self.root} valid images?"
+        )
+
+
+class SamplePhotoDataset(_CropMaskDataset):
+    """The scikit-image sample photos (:mod:`pconv_lib.photos`) as a tiny offline dataset.
+
+    Item ``i`` is a random crop (and flip) of photo ``names[i % len(names)]`` with a random
+    mask; ``repeats`` sets how many items per photo. Useful for CPU runs, notebooks and tests.
+
+    Args:
+        size: crop size, ``int`` or ``(height, width)``.
+        names: photo names (default: all of :func:`~pconv_lib.photos.sample_photo_names`).
+        repeats: items per photo (``len = repeats * len(names)``).
+        photo_scale: rescale the photos by this factor once, when loading (e.g. 0.25 so that
+            a 64-pixel crop shows a whole object rather than a patch of texture).
+        Other arguments: as for :class:`InpaintingDataset`.
+    """
+
+    def __init__(
+        self,
+        size: SizeLike = 64,
+        *,
+        names: Sequence[str] | None = None,
+        repeats: int = 1,
+        photo_scale: float = 1.0,
+        masks: str | os.PathLike | MaskFolder | None = None,
+        holes_are: str = "black",
+        mask_fn: MaskFn | None = None,
+        seed: int = 0,
+        flip: bool = True,
+        small: str = "resize",
+    ) -> None:
+        super().__init__(
+            size,
+            masks=masks,
+            holes_are=holes_are,
+            mask_fn=mask_fn,
+            seed=seed,
+            flip=flip,
+            small=small,
+            resize_shorter=None,
+        )
+        if repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {repeats}")
+        if not photo_scale > 0:
+            raise ValueError(f"photo_scale must be > 0, got {photo_scale}")
+        self.names = list(names) if names is not None else sample_photo_names()
+        if not self.names:
+            raise ValueError("names is empty; give at least one sample photo name")
+        self.repeats = int(repeats)
+        self.photos = [_rescale(sample_photo(name), photo_scale) for name in self.names]
+
+    def __len__(self) -> int:
+        return self.repeats * len(self.names)
+
+    def __getitem__(self, index: int) -> dict:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        index = int(index) % len(self)
+        photo = index % len(self.names)
+        return self._build(self.photos[photo], self.rng_for(index), index, self.names[photo])
+
+
+def sample_photo_dataset(size: SizeLike = 64, **kwargs) -> SamplePhotoDataset:
+    """``SamplePhotoDataset(size, **kwargs)``: the sample photos as a tiny default dataset."""
+    return SamplePhotoDataset(size, **kwargs)
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn`` for DataLoader: seed Python/NumPy from torch's per-worker seed.
+
+    Items do not need it (they use their own seeded generator), but user transforms that call
+    ``random`` or ``np.random`` then differ between workers and repeat between runs.
+    """
+    del worker_id
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    cv2.setNumThreads(1)
+
+
+def make_dataloader(
+    dataset: Dataset,
+    batch_size: int = 4,
+    *,
+    shuffle: bool = True,
+    num_workers: int = 0,
+    seed: int = 0,
+    drop_last: bool = True,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A ``DataLoader`` with a seeded shuffle order and seeded workers.
+
+    The shuffle order comes from a ``torch.Generator`` seeded with ``seed`` (the n-th iteration
+    of the loader gives the same order in every run). With a dataset from this module, call
+    ``dataset.set_epoch(epoch)`` before each epoch for new crops and masks
+    (``persistent_workers`` is off so that workers see the new epoch).
+    ``drop_last`` defaults to True: BatchNorm dislikes a last batch of one.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    generator = torch.Generator()
+    generator.manual_seed(int(seed))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        worker_init_fn=seed_worker if num_workers > 0 else None,
+        generator=generator,
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+    )

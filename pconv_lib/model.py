@@ -1,0 +1,337 @@
+"""Step 3: the PConv UNet of Liu et al. (arXiv 1804.07723), with depth and width as parameters.
+
+Architecture (paper table, 512x512 input, ``depth=8``; ``depth=7`` for 256x256)::
+
+    layer          kernel  channels                 stride  BN   activation
+    PConv1         7       64                       2       no   ReLU
+    PConv2         5       128                      2       yes  ReLU
+    PConv3         5       256                      2       yes  ReLU
+    PConv4..depth  3       512                      2       yes  ReLU
+    decoder        3       512 ... 512,256,128,64   1       yes  LeakyReLU(0.2)
+    last           3       out_channels (3)         1       no   none
+
+Each decoder level upsamples the features and the mask by 2 (nearest), concatenates the skip
+features of the same resolution to the features, and the skip mask to the mask. The decoder
+uses per-channel masks: single-channel masks are expanded to their features' channel counts
+before the concatenation, so the concatenated mask matches the concatenated features channel
+by channel. The last level concatenates the input image and its mask. Channel counts are
+scaled by ``width`` (``max(1, round(c * width))``) for small CPU models; ``in_channels`` and
+``out_channels`` are not scaled.
+
+Convolutions followed by BatchNorm have no bias (BN's shift replaces it); the first encoder layer
+and the last decoder layer, which have no BN, have one. Masks follow the library convention
+``1 = valid, 0 = hole``. Images are float ``(N, in_channels, H, W)``, typically in [0, 1]; the
+output is unbounded (no sigmoid, as in the paper).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pconv_lib.layers import PartialConv2d
+
+__all__ = [
+    "MIN_DEPTH",
+    "MAX_DEPTH",
+    "LayerSpec",
+    "PConvBlock",
+    "PConvUNet",
+    "architecture",
+    "count_parameters",
+    "encoder_channels",
+    "expected_parameter_count",
+]
+
+MIN_DEPTH = 3
+MAX_DEPTH = 10
+
+
+class LayerSpec(NamedTuple):
+    """One partial-convolution layer of the UNet, as in the architecture table.
+
+    ``in_scale``: the layer's input resolution is ``image size / in_scale``.
+    ``activation``: ``"relu"``, ``"leaky_relu"`` or ``"none"``.
+    """
+
+    name: str
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    stride: int
+    batch_norm: bool
+    activation: str
+    in_scale: int
+
+
+def _check_depth_width(depth: int, width: float) -> None:
+    if isinstance(depth, bool) or not isinstance(depth, int):
+        raise TypeError(f"depth must be an int, got {type(depth).__name__}")
+    if not MIN_DEPTH <= depth <= MAX_DEPTH:
+        raise ValueError(
+            f"depth must be between {MIN_DEPTH} and {MAX_DEPTH}, got {depth}: the paper uses 7 "
+            "for 256x256 and 8 for 512x512 images; 3-6 make small CPU models"
+        )
+    if not isinstance(width, (int, float)) or isinstance(width, bool) or not width > 0:
+        raise ValueError(
+            f"width must be a positive number (channel multiplier), got {width!r}; "
+            "1.0 is the paper's model, e.g. 0.125 makes a small CPU model"
+        )
+
+
+def encoder_channels(depth: int, width: float = 1.0) -> list[int]:
+    """Output channels of encoder layers 1..depth: 64, 128, 256, 512, ... scaled by ``width``."""
+    _check_depth_width(depth, width)
+    base = [64, 128, 256] + [512] * (depth - 3)
+    return [max(1, round(c * width)) for c in base]
+
+
+def architecture(
+    depth: int = 7, width: float = 1.0, in_channels: int = 3, out_channels: int = 3
+) -> list[LayerSpec]:
+    """The ``2 * depth`` partial-convolution layers of :class:`PConvUNet`, input to output."""
+    enc = encoder_channels(depth, width)
+    kernels = [7, 5, 5] + [3] * (depth - 3)
+    specs = []
+    prev = in_channels
+    for i, (c, k) in enumerate(zip(enc, kernels, strict=True)):
+        specs.append(
+            LayerSpec(f"enc{i + 1}", prev, c, k, 2, i > 0, "relu", 2**i)
+        )
+        prev = c
+    # decoder: level j upsamples the output of the level below and concatenates skip j
+    skips = [in_channels] + enc[:-1]  # skip feature channels at scales 1, 2, 4, ...
+    for j in range(depth - 1, -1, -1):
+        last = j == 0
+        cout = out_channels if last else skips[j]
+        specs.append(
+            LayerSpec(
+                f"dec{2 * depth - j}",
+                prev + skips[j],
+                cout,
+                3,
+                1,
+                not last,
+                "none" if last else "leaky_relu",
+                2**j,
+            )
+        )
+        prev = cout
+    return specs
+
+
+def expected_parameter_count(
+    depth: int, width: float = 1.0, in_channels: int = 3, out_channels: int = 3
+) -> int:
+    """Number of parameters of ``PConvUNet(depth, width, ...)`` from the architecture table.
+
+    Per layer: ``C_in * C_out * k * k`` weights, plus ``C_out`` biases when the layer has no
+    BatchNorm, plus ``2 * C_out`` BatchNorm affine parameters when it has one (running
+    statistics are buffers, not parameters).
+    """
+    total = 0
+    for s in architecture(depth, width, in_channels, out_channels):
+        total += s.in_channels * s.out_channels * s.kernel_size**2
+        total += 2 * s.out_channels if s.batch_norm else s.out_channels
+    return total
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameter elements of ``model`` (only ``requires_grad`` ones if asked)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+class PConvBlock(nn.Module):
+    """``PartialConv2d`` -> optional ``BatchNorm2d`` -> activation; ``forward(x, mask)``.
+
+    Returns ``(features, new_mask)``; ``new_mask`` is ``(N, 1, H', W')``, 1 = valid.
+    BatchNorm and activation are applied everywhere, holes included; the next layer ignores
+    hole values because it multiplies by the mask.
+    """
+
+    def __init__(self, spec: LayerSpec, check_mask: bool = False) -> None:
+        super().__init__()
+        self.conv = PartialConv2d(
+            spec.in_channels,
+            spec.out_channels,
+            spec.kernel_size,
+            stride=spec.stride,
+            padding=spec.kernel_size // 2,
+            bias=not spec.batch_norm,
+            check_mask=check_mask,
+        )
+        self.bn = nn.BatchNorm2d(spec.out_channels) if spec.batch_norm else None
+        if spec.activation == "relu":
+            self.act: nn.Module = nn.ReLU(inplace=True)
+        elif spec.activation == "leaky_relu":
+            self.act = nn.LeakyReLU(0.2, inplace=True)
+        else:
+            self.act = nn.Identity()
+
+    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        h, new_mask = self.conv(x, mask)
+        if self.bn is not None:
+            h = self.bn(h)
+        return self.act(h), new_mask
+
+
+def _size_hint(name: str, size: int, multiple: int, depth: int) -> str:
+    lo = (size // multiple) * multiple
+    hi = lo + multiple
+    options = f"{lo} or {hi}" if lo > 0 else f"{hi}"
+    return (
+        f"{name} {size} is not a multiple of 2**{depth} = {multiple}; use {options} (pad or "
+        "crop), a smaller depth, or pconv_lib.tiling for any size"
+    )
+
+
+class PConvUNet(nn.Module):
+    """The paper's partial-convolution UNet.
+
+    Args:
+        depth: number of encoder levels (7 for 256x256, 8 for 512x512; 3-6 for tiny models).
+            Input height and width must be multiples of ``2**depth``.
+        width: channel multiplier (1.0 = paper; channels are ``max(1, round(c * width))``).
+        in_channels, out_channels: image channels in and out (3 and 3 for RGB).
+        freeze_encoder_bn: start with the encoder BatchNorm layers frozen (fine-tuning stage),
+            see :meth:`freeze_encoder_bn`.
+        check_mask: check once per forward that mask values are exactly 0 or 1.
+
+    ``forward(image, mask) -> (output, output_mask)``:
+
+    * ``image``: float ``(N, in_channels, H, W)``, usually in [0, 1] (holes may hold anything
+      finite: they are multiplied by 0).
+    * ``mask``: float ``(N, 1, H, W)`` or ``(N, in_channels, H, W)``, 1 = valid, 0 = hole, on
+      the image's device.
+    * ``output``: ``(N, out_channels, H, W)``, the raw prediction (compose it with the input,
+      ``mask * image + (1 - mask) * output``, for the final picture).
+    * ``output_mask``: ``(N, 1, H, W)``, 1 where the network saw valid pixels; all ones unless
+      a hole is wider than the receptive field.
+
+    In training mode BatchNorm needs more than one value per channel at the deepest level,
+    which is ``(H / 2**depth) x (W / 2**depth)`` per image: use batch >= 2 or inputs of at least
+    ``2 * 2**depth`` pixels per side (the paper's 256 / 512 with depth 7 / 8 give 2x2).
+    """
+
+    def __init__(
+        self,
+        depth: int = 7,
+        width: float = 1.0,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        freeze_encoder_bn: bool = False,
+        *,
+        check_mask: bool = True,
+    ) -> None:
+        super().__init__()
+        specs = architecture(depth, width, in_channels, out_channels)
+        self.depth = depth
+        self.width = float(width)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.check_mask = check_mask
+        self.encoder = nn.ModuleList(PConvBlock(s) for s in specs[:depth])
+        self.decoder = nn.ModuleList(PConvBlock(s) for s in specs[depth:])
+        self._encoder_bn_frozen = False
+        if freeze_encoder_bn:
+            self.freeze_encoder_bn(True)
+
+    # ------------------------------------------------------------------ BN freezing
+    @property
+    def encoder_bn_frozen(self) -> bool:
+        """True while the encoder BatchNorm layers are frozen."""
+        return self._encoder_bn_frozen
+
+    def _encoder_bns(self) -> list[nn.BatchNorm2d]:
+        return [b.bn for b in self.encoder if b.bn is not None]
+
+    def freeze_encoder_bn(self, frozen: bool = True) -> PConvUNet:
+        """Freeze (or unfreeze) the encoder BatchNorm layers, as in the paper's fine-tuning.
+
+        Frozen: they stay in eval mode (running statistics used, not updated) even after
+        ``model.train()``, and their weight and bias have ``requires_grad=False``. Decoder
+        BatchNorm layers are unaffected. Returns the model.
+        """
+        self._encoder_bn_frozen = bool(frozen)
+        for bn in self._encoder_bns():
+            for p in bn.parameters():
+                p.requires_grad_(not frozen)
+            bn.train(self.training and not frozen)
+        return self
+
+    def train(self, mode: bool = True) -> PConvUNet:
+        """Like ``nn.Module.train``, but frozen encoder BatchNorm layers stay in eval mode."""
+        super().train(mode)
+        if self._encoder_bn_frozen:
+            for bn in self._encoder_bns():
+                bn.eval()
+        return self
+
+    # ------------------------------------------------------------------ forward
+    def _check_inputs(self, image: Tensor, mask: Tensor) -> None:
+        if not isinstance(image, Tensor) or not isinstance(mask, Tensor):
+            raise TypeError(
+                "image and mask must be torch tensors, got "
+                f"{type(image).__name__} and {type(mask).__name__}"
+            )
+        if image.dim() != 4 or image.shape[1] != self.in_channels:
+            raise ValueError(
+                f"image must be (N, {self.in_channels}, H, W), got shape {tuple(image.shape)}; "
+                "for one image use image[None], for (N, H, W, C) use image.permute(0, 3, 1, 2)"
+            )
+        if not image.is_floating_point():
+            raise TypeError(
+                f"image must be a floating tensor, got {image.dtype}: use image.float() / 255 "
+                "for uint8 pictures"
+            )
+        n, c, h, w = image.shape
+        if (
+            mask.dim() != 4
+            or mask.shape[0] != n
+            or tuple(mask.shape[2:]) != (h, w)
+            or mask.shape[1] not in (1, c)
+        ):
+            raise ValueError(
+                f"mask shape {tuple(mask.shape)} does not match image shape {tuple(image.shape)}:"
+                f" expected ({n}, 1, {h}, {w}) or ({n}, {c}, {h}, {w}), 1 = valid, 0 = hole"
+            )
+        multiple = 2**self.depth
+        for name, size in (("height", h), ("width", w)):
+            if size % multiple:
+                raise ValueError(_size_hint(name, size, multiple, self.depth))
+        first = self.encoder[0].conv
+        # the first layer validates dtype, device and values once; inner masks are built here
+        saved = first.check_mask
+        first.check_mask = self.check_mask
+        try:
+            first._check_mask(image, mask)
+        finally:
+            first.check_mask = saved
+
+    def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Inpaint ``image`` where ``mask`` is 0; returns ``(output, output_mask)``."""
+        self._check_inputs(image, mask)
+        feats = [image]
+        masks = [mask]
+        h, m = image, mask
+        for block in self.encoder:
+            h, m = block(h, m)
+            feats.append(h)
+            masks.append(m)
+        for j, block in enumerate(self.decoder):
+            skip_index = self.depth - 1 - j
+            skip, skip_mask = feats[skip_index], masks[skip_index]
+            h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+            m = F.interpolate(m, scale_factor=2.0, mode="nearest")
+            m_cat = torch.cat(
+                (
+                    m.expand(-1, h.shape[1], -1, -1),
+                    skip_mask.to(m.dtype).expand(-1, skip.shape[1], -1, -1),
+                ),
+                dim=1,
+            )
+            h, m = block(torch.cat((h, skip), dim=1), m_cat)
+        return h, m

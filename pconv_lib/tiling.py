@@ -1,0 +1,606 @@
+"""Step 5: inpaint images of any size by running the model on overlapping tiles.
+
+A PConv UNet takes inputs whose sides are multiples of ``2**depth`` and its memory grows with the
+image area. :func:`predict_tiled` lifts both limits:
+
+1. **Pad** the image (and mask) at the borders so that a regular grid of tiles covers it: reflect
+   padding where the image is large enough, replicate padding where it is too small to reflect
+   (e.g. a 1×1 image). Tiles are ``tile_size``×``tile_size``; an image smaller than one tile gets a
+   single tile of its own size rounded up to ``multiple``. When several tiles are needed along an
+   axis, ``overlap // 2`` pixels of reflected context are added on each side so that the model
+   also sees context around the image border.
+2. **Split** the padded image into tiles on a regular grid with stride ``tile_size - overlap``
+   (:func:`tile_grid`).
+3. **Skip** tiles that contain no hole (``skip_empty=True``): their pixels are valid and come from
+   the input anyway. A tile that contains a hole pixel always runs, so every hole pixel is
+   predicted by *all* the tiles that cover it, exactly as without skipping.
+4. **Run** the remaining tiles in batches of ``batch_size`` under ``torch.no_grad()``.
+5. **Blend** overlapping predictions with a smooth, strictly positive window
+   (:func:`blend_window`, a separable raised-cosine ramp over the overlap): accumulate
+   ``window * prediction`` and ``window``, then divide. Neighbouring tiles cross-fade, so no
+   seam shows even when the model's output depends on the tile it sees.
+6. **Crop** back and **composite**: ``output = mask * input + (1 - mask) * blended``. Valid
+   input pixels are returned *exactly* (bit for bit, also for ``uint8`` images).
+
+Conventions: masks are ``1 = valid pixel, 0 = hole``. Images are either a float tensor
+(3, H, W) or (1, 3, H, W) in [0, 1], or a NumPy ``uint8`` (H, W, 3) RGB array; the result has
+the same type and layout as the input. The model is any callable
+``model(image, mask) -> output`` or ``-> (output, output_mask)`` taking float32 (N, 3, h, w) images
+in [0, 1] and (N, 1, h, w) masks; the image it receives is already multiplied by the mask (holes
+are 0), as in the paper.
+
+Train/eval mode: these functions never call ``model.eval()`` or ``model.train()``: the caller's
+mode is respected. Call ``model.eval()`` first; a module left in training mode makes batch norm
+use the statistics of each batch of tiles, so a warning is issued.
+
+:func:`predict_whole` (one pass over the padded image) and :func:`predict_naive_chunks` (the
+original Keras course's chunking, which shows seams) are the baselines the lesson compares with.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "TiledResult",
+    "blend_window",
+    "predict_naive_chunks",
+    "predict_tiled",
+    "predict_whole",
+    "tile_grid",
+]
+
+Model = Callable[..., object]
+Size2 = int | tuple[int, int]
+
+
+@dataclass
+class TiledResult:
+    """What :func:`predict_tiled` (and the baselines) return.
+
+    Attributes:
+        image: the inpainted image, same type, dtype and layout as the input image (``uint8``
+            (H, W, 3) NumPy in → ``uint8`` (H, W, 3) out; float tensor (3, H, W) or
+            (1, 3, H, W) in → the same out, on the input's device). Valid input pixels are kept
+            exactly.
+        tiles_total: number of tiles in the grid.
+        tiles_run: number of tiles the model actually ran on (``tiles_total - tiles_skipped``).
+        tile_shape: (height, width) of one tile as fed to the model.
+        padded_shape: (height, width) of the padded image the grid covers.
+        prediction: with ``return_prediction=True``, the blended model output before compositing,
+            float32 tensor (1, 3, H, W) on the CPU, in [0, 1] if the model's output is; pixels that
+            no running tile covered hold the input there. ``None`` otherwise.
+    """
+
+    image: np.ndarray | torch.Tensor
+    tiles_total: int
+    tiles_run: int
+    tile_shape: tuple[int, int] = (0, 0)
+    padded_shape: tuple[int, int] = (0, 0)
+    prediction: torch.Tensor | None = None
+
+    @property
+    def tiles_skipped(self) -> int:
+        """Tiles copied through without running the model (they contain no hole)."""
+        return self.tiles_total - self.tiles_run
+
+    def summary(self) -> str:
+        """One line, e.g. ``"12 tiles of 256x256 (ran 5, skipped 7), padded to 640x832"``."""
+        th, tw = self.tile_shape
+        ph, pw = self.padded_shape
+        return (
+            f"{self.tiles_total} tiles of {th}x{tw} (ran {self.tiles_run}, skipped "
+            f"{self.tiles_skipped}), padded to {ph}x{pw}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Grid and window
+# --------------------------------------------------------------------------------------------
+
+
+def _pair(size: Size2, name: str) -> tuple[int, int]:
+    if isinstance(size, (int, np.integer)):
+        size = (int(size), int(size))
+    if (
+        not isinstance(size, tuple)
+        or len(size) != 2
+        or not all(isinstance(s, (int, np.integer)) for s in size)
+    ):
+        raise TypeError(f"{name} must be an int or a (height, width) pair of ints, got {size!r}")
+    if size[0] < 1 or size[1] < 1:
+        raise ValueError(f"{name} must be positive, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def _axis_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile starts along one axis: stride ``tile - overlap``, the last tile flush with the end."""
+    if length < tile:
+        raise ValueError(
+            f"the image side ({length}) is smaller than the tile ({tile}); pad it first "
+            "(predict_tiled does this for you)"
+        )
+    if length == tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride))
+    starts.append(length - tile)
+    return starts
+
+
+def tile_grid(height: int, width: int, tile_size: Size2, overlap: int) -> list[tuple[int, int]]:
+    """Top-left corners (top, left) of the tiles that cover a (padded) ``height``×``width`` image.
+
+    Tiles are ``tile_size`` (an int, or (tile_height, tile_width)); consecutive tiles start
+    ``tile - overlap`` pixels apart, row by row. When the size is not exactly ``tile + k * stride``
+    the last row/column is moved so that it ends flush with the border (it then overlaps its
+    neighbour by more than ``overlap``). :func:`predict_tiled` pads images so that the grid is
+    exactly regular.
+
+    Raises:
+        ValueError: if the image is smaller than one tile, or ``overlap`` is not in
+            [0, tile size).
+    """
+    th, tw = _pair(tile_size, "tile_size")
+    if not isinstance(overlap, (int, np.integer)) or overlap < 0:
+        raise ValueError(f"overlap must be a non-negative int, got {overlap!r}")
+    for length, tile in ((height, th), (width, tw)):
+        if length > tile:  # the overlap only matters along axes with several tiles
+            _check_overlap(overlap, tile)
+    tops = _axis_starts(int(height), th, int(overlap))
+    lefts = _axis_starts(int(width), tw, int(overlap))
+    return [(top, left) for top in tops for left in lefts]
+
+
+def _check_overlap(overlap: int, tile: int) -> None:
+    if not isinstance(overlap, (int, np.integer)) or overlap < 0:
+        raise ValueError(f"overlap must be a non-negative int, got {overlap!r}")
+    if overlap >= tile:
+        raise ValueError(
+            f"overlap ({overlap}) must be smaller than the tile size ({tile}); "
+            "a typical choice is tile_size // 4"
+        )
+
+
+def _ramp(length: int, overlap: int) -> torch.Tensor:
+    ramp_len = min(overlap, length // 2)
+    w = torch.ones(length, dtype=torch.float64)
+    if ramp_len > 0:
+        i = torch.arange(ramp_len, dtype=torch.float64)
+        rise = torch.sin(math.pi * (i + 0.5) / (2 * ramp_len)) ** 2  # in (0, 1), never 0
+        w[:ramp_len] = rise
+        w[length - ramp_len :] = torch.minimum(w[length - ramp_len :], rise.flip(0))
+    return w
+
+
+def blend_window(tile_size: Size2, overlap: int) -> torch.Tensor:
+    """Blending weights for one tile: float32 (tile_height, tile_width), values in (0, 1].
+
+    Separable: the outer product of two 1-D ramps that rise as ``sin²`` over the first
+    ``overlap`` pixels, stay at 1 in the middle and fall symmetrically over the last ``overlap``
+    pixels (ramps are capped at half the tile). Sampled at pixel centres, so every weight is
+    strictly positive, and a rising ramp plus the falling ramp of the neighbouring tile sum to 1
+    (``sin² + cos² = 1``) when tiles overlap by exactly ``overlap``.
+    """
+    th, tw = _pair(tile_size, "tile_size")
+    if not isinstance(overlap, (int, np.integer)) or overlap < 0:
+        raise ValueError(f"overlap must be a non-negative int, got {overlap!r}")
+    return torch.outer(_ramp(th, int(overlap)), _ramp(tw, int(overlap))).to(torch.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Input checking and conversion
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Input:
+    image: torch.Tensor  # float32 (1, 3, H, W), CPU, [0, 1]
+    mask: torch.Tensor  # float32 (1, 1, H, W), CPU, exactly 0/1
+    original: np.ndarray | torch.Tensor
+    kind: str  # "numpy" | "tensor3" | "tensor4"
+
+
+def _prepare(image: object, mask: object) -> _Input:
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise TypeError(
+                "a NumPy image must be uint8 (H, W, 3) RGB; got "
+                f"{image.dtype} {image.shape}. For a float image in [0, 1], pass a torch tensor "
+                "(3, H, W) instead: torch.from_numpy(img).permute(2, 0, 1)"
+            )
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+        tensor = tensor.to(torch.float32) / 255.0
+        kind = "numpy"
+    elif isinstance(image, torch.Tensor):
+        if not image.is_floating_point():
+            raise TypeError(
+                f"a tensor image must be float in [0, 1], got dtype {image.dtype}; "
+                "use image.float() / 255 for 0..255 values"
+            )
+        if image.ndim == 3 and image.shape[0] == 3:
+            tensor, kind = image[None], "tensor3"
+        elif image.ndim == 4 and image.shape[:2] == (1, 3):
+            tensor, kind = image, "tensor4"
+        else:
+            raise ValueError(
+                f"a tensor image must be (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}; "
+                "tile one image at a time"
+            )
+        tensor = tensor.detach().to("cpu", torch.float32)
+        if tensor.numel() and (
+            not torch.isfinite(tensor).all() or tensor.min() < 0 or tensor.max() > 1
+        ):
+            raise ValueError("image values must be finite and in [0, 1]; divide 0..255 by 255")
+    else:
+        raise TypeError(
+            "image must be a NumPy uint8 (H, W, 3) array or a float tensor (3, H, W) / "
+            f"(1, 3, H, W), got {type(image).__name__}"
+        )
+    height, width = tensor.shape[-2:]
+    if height < 1 or width < 1:
+        raise ValueError(f"image must be at least 1x1, got {height}x{width}")
+
+    if isinstance(mask, np.ndarray):
+        m = torch.from_numpy(np.ascontiguousarray(mask))
+    elif isinstance(mask, torch.Tensor):
+        m = mask.detach().cpu()
+    else:
+        raise TypeError(f"mask must be a NumPy array or a torch tensor, got {type(mask).__name__}")
+    if tuple(m.shape) not in ((height, width), (1, height, width), (1, 1, height, width)):
+        raise ValueError(
+            f"mask must have shape ({height}, {width}) or (1, 1, {height}, {width}) to match the "
+            f"image, got {tuple(m.shape)} (1 = valid, 0 = hole)"
+        )
+    if m.dtype == torch.bool:
+        m = m.to(torch.float32)
+    else:
+        binary = (m == 0) | (m == 1)
+        if not bool(binary.all()):
+            values = torch.unique(m[~binary])[:5].tolist()
+            raise ValueError(
+                f"mask must be binary, 1 = valid and 0 = hole; found other values {values}. "
+                "A 0/255 mask: use (mask > 127); a 'nonzero = hole' mask: use "
+                "pconv_lib.masks.from_nonzero_hole(mask)"
+            )
+        m = m.to(torch.float32)
+    return _Input(tensor, m.reshape(1, 1, height, width), image, kind)
+
+
+def _finish(
+    inp: _Input, blended: torch.Tensor, covered: torch.Tensor | None = None
+) -> np.ndarray | torch.Tensor:
+    """Composite ``blended`` (1, 3, H, W) float32 with the input; return it in the input's form."""
+    valid = inp.mask.bool()
+    if covered is not None:
+        valid = valid | ~covered
+    if inp.kind == "numpy":
+        pred = blended[0].clamp(0, 1).mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0)
+        pred = pred.numpy()
+        keep = valid[0, 0].numpy()[:, :, None]
+        return np.where(keep, inp.original, pred)
+    original = inp.original
+    out = torch.where(
+        valid.to(original.device).reshape((1, 1) + tuple(original.shape[-2:])),
+        original if original.ndim == 4 else original[None],
+        blended.to(original.device, original.dtype),
+    )
+    return out[0] if inp.kind == "tensor3" else out
+
+
+# --------------------------------------------------------------------------------------------
+# Running the model
+# --------------------------------------------------------------------------------------------
+
+
+def _infer_multiple(model: Model, multiple: int | None) -> int:
+    if multiple is None:
+        multiple = getattr(model, "size_multiple", None)
+        if multiple is None and isinstance(getattr(model, "depth", None), int):
+            multiple = 2 ** model.depth
+        multiple = 1 if multiple is None else multiple
+    if not isinstance(multiple, (int, np.integer)) or multiple < 1:
+        raise ValueError(f"multiple must be a positive int (e.g. 2**depth), got {multiple!r}")
+    return int(multiple)
+
+
+def _model_device(model: Model, device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    if isinstance(model, torch.nn.Module):
+        for p in model.parameters():
+            return p.device
+    return torch.device("cpu")
+
+
+def _warn_if_training(model: Model) -> None:
+    if isinstance(model, torch.nn.Module) and model.training:
+        warnings.warn(
+            "the model is in training mode, so batch norm uses per-batch statistics and the "
+            "result depends on how tiles are batched; call model.eval() first (the mode is left "
+            "as you set it)",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _run(model: Model, image: torch.Tensor, mask: torch.Tensor, device: torch.device):
+    """Run the model once on a batch; return float32 (N, 3, h, w) on the CPU."""
+    out = model(image.to(device), mask.to(device))
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(image.shape):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"the model must return an image of the input's shape {tuple(image.shape)} "
+            f"(or a tuple whose first element is one), got {shape}"
+        )
+    return out.detach().to("cpu", torch.float32)
+
+
+def _pad_axis(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
+    """Pad dim 2 (height) or 3 (width) of a 4-D tensor: reflect if possible, else replicate."""
+    if before == 0 and after == 0:
+        return x
+    mode = "reflect" if max(before, after) < x.shape[dim] else "replicate"
+    pad = (before, after, 0, 0) if dim == 3 else (0, 0, before, after)
+    return F.pad(x, pad, mode=mode)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _plan_axis(length: int, tile_size: int, overlap: int, multiple: int) -> tuple[int, int, int]:
+    """(tile, padded length, pad before) for one axis."""
+    tile = min(tile_size, _round_up(length, multiple))
+    if length <= tile:
+        padded = tile
+    else:
+        stride = tile - overlap
+        needed = length + 2 * (overlap // 2)  # reflected context around the image border
+        padded = tile + math.ceil((needed - tile) / stride) * stride
+    return tile, padded, (padded - length) // 2
+
+
+def _pad_both(inp: _Input, padded_shape, pad_top: int, pad_left: int):
+    height, width = inp.image.shape[-2:]
+    ph, pw = padded_shape
+    image, mask = inp.image, inp.mask
+    pads = ((3, pad_left, pw - width - pad_left), (2, pad_top, ph - height - pad_top))
+    for dim, before, after in pads:
+        image = _pad_axis(image, before, after, dim)
+        mask = _pad_axis(mask, before, after, dim)
+    return image * mask, mask
+
+
+# --------------------------------------------------------------------------------------------
+# Public predictors
+# --------------------------------------------------------------------------------------------
+
+
+def predict_tiled(
+    model: Model,
+    image: np.ndarray | torch.Tensor,
+    mask: np.ndarray | torch.Tensor,
+    *,
+    tile_size: int = 256,
+    overlap: int = 64,
+    batch_size: int = 4,
+    multiple: int | None = None,
+    device: str | torch.device | None = None,
+    skip_empty: bool = True,
+    return_prediction: bool = False,
+) -> TiledResult:
+    """Inpaint an image of any size (1×1 to many megapixels) tile by tile, without seams.
+
+    Args:
+        model: callable ``model(image, mask) -> output`` or ``-> (output, output_mask)``;
+            image float32 (N, 3, h, w) in [0, 1] with holes zeroed, mask float32 (N, 1, h, w),
+            1 = valid, 0 = hole. Its train/eval mode is left untouched (call ``model.eval()``).
+        image: NumPy ``uint8`` (H, W, 3) RGB, or float tensor (3, H, W) / (1, 3, H, W) in [0, 1].
+        mask: (H, W), (1, H, W) or (1, 1, H, W), NumPy or tensor, values exactly 0/1 (or bool),
+            1 = valid, 0 = hole.
+        tile_size: side of a square tile fed to the model; must be a multiple of ``multiple``.
+            Images smaller than a tile use one tile of their size rounded up to ``multiple``.
+        overlap: pixels shared by neighbouring tiles and cross-faded; ``0 <= overlap <
+            tile_size``. Larger overlaps hide tile-dependent differences better but cost more
+            tiles (tile_size // 4 is a good start).
+        batch_size: tiles per model call.
+        multiple: the model's size multiple (``2**depth`` for a PConv UNet). ``None``: the
+            model's ``size_multiple`` attribute, else ``2**model.depth``, else 1.
+        device: where to run the model; ``None``: the device of the model's parameters (CPU
+            for a plain function). Blending happens on the CPU.
+        skip_empty: do not run tiles without hole pixels (their pixels are copied through).
+        return_prediction: also return the blended raw model output (see :class:`TiledResult`).
+
+    Returns:
+        :class:`TiledResult` whose ``image`` has the input's type and layout; valid pixels equal
+        the input exactly; ``tiles_total`` / ``tiles_run`` count the tiles.
+
+    Raises:
+        TypeError / ValueError: for a badly typed or shaped image, a non-binary or mis-sized mask,
+            or inconsistent tile parameters (the message says how to fix it).
+    """
+    multiple = _infer_multiple(model, multiple)
+    if not isinstance(tile_size, (int, np.integer)) or tile_size < 1:
+        raise ValueError(f"tile_size must be a positive int, got {tile_size!r}")
+    if tile_size % multiple:
+        raise ValueError(
+            f"tile_size ({tile_size}) must be a multiple of {multiple} (the model's size "
+            f"multiple, 2**depth); try {_round_up(tile_size, multiple)}"
+        )
+    _check_overlap(overlap, tile_size)
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    inp = _prepare(image, mask)
+    _warn_if_training(model)
+    dev = _model_device(model, device)
+
+    height, width = inp.image.shape[-2:]
+    th, ph, pad_top = _plan_axis(height, tile_size, overlap, multiple)
+    tw, pw, pad_left = _plan_axis(width, tile_size, overlap, multiple)
+    padded_image, padded_mask = _pad_both(inp, (ph, pw), pad_top, pad_left)
+    grid = tile_grid(ph, pw, (th, tw), overlap)
+
+    # Holes that matter: those of the original image (reflected holes in the padding do not).
+    holes = torch.zeros((ph, pw), dtype=torch.bool)
+    holes[pad_top : pad_top + height, pad_left : pad_left + width] = inp.mask[0, 0] == 0
+    if skip_empty:  # hole count per tile in O(1) from a summed-area table
+        sat = F.pad(holes.to(torch.int32).cumsum(0).cumsum(1), (1, 0, 1, 0))
+        to_run = [
+            (t, l)
+            for t, l in grid
+            if int(sat[t + th, l + tw] - sat[t, l + tw] - sat[t + th, l] + sat[t, l]) > 0
+        ]
+        del sat
+    else:
+        to_run = list(grid)
+
+    window = blend_window((th, tw), overlap)
+    acc = torch.zeros((3, ph, pw), dtype=torch.float32)
+    weight = torch.zeros((ph, pw), dtype=torch.float32)
+    with torch.no_grad():
+        for start in range(0, len(to_run), batch_size):
+            batch = to_run[start : start + batch_size]
+            tiles = torch.cat([padded_image[:, :, t : t + th, l : l + tw] for t, l in batch])
+            masks = torch.cat([padded_mask[:, :, t : t + th, l : l + tw] for t, l in batch])
+            out = _run(model, tiles, masks, dev)
+            for (t, l), pred in zip(batch, out, strict=True):
+                acc[:, t : t + th, l : l + tw] += pred * window
+                weight[t : t + th, l : l + tw] += window
+
+    del padded_image, padded_mask, holes  # free memory before compositing
+    crop = (slice(pad_top, pad_top + height), slice(pad_left, pad_left + width))
+    weight = weight[crop]
+    covered = weight > 0
+    blended = acc[(slice(None),) + crop]
+    blended.div_(weight.clamp_min_(1e-12))  # in place: no second full-size float copy
+    blended = torch.where(covered, blended, inp.image[0])[None]
+    del acc, weight
+    return TiledResult(
+        image=_finish(inp, blended, covered[None, None]),
+        tiles_total=len(grid),
+        tiles_run=len(to_run),
+        tile_shape=(th, tw),
+        padded_shape=(ph, pw),
+        prediction=blended if return_prediction else None,
+    )
+
+
+def predict_whole(
+    model: Model,
+    image: np.ndarray | torch.Tensor,
+    mask: np.ndarray | torch.Tensor,
+    multiple: int | None = None,
+    *,
+    device: str | torch.device | None = None,
+    return_prediction: bool = False,
+) -> TiledResult:
+    """Inpaint in one pass: pad (centred, reflect/replicate) to a multiple of ``multiple``, run
+    the model once on the whole image, crop, composite. The reference for :func:`predict_tiled`;
+    memory grows with the image area.
+
+    Arguments, types and the returned :class:`TiledResult` (with one tile) are as in
+    :func:`predict_tiled`; the model always runs, even without holes.
+    """
+    multiple = _infer_multiple(model, multiple)
+    inp = _prepare(image, mask)
+    _warn_if_training(model)
+    height, width = inp.image.shape[-2:]
+    ph, pw = _round_up(height, multiple), _round_up(width, multiple)
+    pad_top, pad_left = (ph - height) // 2, (pw - width) // 2
+    padded_image, padded_mask = _pad_both(inp, (ph, pw), pad_top, pad_left)
+    with torch.no_grad():
+        out = _run(model, padded_image, padded_mask, _model_device(model, device))
+    blended = out[:, :, pad_top : pad_top + height, pad_left : pad_left + width]
+    return TiledResult(
+        image=_finish(inp, blended),
+        tiles_total=1,
+        tiles_run=1,
+        tile_shape=(ph, pw),
+        padded_shape=(ph, pw),
+        prediction=blended if return_prediction else None,
+    )
+
+
+def _naive_spans(length: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
+    """The original course's chunk spans: step ``chunk - overlap / 2`` (so neighbours share only
+    ``overlap / 2`` pixels), last chunk moved back to end at ``length``."""
+    if length <= chunk:
+        return [(0, length)]
+    step = chunk - overlap / 2
+    starts = []
+    i = 0
+    while True:
+        starts.append(i * step)
+        i += 1
+        if starts[-1] + chunk > length:
+            break
+    starts[-1] = length - chunk
+    return [(int(s), int(s) + chunk) for s in starts]
+
+
+def predict_naive_chunks(
+    model: Model,
+    image: np.ndarray | torch.Tensor,
+    mask: np.ndarray | torch.Tensor,
+    chunk: int = 512,
+    overlap: int = 30,
+    *,
+    device: str | torch.device | None = None,
+    return_prediction: bool = False,
+) -> TiledResult:
+    """The original Keras course's chunking, re-implemented as the baseline that shows seams.
+
+    Images smaller than ``chunk`` are padded at the bottom/right with ones (white, valid);
+    ``chunk``×``chunk`` pieces are cut with a step of ``chunk - overlap / 2`` (the last one flush
+    with the border); every chunk runs, one at a time (no batching, no skipping); predictions are
+    pasted in row-major order and, where a pixel was already filled, averaged pairwise with it
+    (``(old + new) / 2``, so a pixel covered by four chunks weighs them 1/8, 1/8, 1/4, 1/2).
+    Unlike the original (which tested ``!= 0`` to find filled pixels) an explicit coverage map is
+    used. The result is composited with the input like :func:`predict_tiled`'s, so only the holes
+    differ.
+    """
+    if not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    if not isinstance(overlap, (int, np.integer)) or not 0 <= overlap < 2 * chunk:
+        raise ValueError(f"overlap must be an int in [0, 2 * chunk), got {overlap!r}")
+    inp = _prepare(image, mask)
+    _warn_if_training(model)
+    dev = _model_device(model, device)
+    height, width = inp.image.shape[-2:]
+    ph, pw = max(height, chunk), max(width, chunk)
+    padded_image = F.pad(inp.image, (0, pw - width, 0, ph - height), value=1.0)
+    padded_mask = F.pad(inp.mask, (0, pw - width, 0, ph - height), value=1.0)
+    padded_image = padded_image * padded_mask
+    rows, cols = _naive_spans(ph, chunk, overlap), _naive_spans(pw, chunk, overlap)
+
+    recon = torch.zeros((3, ph, pw), dtype=torch.float32)
+    filled = torch.zeros((ph, pw), dtype=torch.bool)
+    with torch.no_grad():
+        for r0, r1 in rows:
+            for c0, c1 in cols:
+                region = (slice(None), slice(None), slice(r0, r1), slice(c0, c1))
+                pred = _run(model, padded_image[region], padded_mask[region], dev)[0]
+                old = filled[r0:r1, c0:c1]
+                recon[:, r0:r1, c0:c1] = torch.where(
+                    old, (recon[:, r0:r1, c0:c1] + pred) / 2, pred
+                )
+                filled[r0:r1, c0:c1] = True
+    blended = recon[None, :, :height, :width]
+    return TiledResult(
+        image=_finish(inp, blended),
+        tiles_total=len(rows) * len(cols),
+        tiles_run=len(rows) * len(cols),
+        tile_shape=(chunk, chunk),
+        padded_shape=(ph, pw),
+        prediction=blended if return_prediction else None,
+    )

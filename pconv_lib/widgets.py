@@ -1,0 +1,505 @@
+"""Step 5: paint holes on a photo with the mouse, then inpaint them.
+
+:class:`MaskPainter` shows a photo; the learner paints holes with the mouse and presses
+"Inpaint" to run a ``predict_fn(image_uint8, mask) -> uint8 image`` (for example a lambda around
+:func:`pconv_lib.tiling.predict_tiled`); the result appears beside the photo.
+
+How it works: **the mask lives in NumPy** (``painter.mask``, ``uint8`` (H, W), 1 = valid,
+0 = hole). Mouse events only deliver coordinates; the Python handlers (:meth:`MaskPainter.press`,
+:meth:`~MaskPainter.drag`, :meth:`~MaskPainter.release`) draw discs and thick line segments into
+the mask with OpenCV, and the canvas is only a view: the photo with the holes tinted is sent with
+``put_image_data`` (only the changed rectangle while painting). Pixels are never read back from the
+browser (no ``sync_image_data`` / ``get_image_data``), so the mask is exact and everything works
+without a browser: tests and nbval drive the same methods, and :func:`mask_from_strokes`,
+:meth:`MaskPainter.from_strokes`, :func:`mask_from_png` / :meth:`MaskPainter.load_mask_bytes` and
+the "Random mask" button give masks without a mouse.
+
+Front ends:
+
+- **JupyterLab 4 / Notebook 7 / classic notebook**: works with the ``ipycanvas`` and
+  ``ipywidgets`` packages installed in the kernel's environment (their front-end parts install
+  with them). Restart the kernel and reload the page after installing.
+- **Google Colab**: run ``from google.colab import output; output.enable_custom_widget_manager()``
+  once before showing the painter, otherwise the canvas shows as text.
+- **VS Code**: the Jupyter extension renders ipycanvas and delivers mouse events. Never call
+  ``canvas.sync_image_data = True`` or read pixels from the canvas there: it hangs (this module
+  never does).
+- **No ipycanvas** (or ``use_canvas=False``): the photo and the result are shown as plain
+  ``ipywidgets.Image`` views (PNG, via ``cv2.imencode``); mouse painting is not available, but
+  strokes given as coordinates, PNG upload, random masks, undo and "Inpaint" all work.
+- **No front end at all** (scripts, nbval): displaying the painter gives its one-line text summary;
+  all methods work.
+
+Coordinates are image pixels: ``x`` is the column, ``y`` the row (OpenCV's order). The canvas has
+exactly the photo's size, so canvas and image pixels coincide.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import cv2
+import ipywidgets as widgets
+import numpy as np
+
+from pconv_lib import masks as masks_lib
+
+try:  # ipycanvas is optional at run time: fall back to ipywidgets.Image views without it.
+    import ipycanvas
+except ImportError:  # pragma: no cover - exercised only where ipycanvas is missing
+    ipycanvas = None
+
+__all__ = ["MaskPainter", "mask_from_png", "mask_from_strokes", "mask_from_png_bytes"]
+
+Point = tuple[float, float]
+PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+#: Colour (RGB) that tints hole pixels in the view, and how strongly (0..1).
+HOLE_TINT = (255, 0, 255)
+HOLE_ALPHA = 0.6
+
+
+# --------------------------------------------------------------------------------------------
+# Masks without a mouse
+# --------------------------------------------------------------------------------------------
+
+
+def _check_brush(brush: int) -> int:
+    if isinstance(brush, bool) or not isinstance(brush, (int, np.integer)) or brush < 1:
+        raise ValueError(f"brush must be a positive int radius in pixels, got {brush!r}")
+    return int(brush)
+
+
+def _pt(x: float, y: float) -> tuple[int, int]:
+    return int(round(float(x))), int(round(float(y)))
+
+
+def _paint_segment(
+    mask: np.ndarray, p0: Point, p1: Point, brush: int, value: int
+) -> tuple[int, int, int, int]:
+    """Draw a disc at ``p1`` and a thick segment ``p0``→``p1`` (radius ``brush``) with ``value``
+    into ``mask`` in place; return the touched rectangle (top, left, bottom, right), clipped."""
+    a, b = _pt(*p0), _pt(*p1)
+    cv2.circle(mask, b, brush, value, thickness=-1, lineType=cv2.LINE_8)
+    if a != b:
+        cv2.circle(mask, a, brush, value, thickness=-1, lineType=cv2.LINE_8)
+        cv2.line(mask, a, b, value, thickness=2 * brush + 1, lineType=cv2.LINE_8)
+    height, width = mask.shape
+    top = max(0, min(a[1], b[1]) - brush - 1)
+    left = max(0, min(a[0], b[0]) - brush - 1)
+    bottom = min(height, max(a[1], b[1]) + brush + 2)
+    right = min(width, max(a[0], b[0]) + brush + 2)
+    return top, left, bottom, right
+
+
+def mask_from_strokes(
+    shape: tuple[int, ...], strokes: Iterable[Sequence[Point]], brush: int = 12
+) -> np.ndarray:
+    """Paint ``strokes`` as holes on an all-valid mask, exactly as the mouse would.
+
+    Args:
+        shape: (H, W) or an image shape (H, W, C).
+        strokes: a list of strokes, each a list of (x, y) points (x = column, y = row); a stroke
+            of one point is a disc, longer strokes are thick polylines.
+        brush: brush radius in pixels (the stroke is ``2 * brush + 1`` wide).
+
+    Returns:
+        ``uint8`` (H, W), 1 = valid, 0 = hole.
+    """
+    brush = _check_brush(brush)
+    height, width = int(shape[0]), int(shape[1])
+    mask = np.ones((height, width), np.uint8)
+    for stroke in strokes:
+        points = list(stroke)
+        if not points:
+            continue
+        prev = points[0]
+        for point in points:
+            _paint_segment(mask, prev, point, brush, 0)
+            prev = point
+    return mask
+
+
+def mask_from_png_bytes(data: bytes, holes_are: str = "black") -> np.ndarray:
+    """Decode a binary mask image (PNG bytes) to ``uint8`` (H, W), 1 = valid, 0 = hole.
+
+    The file must be grey (or colour with equal channels) and hold only 0/255 (or 0/1): black =
+    hole, white = valid (``holes_are="white"`` for the opposite). Raises ``ValueError`` naming
+    the problem for undecodable or non-binary images (JPEG or bilinear resizing make grey edges).
+    """
+    if holes_are not in ("black", "white"):
+        raise ValueError(f"holes_are must be 'black' or 'white', got {holes_are!r}")
+    buffer = np.frombuffer(bytes(data), np.uint8)
+    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    if image is None:
+        raise ValueError("could not decode the mask: upload a PNG image (black = hole)")
+    if image.ndim == 3:
+        channels = image[:, :, :3]
+        if not np.all(channels == channels[:, :, :1]):
+            raise ValueError("the mask must be grey (all colour channels equal), not colour")
+        image = channels[:, :, 0]
+    values = np.unique(image)
+    if set(values.tolist()) <= {0, 1}:
+        valid = image == 1
+    elif set(values.tolist()) <= {0, 255}:
+        valid = image == 255
+    else:
+        raise ValueError(
+            f"the mask is not binary: found {values.size} grey levels (e.g. "
+            f"{values[:5].tolist()}); save masks as PNG with only 0 (hole) and 255 (valid), never "
+            "as JPEG, and resize them with nearest-neighbour interpolation"
+        )
+    if holes_are == "white":
+        valid = ~valid
+    return valid.astype(np.uint8)
+
+
+def mask_from_png(path: str | Path, holes_are: str = "black") -> np.ndarray:
+    """Read a binary mask PNG file (black = hole) as ``uint8`` (H, W), 1 = valid, 0 = hole."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mask file not found: {path}")
+    try:
+        return mask_from_png_bytes(path.read_bytes(), holes_are)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def _png_bytes(rgb: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:  # pragma: no cover - OpenCV always encodes uint8 RGB
+        raise RuntimeError("PNG encoding failed")
+    return encoded.tobytes()
+
+
+# --------------------------------------------------------------------------------------------
+# The painter
+# --------------------------------------------------------------------------------------------
+
+
+class MaskPainter:
+    """A photo you paint holes on, with brush, eraser, undo, clear, upload, random and inpaint.
+
+    Args:
+        image: the photo, ``uint8`` (H, W, 3) RGB.
+        predict_fn: ``predict_fn(image, mask) -> uint8 (H, W, 3)`` run by "Inpaint" and
+            :meth:`run`; it receives copies of the photo and of the mask (1 = valid, 0 = hole).
+        brush: brush radius in pixels.
+        max_undo: how many steps :meth:`undo` can go back (older ones are dropped).
+        use_canvas: ``None`` uses ipycanvas when installed; ``False`` forces the plain image view.
+        seed: seed for the "Random mask" button.
+
+    Attributes:
+        mask: ``uint8`` (H, W), 1 = valid, 0 = hole; the single source of truth.
+        result: the last inpainted image (``uint8`` (H, W, 3)) or ``None``.
+        strokes: the strokes on the current mask, each ``(points, brush, eraser)``.
+        widget: the ipywidgets box to display (displaying the painter shows it).
+    """
+
+    def __init__(
+        self,
+        image: np.ndarray,
+        predict_fn: PredictFn | None = None,
+        *,
+        brush: int = 12,
+        max_undo: int = 50,
+        use_canvas: bool | None = None,
+        seed: int | None = 0,
+    ) -> None:
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or (
+            image.shape[2] != 3
+        ):
+            got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image)
+            raise TypeError(f"image must be a uint8 (H, W, 3) RGB array, got {got}")
+        if not isinstance(max_undo, int) or max_undo < 1:
+            raise ValueError(f"max_undo must be a positive int, got {max_undo!r}")
+        self.image = np.ascontiguousarray(image)
+        self.height, self.width = image.shape[:2]
+        self.mask = np.ones((self.height, self.width), np.uint8)
+        self.result: np.ndarray | None = None
+        self.predict_fn = predict_fn
+        self.brush = _check_brush(brush)
+        self.eraser = False
+        self.strokes: list[tuple[list[tuple[int, int]], int, bool]] = []
+        self._history: deque = deque(maxlen=max_undo)
+        self._current: list[tuple[int, int]] | None = None
+        self._rng = np.random.default_rng(seed)
+        if use_canvas is None:
+            use_canvas = ipycanvas is not None
+        if use_canvas and ipycanvas is None:
+            raise ImportError("use_canvas=True needs ipycanvas: pip install ipycanvas")
+        self.uses_canvas = bool(use_canvas)
+        self._build_widgets()
+        self._redraw()
+
+    # ---- construction helpers -------------------------------------------------------------
+
+    @classmethod
+    def from_strokes(
+        cls,
+        image: np.ndarray,
+        strokes: Iterable[Sequence[Point]],
+        brush: int = 12,
+        **kwargs,
+    ) -> MaskPainter:
+        """A painter whose mask is ``strokes`` (lists of (x, y) points) painted with ``brush``,
+        replayed through :meth:`press`/:meth:`drag`/:meth:`release` as if by mouse (so each
+        stroke can be undone)."""
+        painter = cls(image, brush=brush, **kwargs)
+        for stroke in strokes:
+            points = list(stroke)
+            if not points:
+                continue
+            painter.press(*points[0])
+            for point in points[1:]:
+                painter.drag(*point)
+            painter.release()
+        return painter
+
+    # ---- the Python side of the mouse ------------------------------------------------------
+
+    def press(self, x: float, y: float) -> None:
+        """Mouse button down at (x, y): start a stroke (undoable) and paint a disc there."""
+        if self._current is not None:
+            self.release()
+        self._push_history()
+        self._current = [_pt(x, y)]
+        box = _paint_segment(self.mask, (x, y), (x, y), self.brush, self._value)
+        self.result = None
+        self._redraw(box)
+
+    def drag(self, x: float, y: float) -> None:
+        """Mouse moved to (x, y): while a stroke is in progress, paint a thick segment from the
+        previous point; otherwise (hovering) do nothing."""
+        if self._current is None:
+            return
+        point = _pt(x, y)
+        box = _paint_segment(self.mask, self._current[-1], point, self.brush, self._value)
+        self._current.append(point)
+        self._redraw(box)
+
+    def release(self, x: float | None = None, y: float | None = None) -> None:
+        """Mouse button up (or pointer left the canvas): finish the stroke, painting to (x, y)
+        first when given."""
+        if self._current is None:
+            return
+        if x is not None and y is not None:
+            self.drag(x, y)
+        self.strokes.append((self._current, self.brush, self.eraser))
+        self._current = None
+        self._update_status()
+
+    # ---- controls -----------------------------------------------------------------------
+
+    def set_brush(self, radius: int) -> None:
+        """Set the brush radius in pixels (stroke width ``2 * radius + 1``)."""
+        self.brush = _check_brush(radius)
+        if self._brush_slider.value != self.brush:
+            self._brush_slider.value = min(self.brush, self._brush_slider.max)
+
+    def set_eraser(self, on: bool) -> None:
+        """``True``: strokes restore valid pixels; ``False``: strokes paint holes."""
+        self.eraser = bool(on)
+        wanted = "erase" if self.eraser else "paint"
+        if self._mode.value != wanted:
+            self._mode.value = wanted
+
+    def undo(self) -> bool:
+        """Go back one step (stroke, clear, random mask or upload); ``False`` if nothing to undo."""
+        if self._current is not None:
+            self.release()
+        if not self._history:
+            self._update_status("nothing to undo")
+            return False
+        packed, strokes = self._history.pop()
+        self.mask = np.unpackbits(packed, count=self.height * self.width).reshape(self.mask.shape)
+        self.strokes = strokes
+        self.result = None
+        self._redraw()
+        return True
+
+    def clear(self) -> None:
+        """Remove every hole (undoable)."""
+        self.set_mask(np.ones_like(self.mask))
+
+    def random_mask(self) -> None:
+        """Replace the mask with a random one (:func:`pconv_lib.masks.random_irregular_mask`)."""
+        self.set_mask(masks_lib.random_irregular_mask(self.height, self.width, self._rng))
+
+    def set_mask(self, mask: np.ndarray) -> None:
+        """Replace the mask (undoable); ``mask`` is (H, W) like the photo, 1 = valid, 0 = hole."""
+        mask = masks_lib.validate_mask(mask)
+        if mask.shape != self.mask.shape:
+            raise ValueError(
+                f"mask is {mask.shape[0]}x{mask.shape[1]} but the photo is "
+                f"{self.height}x{self.width}; resize it with pconv_lib.masks.resize_mask "
+                "(nearest neighbour)"
+            )
+        self._current = None
+        self._push_history()
+        self.mask = mask.copy()
+        self.strokes = []
+        self.result = None
+        self._redraw()
+
+    def load_mask_bytes(self, data: bytes, holes_are: str = "black") -> None:
+        """Use uploaded PNG bytes (black = hole) as the mask (:func:`mask_from_png_bytes`)."""
+        self.set_mask(mask_from_png_bytes(data, holes_are))
+
+    def run(self) -> np.ndarray:
+        """Run ``predict_fn`` on photo and mask; show and return the ``uint8`` (H, W, 3) result."""
+        if self.predict_fn is None:
+            raise RuntimeError("no predict_fn: create MaskPainter(image, predict_fn=...)")
+        self.release()
+        result = self.predict_fn(self.image.copy(), self.mask.copy())
+        if not isinstance(result, np.ndarray) or result.dtype != np.uint8 or (
+            result.shape != self.image.shape
+        ):
+            got = f"{result.dtype} {result.shape}" if isinstance(result, np.ndarray) else (
+                type(result).__name__
+            )
+            raise TypeError(
+                f"predict_fn must return a uint8 image of shape {self.image.shape}, got {got}"
+            )
+        self.result = result
+        self._show_result()
+        self._update_status()
+        return result
+
+    # ---- text ---------------------------------------------------------------------------
+
+    def hole_ratio(self) -> float:
+        """Fraction of hole pixels in the mask, in [0, 1]."""
+        return float(np.count_nonzero(self.mask == 0)) / self.mask.size
+
+    def describe(self) -> str:
+        """One line, e.g. ``"mask 256x256, 12.3% holes, 3 strokes"`` (height x width)."""
+        n = len(self.strokes)
+        text = (
+            f"mask {self.height}x{self.width}, {100 * self.hole_ratio():.1f}% holes, "
+            f"{n} stroke{'' if n == 1 else 's'}"
+        )
+        return text + (", inpainted" if self.result is not None else "")
+
+    def __repr__(self) -> str:
+        return f"MaskPainter({self.describe()})"
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = self.widget._repr_mimebundle_(**kwargs) or {}
+        bundle["text/plain"] = repr(self)  # stable text for nbval and plain consoles
+        return bundle
+
+    # ---- internals ----------------------------------------------------------------------
+
+    @property
+    def _value(self) -> int:
+        return 1 if self.eraser else 0
+
+    def _push_history(self) -> None:
+        self._history.append((np.packbits(self.mask), list(self.strokes)))
+
+    def view_image(self) -> np.ndarray:
+        """What the canvas shows: the photo with holes tinted, ``uint8`` (H, W, 3)."""
+        return self._compose(0, 0, self.height, self.width)
+
+    def _compose(self, top: int, left: int, bottom: int, right: int) -> np.ndarray:
+        photo = self.image[top:bottom, left:right].astype(np.float32)
+        hole = (self.mask[top:bottom, left:right] == 0)[:, :, None]
+        tint = np.asarray(HOLE_TINT, np.float32)
+        mixed = np.where(hole, (1 - HOLE_ALPHA) * photo + HOLE_ALPHA * tint, photo)
+        return mixed.round().astype(np.uint8)
+
+    def _build_widgets(self) -> None:
+        layout = widgets.Layout(width=f"{self.width}px", height=f"{self.height}px")
+        if self.uses_canvas:
+            self.canvas = ipycanvas.Canvas(width=self.width, height=self.height, layout=layout)
+            self.result_view = ipycanvas.Canvas(
+                width=self.width, height=self.height, layout=layout
+            )
+            self.canvas.on_mouse_down(self._on_mouse_down)
+            self.canvas.on_mouse_move(self._on_mouse_move)
+            self.canvas.on_mouse_up(self._on_mouse_up)
+            self.canvas.on_mouse_out(self._on_mouse_up)
+            self.canvas.on_client_ready(self._redraw)
+        else:
+            self.canvas = widgets.Image(format="png", layout=layout)
+            self.result_view = widgets.Image(format="png", layout=layout)
+
+        self._brush_slider = widgets.IntSlider(
+            value=self.brush, min=1, max=max(64, self.brush), description="brush"
+        )
+        self._brush_slider.observe(lambda change: self.set_brush(change["new"]), names="value")
+        self._mode = widgets.ToggleButtons(options=["paint", "erase"], value="paint")
+        self._mode.observe(lambda change: self.set_eraser(change["new"] == "erase"), names="value")
+        self.buttons = {
+            "undo": widgets.Button(description="Undo", icon="undo"),
+            "clear": widgets.Button(description="Clear", icon="eraser"),
+            "random": widgets.Button(description="Random mask", icon="random"),
+            "inpaint": widgets.Button(
+                description="Inpaint", icon="magic", button_style="primary",
+                disabled=self.predict_fn is None,
+            ),
+        }
+        self.buttons["undo"].on_click(lambda _: self._guarded(self.undo))
+        self.buttons["clear"].on_click(lambda _: self._guarded(self.clear))
+        self.buttons["random"].on_click(lambda _: self._guarded(self.random_mask))
+        self.buttons["inpaint"].on_click(lambda _: self._guarded(self.run))
+        self.upload = widgets.FileUpload(accept=".png", multiple=False, description="Mask PNG")
+        self.upload.observe(self._on_upload, names="value")
+        self.status = widgets.Label()
+
+        tools = widgets.HBox([self._brush_slider, self._mode])
+        buttons = widgets.HBox([*self.buttons.values(), self.upload])
+        views = widgets.HBox([self.canvas, self.result_view])
+        self.widget = widgets.VBox([tools, buttons, views, self.status])
+
+    def _guarded(self, action: Callable[[], object]) -> None:
+        """Run a button's action; show errors in the status line (callbacks have no cell)."""
+        try:
+            action()
+        except Exception as err:  # reported to the learner in the status line
+            self._update_status(f"error: {err}")
+
+    def _on_mouse_down(self, x: float, y: float) -> None:
+        self.press(x, y)
+
+    def _on_mouse_move(self, x: float, y: float) -> None:
+        self.drag(x, y)
+
+    def _on_mouse_up(self, x: float, y: float) -> None:
+        self.release(x, y)
+
+    def _on_upload(self, change: dict) -> None:
+        files = change["new"]
+        if not files:
+            return
+        item = files[0] if isinstance(files, (tuple, list)) else next(iter(files.values()))
+        self._guarded(lambda: self.load_mask_bytes(bytes(item["content"])))
+
+    def _redraw(self, box: tuple[int, int, int, int] | None = None) -> None:
+        """Send the view (or only rectangle ``box`` = top, left, bottom, right) to the front end."""
+        if self.uses_canvas:
+            top, left, bottom, right = box or (0, 0, self.height, self.width)
+            if bottom > top and right > left:
+                patch = self._compose(top, left, bottom, right)
+                alpha = np.full(patch.shape[:2] + (1,), 255, np.uint8)
+                # RGBA goes as PNG (lossless): hole edges stay crisp.
+                self.canvas.put_image_data(np.concatenate([patch, alpha], axis=2), left, top)
+        else:
+            self.canvas.value = _png_bytes(self.view_image())
+        if box is None:
+            self._show_result()
+            self._update_status()
+
+    def _show_result(self) -> None:
+        shown = self.result if self.result is not None else np.full_like(self.image, 240)
+        if self.uses_canvas:
+            alpha = np.full(shown.shape[:2] + (1,), 255, np.uint8)
+            self.result_view.put_image_data(np.concatenate([shown, alpha], axis=2), 0, 0)
+        else:
+            self.result_view.value = _png_bytes(shown)
+
+    def _update_status(self, message: str | None = None) -> None:
+        self.status.value = self.describe() + (f" - {message}" if message else "")

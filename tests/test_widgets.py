@@ -1,0 +1,286 @@
+"""Tests for pconv_lib.widgets: the MaskPainter's Python side, driven without a browser."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pconv_lib import widgets
+from pconv_lib.widgets import MaskPainter, mask_from_png, mask_from_png_bytes, mask_from_strokes
+
+H, W = 60, 80
+
+
+def photo() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+def fill_white(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Stand-in predict_fn: holes become white, valid pixels are returned unchanged."""
+    return np.where(mask[:, :, None] == 1, image, 255).astype(np.uint8)
+
+
+def mouse(painter: MaskPainter, event: str, x: float, y: float) -> None:
+    """Deliver a front-end mouse message exactly as ipycanvas receives it from the browser."""
+    painter.canvas._handle_frontend_event(None, {"event": event, "x": x, "y": y}, None)
+
+
+def dist_to_segment(shape, p0, p1):
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(float)
+    (x0, y0), (x1, y1) = p0, p1
+    dx, dy = x1 - x0, y1 - y0
+    t = np.clip(((xx - x0) * dx + (yy - y0) * dy) / max(dx * dx + dy * dy, 1e-9), 0, 1)
+    return np.hypot(xx - (x0 + t * dx), yy - (y0 + t * dy))
+
+
+def test_press_drag_release_paints_a_thick_stroke():
+    painter = MaskPainter(photo(), brush=4)
+    painter.press(10, 20)
+    painter.drag(40, 20)
+    painter.drag(40, 40)
+    painter.release()
+    d = np.minimum(
+        dist_to_segment((H, W), (10, 20), (40, 20)), dist_to_segment((H, W), (40, 20), (40, 40))
+    )
+    assert (painter.mask[d <= 3.5] == 0).all()  # under the brush: holes
+    assert (painter.mask[d >= 5.5] == 1).all()  # away from it: valid
+    assert painter.mask.dtype == np.uint8 and painter.mask.shape == (H, W)
+    assert painter.describe().endswith("1 stroke")
+
+
+def test_drag_without_press_does_nothing():
+    painter = MaskPainter(photo())
+    painter.drag(30, 30)
+    painter.release()
+    assert painter.mask.all() and painter.strokes == []
+
+
+def test_ipycanvas_event_handlers_drive_the_mask():
+    painter = MaskPainter(photo(), brush=3)
+    assert painter.uses_canvas
+    mouse(painter, "mouse_move", 5, 5)  # hovering: nothing
+    mouse(painter, "mouse_down", 10.4, 10.6)
+    mouse(painter, "mouse_move", 30, 10)
+    mouse(painter, "mouse_up", 30, 30)
+    expected = mask_from_strokes((H, W), [[(10, 11), (30, 10), (30, 30)]], brush=3)
+    np.testing.assert_array_equal(painter.mask, expected)
+    mouse(painter, "mouse_down", 60, 50)
+    mouse(painter, "mouse_out", 70, 50)  # leaving the canvas ends the stroke
+    mouse(painter, "mouse_move", 75, 5)  # no longer painting
+    assert painter.mask[5, 75] == 1 and painter.mask[50, 65] == 0
+    assert len(painter.strokes) == 2
+
+
+def test_brush_size_matters():
+    small = MaskPainter.from_strokes(photo(), [[(40, 30)]], brush=2)
+    big = MaskPainter.from_strokes(photo(), [[(40, 30)]], brush=10)
+    assert (small.mask == 0).sum() < (big.mask == 0).sum()
+    big_area = (big.mask == 0).sum()
+    assert abs(big_area - np.pi * 10.5**2) < 0.15 * big_area
+    assert big.mask[30, 49] == 0 and big.mask[30, 52] == 1
+    painter = MaskPainter(photo())
+    painter.set_brush(7)
+    assert painter.brush == 7 and painter._brush_slider.value == 7
+    painter._brush_slider.value = 3  # the slider drives the brush
+    assert painter.brush == 3
+    with pytest.raises(ValueError, match="brush"):
+        painter.set_brush(0)
+
+
+def test_eraser_restores_valid_pixels():
+    painter = MaskPainter.from_strokes(photo(), [[(10, 30), (70, 30)]], brush=5)
+    holes_before = (painter.mask == 0).sum()
+    painter.set_eraser(True)
+    assert painter._mode.value == "erase"
+    painter.press(40, 30)
+    painter.release()
+    assert painter.mask[30, 40] == 1 and painter.mask[30, 15] == 0
+    assert (painter.mask == 0).sum() < holes_before
+    painter._mode.value = "paint"  # the toggle drives the mode
+    assert painter.eraser is False
+
+
+def test_undo_and_clear():
+    painter = MaskPainter(photo(), brush=4, max_undo=3)
+    assert painter.undo() is False
+    painter.press(10, 10)
+    painter.release()
+    first = painter.mask.copy()
+    painter.press(50, 40)
+    painter.release()
+    painter.clear()
+    assert painter.mask.all() and painter.describe().startswith("mask 60x80, 0.0% holes")
+    assert painter.undo() is True  # undo the clear
+    assert painter.mask[40, 50] == 0 and len(painter.strokes) == 2
+    assert painter.undo() is True  # undo the second stroke
+    np.testing.assert_array_equal(painter.mask, first)
+    painter.buttons["undo"].click()  # the button undoes too
+    assert painter.mask.all()
+    for i in range(5):  # the history is bounded
+        painter.press(5 + 10 * i, 5)
+        painter.release()
+    assert sum(painter.undo() for _ in range(10)) == 3
+
+
+def test_inpaint_button_runs_predict_fn_and_shows_result():
+    image = photo()
+    painter = MaskPainter.from_strokes(
+        image, [[(20, 20), (60, 40)]], brush=5, predict_fn=fill_white
+    )
+    painter.buttons["inpaint"].click()
+    result = painter.result
+    assert result is not None and result.dtype == np.uint8 and result.shape == image.shape
+    valid = painter.mask == 1
+    np.testing.assert_array_equal(result[valid], image[valid])
+    assert (result[~valid] == 255).all() and (~valid).sum() > 100
+    assert painter.describe().endswith("inpainted")
+    np.testing.assert_array_equal(painter.run(), result)
+    painter.press(5, 5)  # a new stroke invalidates the result
+    painter.release()
+    assert painter.result is None
+
+
+def test_predict_fn_problems_are_reported():
+    painter = MaskPainter(photo())
+    with pytest.raises(RuntimeError, match="predict_fn"):
+        painter.run()
+    bad = MaskPainter(photo(), predict_fn=lambda i, m: i.astype(np.float32))
+    with pytest.raises(TypeError, match="uint8"):
+        bad.run()
+    bad.buttons["inpaint"].click()  # in a callback the error goes to the status line
+    assert "error" in bad.status.value and "uint8" in bad.status.value
+
+
+def test_predict_fn_with_tiling():
+    from pconv_lib.tiling import predict_tiled
+
+    def fill_mean(x, m):
+        mean = (x * m).sum((2, 3), keepdim=True) / m.sum((2, 3), keepdim=True).clamp_min(1)
+        return x * m + (1 - m) * mean
+
+    image = photo()
+    painter = MaskPainter.from_strokes(
+        image,
+        [[(10, 10), (70, 50)]],
+        brush=4,
+        predict_fn=lambda img, mask: predict_tiled(
+            fill_mean, img, mask, tile_size=32, overlap=8
+        ).image,
+    )
+    result = painter.run()
+    valid = painter.mask == 1
+    np.testing.assert_array_equal(result[valid], image[valid])
+    assert not np.array_equal(result[~valid], image[~valid])
+
+
+def test_view_tints_holes_only():
+    image = photo()
+    painter = MaskPainter.from_strokes(image, [[(40, 30)]], brush=6)
+    view = painter.view_image()
+    valid = painter.mask == 1
+    np.testing.assert_array_equal(view[valid], image[valid])
+    assert not np.array_equal(view[~valid], image[~valid])
+
+
+def test_mask_from_strokes():
+    mask = mask_from_strokes((H, W, 3), [[(0, 0)], [(10, 50), (70, 50)], []], brush=2)
+    assert mask.shape == (H, W) and mask.dtype == np.uint8
+    assert mask[0, 0] == 0 and mask[50, 40] == 0 and mask[30, 40] == 1
+    assert set(np.unique(mask)) == {0, 1}
+    with pytest.raises(ValueError, match="brush"):
+        mask_from_strokes((H, W), [[(1, 1)]], brush=-3)
+
+
+def test_from_strokes_matches_mask_from_strokes_and_is_undoable():
+    strokes = [[(5, 5), (30, 25)], [(60, 10)]]
+    painter = MaskPainter.from_strokes(photo(), strokes, brush=3)
+    np.testing.assert_array_equal(painter.mask, mask_from_strokes((H, W), strokes, 3))
+    assert painter.describe() == f"mask 60x80, {100 * (painter.mask == 0).mean():.1f}% holes, 2 strokes"
+    painter.undo()
+    np.testing.assert_array_equal(painter.mask, mask_from_strokes((H, W), strokes[:1], 3))
+
+
+def _png(array: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", array)
+    assert ok
+    return data.tobytes()
+
+
+def test_png_upload_path(tmp_path):
+    mask = np.ones((H, W), np.uint8)
+    mask[10:30, 20:50] = 0
+    painter = MaskPainter(photo())
+    painter.load_mask_bytes(_png(mask * 255))
+    np.testing.assert_array_equal(painter.mask, mask)
+    np.testing.assert_array_equal(mask_from_png_bytes(_png(mask)), mask)  # 0/1 PNG too
+    np.testing.assert_array_equal(mask_from_png_bytes(_png(mask * 255), holes_are="white"), 1 - mask)
+    path = tmp_path / "mask.png"
+    path.write_bytes(_png(np.dstack([mask * 255] * 3)))  # grey stored as colour
+    np.testing.assert_array_equal(mask_from_png(path), mask)
+    painter.undo()
+    assert painter.mask.all()
+    # the FileUpload widget's handler (ipywidgets 8 value format)
+    painter._on_upload({"new": ({"name": "m.png", "content": memoryview(_png(mask * 255))},)})
+    np.testing.assert_array_equal(painter.mask, mask)
+
+
+def test_png_upload_errors_are_clear():
+    grey = np.full((H, W), 128, np.uint8)
+    grey[:10] = 0
+    grey[-10:] = 255
+    with pytest.raises(ValueError, match="not binary.*JPEG"):
+        mask_from_png_bytes(_png(grey))
+    with pytest.raises(ValueError, match="decode"):
+        mask_from_png_bytes(b"not a png")
+    colour = np.zeros((H, W, 3), np.uint8)
+    colour[:, :, 2] = 255
+    with pytest.raises(ValueError, match="grey"):
+        mask_from_png_bytes(_png(colour))
+    painter = MaskPainter(photo())
+    with pytest.raises(ValueError, match="60x80"):
+        painter.load_mask_bytes(_png(np.full((10, 10), 255, np.uint8)))
+    painter._on_upload({"new": ({"name": "m.png", "content": memoryview(_png(grey))},)})
+    assert "not binary" in painter.status.value and painter.mask.all()
+    with pytest.raises(FileNotFoundError):
+        mask_from_png("/nonexistent/mask.png")
+
+
+def test_random_mask_button():
+    painter = MaskPainter(photo(), seed=3)
+    painter.buttons["random"].click()
+    assert 0 < painter.hole_ratio() < 1
+    assert set(np.unique(painter.mask)) == {0, 1}
+    painter.buttons["clear"].click()
+    assert painter.mask.all()
+
+
+def test_describe_and_text_repr():
+    painter = MaskPainter(photo())
+    assert painter.describe() == "mask 60x80, 0.0% holes, 0 strokes"
+    bundle = painter._repr_mimebundle_()
+    assert bundle["text/plain"] == "MaskPainter(mask 60x80, 0.0% holes, 0 strokes)"
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert painter.status.value == painter.describe()
+
+
+def test_image_view_fallback_without_ipycanvas(monkeypatch):
+    monkeypatch.setattr(widgets, "ipycanvas", None)
+    image = photo()
+    painter = MaskPainter.from_strokes(image, [[(20, 20)]], brush=5, predict_fn=fill_white)
+    assert not painter.uses_canvas
+    shown = cv2.imdecode(np.frombuffer(painter.canvas.value, np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(shown[:, :, ::-1], painter.view_image())  # lossless PNG
+    painter.run()
+    shown = cv2.imdecode(np.frombuffer(painter.result_view.value, np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(shown[:, :, ::-1], painter.result)
+    with pytest.raises(ImportError, match="ipycanvas"):
+        MaskPainter(image, use_canvas=True)
+
+
+def test_bad_photo():
+    with pytest.raises(TypeError, match="uint8"):
+        MaskPainter(np.zeros((10, 10), np.uint8))
+    with pytest.raises(TypeError, match="uint8"):
+        MaskPainter(np.zeros((10, 10, 3), np.float32))
