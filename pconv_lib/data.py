@@ -400,12 +400,13 @@ def seed_worker(worker_id: int) -> None:
 
     Items do not need it (they use their own seeded generator), but user transforms that call
     ``random`` or ``np.random`` then differ between workers and repeat between runs.
+    (It deliberately does not call ``cv2.setNumThreads``: reconfiguring OpenCV's thread pool
+    in a forked worker can deadlock on the pool state copied from the parent.)
     """
     del worker_id
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
-    cv2.setNumThreads(1)
 
 
 def make_dataloader(

@@ -22,6 +22,7 @@ reads as is. Checksums are not pinned here (the files are not versioned by hash 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import posixpath
 import shutil
@@ -180,7 +181,7 @@ def download_file(
                 overwrite=overwrite, timeout=timeout, chunk_size=chunk_size,
             )
         raise DownloadError(f"{url}: HTTP error {error.code} {error.reason}") from error
-    except (urllib.error.URLError, OSError) as error:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
         reason = getattr(error, "reason", error)
         raise _offline_error(url, destination, reason) from error
 
@@ -216,7 +217,7 @@ def download_file(
                     handle.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
-            except OSError as error:
+            except (OSError, http.client.HTTPException) as error:
                 raise DownloadError(
                     f"{url}: connection lost after {offset + received} bytes ({error}); run "
                     f"again to resume from {part}"
