@@ -195,7 +195,9 @@ def check_gram_matrix(gram_matrix: Callable) -> bool:
             if bool((got_d - expected.transpose(1, 2)).abs().max() > 1e-6) and bool(
                 (got_d - got_d.transpose(1, 2)).abs().max() > 1e-6
             ):
-                _fail("gram_matrix is not symmetric: compute F @ F.transpose(1, 2) with F of shape (N, C, H·W)")
+                _fail(
+                    "gram_matrix is not symmetric: compute F @ F.transpose(1, 2) with F of shape (N, C, H·W)"
+                )
         compare_arrays(f"gram_matrix for features of shape {shape}", got, expected, atol=1e-6)
     return _passed("gram_matrix matches pconv_lib.losses.gram_matrix, normalised by C·H·W")
 
@@ -425,4 +427,602 @@ def check_blend_window(blend_window: Callable[[int, int], Any]) -> bool:
     return _passed(
         "blend_window is a valid blending window: positive, symmetric, separable, 1 in the middle "
         "(a different ramp than the library's sin², which is fine)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Step 2: the partial-convolution layer
+# --------------------------------------------------------------------------------------------
+
+#: (batch, height, width, kernel, stride, padding, dilation, mask kind) for the step-2 checks.
+_PCONV_CASES = [
+    (1, 12, 12, 3, 1, 1, 1, "random"),
+    (2, 20, 24, 5, 2, 2, 1, "random"),
+    (1, 16, 16, 3, 1, 0, 1, "all-hole"),
+    (2, 16, 12, 3, 1, 1, 1, "all-valid"),
+    (1, 24, 20, 3, 2, 2, 2, "random"),
+    (2, 19, 17, 7, 1, 3, 1, "random"),
+    (1, 15, 13, 1, 1, 0, 1, "random"),
+]
+
+
+def _pconv_mask(seed: int, batch: int, height: int, width: int, kind: str):
+    """A float64 (N, 1, H, W) mask, 1 = valid: random pixels plus a block hole, all hole or all valid.
+
+    The block hole (half the image each way) is larger than every test kernel, so some windows
+    see no valid pixel at all; the random pixels give windows with every count in between.
+    """
+    import torch
+
+    if kind == "all-hole":
+        return torch.zeros(batch, 1, height, width, dtype=torch.float64)
+    if kind == "all-valid":
+        return torch.ones(batch, 1, height, width, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(1000 + seed)
+    mask = (torch.rand(batch, 1, height, width, generator=generator) > 0.3).double()
+    top, left = height // 4, width // 4
+    mask[..., top : top + height // 2, left : left + width // 2] = 0
+    return mask
+
+
+def _pconv_case_text(kernel: int, stride: int, padding: int, dilation: int, kind: str, shape) -> str:
+    return (
+        f"kernel_size={kernel}, stride={stride}, padding={padding}, dilation={dilation}, "
+        f"{kind} mask of shape {tuple(shape)}"
+    )
+
+
+def _call_explained(function: Callable, name: str, where: str, *args: Any) -> tuple[bool, Any]:
+    """Like :func:`_call`, but a crash becomes an ExerciseCheckError that says where and why."""
+    try:
+        return _call(function, *args)
+    except ExerciseCheckError:
+        raise
+    except Exception as error:  # the learner's code crashed: explain instead of a bare traceback
+        text = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+        hint = ""
+        if "NoneType" in text:
+            hint = (" The bias can be None (a layer built with bias=False): add it only "
+                    "`if bias is not None`.")
+        elif "dtype" in text.lower() or "scalar type" in text.lower():
+            hint = (" Create the ones kernel with the mask's dtype and device "
+                    "(dtype=mask.dtype, device=mask.device).")
+        _fail(f"{name} crashed for {where}: {text}.{hint}")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _as_float64(value: Any, what: str) -> np.ndarray:
+    """A torch tensor or NumPy array as a float64 NumPy array, or a plain-words failure."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().to(torch.float64).numpy()
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float64)
+    _fail(f"{what} should be a tensor, got {type(value).__name__}")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _unpack_pair(got: Any, name: str, names: str) -> tuple[Any, Any]:
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        _fail(f"{name} should return a pair {names}, got {type(got).__name__}")
+    return got[0], got[1]
+
+
+def _check_new_mask(got: Any, expected: np.ndarray, name: str, where: str) -> None:
+    """The learner's new mask against the library's: shape, binary, orientation, values."""
+    got = _as_float64(got, f"new_mask of {name}")
+    if got.shape != expected.shape:
+        _fail(
+            f"new_mask of {name} has shape {got.shape}, expected {expected.shape} for {where}: "
+            "count the valid pixels with the layer's stride, padding and dilation"
+        )
+    values = np.unique(got)
+    if not np.all(np.isfinite(got)) or not set(values.tolist()) <= {0.0, 1.0}:
+        shown = ", ".join(f"{v:g}" for v in values[:5]) + (", ..." if values.size > 5 else "")
+        _fail(
+            f"new_mask of {name} must hold exactly 0.0 and 1.0 (1 = valid), found {{{shown}}} for "
+            f"{where}: it is 1 where the window has at least one valid pixel, e.g. (count > 0) "
+            "converted to the mask's dtype, not the count itself"
+        )
+    if not np.array_equal(got, expected):
+        if np.array_equal(got, 1 - expected):
+            _fail(
+                f"new_mask of {name} is inverted for {where}: 1 = valid, and an output position is "
+                "valid when its window contains at least one valid pixel (count > 0)"
+            )
+        compare_arrays(f"new_mask of {name} for {where}", got, expected, atol=0.0)
+
+
+def check_mask_update(mask_ratio_and_update: Callable) -> bool:
+    """Check a learner's ``mask_ratio_and_update(mask, kernel_size, stride, padding, dilation)``.
+
+    ``mask`` is single-channel ``(N, 1, H, W)``, 1 = valid; the function returns ``(ratio,
+    new_mask)``, both ``(N, 1, H', W')``: ``ratio = k*k / sum(M)`` where ``sum(M) > 0`` else 0,
+    ``new_mask = 1`` where ``sum(M) > 0`` else 0. Compared with
+    :class:`pconv_lib.layers.PartialConv2d`'s mask path, on float64 masks.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from pconv_lib.layers import PartialConv2d
+
+    name = "mask_ratio_and_update"
+    for seed, (batch, height, width, k, stride, padding, dilation, kind) in enumerate(_PCONV_CASES):
+        mask = _pconv_mask(seed, batch, height, width, kind)
+        where = _pconv_case_text(k, stride, padding, dilation, kind, mask.shape)
+        ok, got = _call_explained(mask_ratio_and_update, name, where, mask.clone(), k, stride, padding,
+                                  dilation)
+        if not ok:
+            return _todo(name)
+        ratio, new_mask = _unpack_pair(got, name, "(ratio, new_mask)")
+        layer = PartialConv2d(1, 1, k, stride, padding, dilation, bias=False, dtype=torch.float64)
+        expected_ratio, expected_mask = (t.numpy() for t in layer._ratio_and_mask(mask, False, torch.float64))
+        ones = torch.ones(1, 1, k, k, dtype=torch.float64)
+        count = F.conv2d(mask, ones, None, stride, padding, dilation).numpy()
+
+        ratio = _as_float64(ratio, f"ratio of {name}")
+        if ratio.shape != expected_ratio.shape:
+            _fail(
+                f"ratio of {name} has shape {ratio.shape}, expected {expected_ratio.shape} for {where}: "
+                "pass stride, padding and dilation to F.conv2d, so that the windows are the layer's"
+            )
+        if not np.all(np.isfinite(ratio)):
+            _fail(
+                f"ratio of {name} contains inf or NaN for {where}: a window with no valid pixel "
+                "divides by zero. Clamp the count to at least 1 before dividing "
+                "(count.clamp_min(1)), then multiply by (count > 0)"
+            )
+        _check_new_mask(new_mask, expected_mask, name, where)
+        if np.allclose(ratio, expected_ratio, rtol=1e-9, atol=1e-9):
+            continue
+        empty, valid = count == 0, count > 0
+        safe_count = np.maximum(count, 1)
+        if empty.any() and not np.allclose(ratio[empty], 0):
+            _fail(
+                f"ratio of {name} is {ratio[empty].max():g} where the window has no valid pixel, for "
+                f"{where}: it must be 0 there (multiply by (count > 0) after dividing by "
+                "count.clamp_min(1))"
+            )
+        wrong_answers = [
+            (safe_count / (k * k), "ratio is upside down: it is sum(1) / sum(M) = k*k / count, large "
+             "where few pixels of the window are valid"),
+            (1 / safe_count, "ratio is missing the window size: ratio = k*k / count, so that it is 1 "
+             "where the whole window is valid"),
+        ]
+        for candidate, hint in wrong_answers:
+            if np.allclose(ratio[valid], candidate[valid], rtol=1e-9, atol=1e-9):
+                _fail(f"{hint} (for {where})")
+        compare_arrays(f"ratio of {name} for {where}", ratio, expected_ratio, atol=1e-9)
+    return _passed(
+        f"{name} matches PartialConv2d's mask path on {len(_PCONV_CASES)} masks "
+        "(all hole, all valid, strides, paddings, dilations)"
+    )
+
+
+def check_partial_conv_forward(partial_conv_forward: Callable) -> bool:
+    """Check a learner's ``partial_conv_forward(x, mask, weight, bias, stride, padding, dilation)``.
+
+    ``x`` ``(N, C_in, H, W)``, single-channel ``mask`` ``(N, 1, H, W)`` (1 = valid), ``weight``
+    ``(C_out, C_in, k, k)``, ``bias`` ``(C_out,)`` or None; returns ``(out, new_mask)``. Compared
+    with :class:`pconv_lib.layers.PartialConv2d` (weights copied) on float64 inputs whose hole
+    pixels hold random values; typical mistakes are recognised and explained.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from pconv_lib.layers import PartialConv2d
+
+    name = "partial_conv_forward"
+    for seed, (batch, height, width, k, stride, padding, dilation, kind) in enumerate(_PCONV_CASES):
+        c_in, c_out = (5, 2) if seed % 3 == 1 else (3, 4)
+        with_bias = seed != len(_PCONV_CASES) - 1  # the last case has no bias (bias=None)
+        generator = torch.Generator().manual_seed(2000 + seed)
+        mask = _pconv_mask(seed, batch, height, width, kind)
+        x = torch.rand(batch, c_in, height, width, generator=generator, dtype=torch.float64) + 0.5
+        weight = torch.randn(c_out, c_in, k, k, generator=generator, dtype=torch.float64)
+        bias = torch.randn(c_out, generator=generator, dtype=torch.float64) + 2 if with_bias else None
+        where = _pconv_case_text(k, stride, padding, dilation, kind, mask.shape)
+        where += f", {c_in} -> {c_out} channels" + ("" if with_bias else ", bias=None")
+
+        ok, got = _call_explained(
+            partial_conv_forward, name, where, x.clone(), mask.clone(), weight.clone(),
+            None if bias is None else bias.clone(), stride, padding, dilation,
+        )
+        if not ok:
+            return _todo(name)
+        out, new_mask = _unpack_pair(got, name, "(out, new_mask)")
+
+        layer = PartialConv2d(c_in, c_out, k, stride, padding, dilation, bias=with_bias, dtype=torch.float64)
+        with torch.no_grad():
+            layer.weight.copy_(weight)
+            if bias is not None:
+                layer.bias.copy_(bias)
+            expected_out, expected_mask = layer(x, mask)
+        expected = expected_out.numpy()
+
+        out = _as_float64(out, f"out of {name}")
+        if out.shape != expected.shape:
+            _fail(
+                f"out of {name} has shape {out.shape}, expected {expected.shape} for {where}: "
+                "pass stride, padding and dilation to every F.conv2d call"
+            )
+        if not np.all(np.isfinite(out)):
+            _fail(
+                f"out of {name} contains inf or NaN for {where}: a window with no valid pixel "
+                "divides by zero. Clamp the count to at least 1 before dividing "
+                "(count.clamp_min(1)), then multiply by (count > 0)"
+            )
+        _check_new_mask(new_mask, expected_mask.numpy(), name, where)
+        if np.allclose(out, expected, rtol=1e-7, atol=1e-9):
+            continue
+
+        ratio, valid = (t.numpy() for t in layer._ratio_and_mask(mask, False, torch.float64))
+        raw = F.conv2d(x * mask, weight, None, stride, padding, dilation).numpy()
+        plain = F.conv2d(x, weight, None, stride, padding, dilation).numpy()
+        b = np.zeros((1, c_out, 1, 1)) if bias is None else bias.numpy().reshape(1, -1, 1, 1)
+        window = k * k
+        wrong_answers = [
+            (raw * ratio + b,
+             "the output must be exactly 0 where the window has no valid pixel, bias included: "
+             "multiply by new_mask after adding the bias"),
+            ((raw * ratio * c_in + b) * valid,
+             f"the output is C_in = {c_in} times too large: for a single-channel mask the window has "
+             f"k*k = {window} elements, so sum(1) = k*k, not C_in*k*k"),
+            ((raw * ratio / c_in + b) * valid,
+             f"the output is C_in = {c_in} times too small: for a single-channel mask the window has "
+             f"k*k = {window} elements and sum(M) counts at most k*k of them; do not repeat the mask "
+             "over the input channels (the original Keras course's off-by-C_in ratio)"),
+            ((plain * ratio + b) * valid,
+             "the values inside the holes leak into the output: convolve x * mask, not x"),
+            ((raw + b) * valid,
+             "the re-weighting is missing: multiply the convolution by ratio = sum(1) / sum(M) "
+             "before adding the bias"),
+            ((raw + b) * ratio * valid,
+             "the bias is multiplied by the ratio: convolve without bias (pass None to F.conv2d), "
+             "multiply by the ratio, then add the bias"),
+        ]
+        for candidate, hint in wrong_answers:
+            if not np.allclose(candidate, expected, rtol=1e-7, atol=1e-9) and np.allclose(
+                out, candidate, rtol=1e-7, atol=1e-9
+            ):
+                _fail(f"{hint} (for {where})")
+        compare_arrays(
+            f"out of {name} for {where} (does check_mask_update pass?)", out, expected, atol=1e-7
+        )
+    return _passed(
+        f"{name} matches pconv_lib.layers.PartialConv2d on {len(_PCONV_CASES)} cases "
+        "(all hole, all valid, strides, paddings, dilations, bias=None)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Step 3: the PConv UNet
+# --------------------------------------------------------------------------------------------
+
+
+def _reference_concat_skip(x: Any, mask: Any, skip_x: Any, skip_mask: Any) -> tuple[Any, Any]:
+    """The decoder's upsample-and-concatenate step, exactly as in ``PConvUNet.forward``.
+
+    Features and masks are upsampled by 2 (nearest) and concatenated with the skip features and
+    the skip mask; every mask is first expanded to its features' channel count, so the result
+    has one mask channel per feature channel (1 = valid, 0 = hole).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    up = F.interpolate(x, scale_factor=2.0, mode="nearest")
+    up_mask = F.interpolate(mask, scale_factor=2.0, mode="nearest")
+    features = torch.cat((up, skip_x), dim=1)
+    mask_cat = torch.cat(
+        (
+            up_mask.expand(-1, up.shape[1], -1, -1),
+            skip_mask.to(up_mask.dtype).expand(-1, skip_x.shape[1], -1, -1),
+        ),
+        dim=1,
+    )
+    return features, mask_cat
+
+
+def _decoder_inputs(seed: int, n: int, c_x: int, c_skip: int, h: int, w: int, skip_mask_channels: int):
+    """Seeded ``(x, mask, skip_x, skip_mask)`` with holes, and a hole that survives the next layer.
+
+    ``x``/``mask`` are at (h, w), the skips at (2h, 2w). The top-left 2x2 of ``mask`` and the
+    top-left 4x4 of ``skip_mask`` are holes, so a 3x3 partial convolution after the
+    concatenation still has an all-hole window there.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c_x, h, w, generator=g)
+    skip_x = torch.randn(n, c_skip, 2 * h, 2 * w, generator=g)
+    mask = (torch.rand(n, 1, h, w, generator=g) > 0.3).float()
+    skip_mask = (torch.rand(n, skip_mask_channels, 2 * h, 2 * w, generator=g) > 0.3).float()
+    mask[:, :, :2, :2] = 0
+    skip_mask[:, :, :4, :4] = 0
+    return x, mask, skip_x, skip_mask
+
+
+def _as_pair(got: Any, call: str) -> tuple[Any, Any]:
+    """The learner's ``(features, mask)`` result, or a plain-words failure."""
+    import torch
+
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        _fail(f"{call} should return a pair (features, mask), got {_describe_array(got)[:80]}")
+    for label, value in zip(("features", "mask"), got):
+        if not isinstance(value, torch.Tensor):
+            _fail(f"{call}: the {label} should be a torch tensor, got {type(value).__name__}")
+    return got[0], got[1]
+
+
+def _distinct_values(tensor: Any) -> str:
+    values = sorted({round(float(v), 4) for v in tensor.detach().flatten().unique()[:6].tolist()})
+    return "{" + ", ".join(f"{v:g}" for v in values) + "}"
+
+
+def _close(a: Any, b: Any, atol: float = 1e-5) -> bool:
+    if tuple(a.shape) != tuple(b.shape):
+        return False
+    return bool((a.detach().double() - b.detach().double()).abs().max() <= atol)
+
+
+_NEAREST_HINT = (
+    "use nearest, not bilinear: masks must stay binary (F.interpolate(..., scale_factor=2, "
+    "mode='nearest'), for the features and for the mask)"
+)
+_ORDER_HINT = (
+    "put the upsampled tensor first and the skip second, for the features and for the mask "
+    "alike, so that mask channel i belongs to feature channel i: torch.cat((up, skip_x), dim=1)"
+)
+
+
+def check_concat_skip(concat_skip: Callable) -> bool:
+    """Check a learner's ``concat_skip(x, mask, skip_x, skip_mask) -> (features, mask)``.
+
+    ``x`` (N, C, h, w) and ``mask`` (N, 1, h, w) come from the level below; ``skip_x``
+    (N, S, 2h, 2w) and ``skip_mask`` (N, 1 or S, 2h, 2w) from the encoder. Expected: both
+    upsampled by 2 with nearest neighbour, then ``features = cat(up_x, skip_x)`` (N, C + S,
+    2h, 2w) and a per-channel ``mask`` of the same shape (the library's convention). Finally
+    a depth-4 :class:`~pconv_lib.model.PConvUNet` is decoded with the learner's function and
+    compared with the model's own forward pass.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from pconv_lib.model import PConvUNet
+
+    cases = [  # (seed, n, c_x, c_skip, h, w, skip mask channels)
+        (0, 2, 4, 3, 3, 4, 1),
+        (1, 1, 2, 5, 4, 4, 5),  # a per-channel skip mask, like a 3-channel image mask
+        (2, 3, 6, 2, 2, 3, 1),
+    ]
+    for seed, n, c_x, c_skip, h, w, skip_channels in cases:
+        x, mask, skip_x, skip_mask = _decoder_inputs(seed, n, c_x, c_skip, h, w, skip_channels)
+        inputs = (x.clone(), mask.clone(), skip_x.clone(), skip_mask.clone())
+        call = (
+            f"concat_skip(x {tuple(x.shape)}, mask {tuple(mask.shape)}, skip_x {tuple(skip_x.shape)}, "
+            f"skip_mask {tuple(skip_mask.shape)})"
+        )
+        ok, got = _call(concat_skip, *inputs)
+        if not ok:
+            return _todo("concat_skip")
+        features, got_mask = _as_pair(got, call)
+        originals = (x, mask, skip_x, skip_mask)
+        for name, before, after in zip(("x", "mask", "skip_x", "skip_mask"), originals, inputs):
+            if not torch.equal(before, after):
+                _fail(f"{call} changed its input `{name}` in place: build new tensors instead")
+        exp_features, exp_mask = _reference_concat_skip(x, mask, skip_x, skip_mask)
+        if tuple(features.shape) != tuple(exp_features.shape):
+            hint = ""
+            if tuple(features.shape[2:]) != tuple(exp_features.shape[2:]):
+                hint = " Upsample x by 2 so that it has the skip's height and width."
+            elif features.shape[1] != c_x + c_skip:
+                hint = f" Concatenate along the channels (dim=1): {c_x} + {c_skip} = {c_x + c_skip}."
+            _fail(f"{call}: features have shape {tuple(features.shape)}, expected "
+                  f"{tuple(exp_features.shape)}.{hint}")
+        if not bool(((got_mask == 0) | (got_mask == 1)).all()):
+            _fail(f"{call}: the mask holds values {_distinct_values(got_mask)}; {_NEAREST_HINT}")
+        bilinear = torch.cat((F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False),
+                              skip_x), dim=1)
+        if _close(features, bilinear) and not _close(features, exp_features):
+            _fail(f"{call}: the features were upsampled with bilinear interpolation; {_NEAREST_HINT}")
+        up = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        if not _close(features, exp_features) and _close(features, torch.cat((skip_x, up), dim=1)):
+            _fail(f"{call}: features and masks concatenated in the wrong order (skip first); {_ORDER_HINT}")
+        compare_arrays(f"features of {call}", features, exp_features, atol=1e-6)
+        if tuple(got_mask.shape) != tuple(exp_mask.shape):
+            _fail(
+                f"{call}: the mask has shape {tuple(got_mask.shape)} but the features "
+                f"{tuple(features.shape)}: mask channels must match feature channels one to one. "
+                f"Expand the upsampled mask to x's {c_x} channels and skip_mask to skip_x's "
+                f"{c_skip} channels (m.expand(-1, C, -1, -1)) before concatenating them"
+            )
+        up_mask = F.interpolate(mask, scale_factor=2.0, mode="nearest")
+        swapped = torch.cat((skip_mask.expand(-1, c_skip, -1, -1), up_mask.expand(-1, c_x, -1, -1)), dim=1)
+        if not _close(got_mask, exp_mask) and _close(got_mask, swapped):
+            _fail(f"{call}: the masks are concatenated in the wrong order (skip mask first); {_ORDER_HINT}")
+        compare_arrays(f"mask of {call}", got_mask, exp_mask, atol=0)
+
+    # the whole UNet, decoded with the learner's function, against the library's forward pass
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        model = PConvUNet(depth=4, width=0.25).eval()
+        image = torch.rand(2, 3, 32, 48)
+    image_mask = torch.ones(2, 1, 32, 48)
+    image_mask[0, :, 4:20, 8:30] = 0
+    image_mask[1, :, 12:32, 30:48] = 0
+    with torch.no_grad():
+        expected, _ = model(image, image_mask)
+        feats, masks_ = [image], [image_mask]
+        h, m = image, image_mask
+        for block in model.encoder:
+            h, m = block(h, m)
+            feats.append(h)
+            masks_.append(m)
+        for j, block in enumerate(model.decoder):
+            level = model.depth - 1 - j
+            h, m = block(*_as_pair(concat_skip(h, m, feats[level], masks_[level]), "concat_skip"))
+    compare_arrays("the output of a PConvUNet(depth=4) decoded with your concat_skip", h, expected, atol=1e-5)
+    return _passed(
+        f"concat_skip matches the library on {len(cases)} cases, and a whole PConvUNet decoded "
+        "with it gives the same output as PConvUNet.forward"
+    )
+
+
+def _find_layers(block: Any) -> tuple[Any, Any]:
+    """The learner block's one PartialConv2d and one BatchNorm2d, or a plain-words failure."""
+    from torch import nn
+
+    from pconv_lib.layers import PartialConv2d
+
+    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+    pconvs = [m for m in convs if isinstance(m, PartialConv2d)]
+    if not pconvs:
+        if convs:
+            _fail("DecoderBlock uses nn.Conv2d: use PartialConv2d, which renormalises by the "
+                  "valid pixels and returns the updated mask")
+        _fail("DecoderBlock has no PartialConv2d layer: create one in __init__ (self.conv = ...)")
+    if len(convs) > 1:
+        _fail(f"DecoderBlock has {len(convs)} convolutions, expected one 3x3 PartialConv2d")
+    bns = [m for m in block.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not bns:
+        _fail("DecoderBlock has no BatchNorm: add nn.BatchNorm2d(out_channels) after the partial "
+              "convolution (conv -> BN -> LeakyReLU(0.2))")
+    if len(bns) > 1:
+        _fail(f"DecoderBlock has {len(bns)} BatchNorm layers, expected one")
+    return pconvs[0], bns[0]
+
+
+def check_decoder_block(decoder_block: type) -> bool:
+    """Check a learner's ``DecoderBlock(in_channels, out_channels)`` class.
+
+    ``forward(x, mask, skip_x, skip_mask) -> (features, new_mask)`` must be concat_skip ->
+    ``PartialConv2d(in_channels, out_channels, 3, stride=1, padding=1)`` -> ``BatchNorm2d`` ->
+    ``LeakyReLU(0.2)``, where ``in_channels`` counts the upsampled and the skip features
+    together. The library's decoder block gets random weights and BatchNorm statistics; they
+    are copied into the learner's block (the layers are found by type, so their names are
+    free; a convolution bias, redundant before BatchNorm, is set to 0) and both are compared
+    in eval and in train mode, running statistics included. A stub that raises
+    ``NotImplementedError`` in ``__init__`` or in ``forward`` counts as not implemented yet.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from pconv_lib.model import LayerSpec, PConvBlock
+
+    cases = [  # (seed, n, c_x, c_skip, c_out, h, w, skip mask channels)
+        (10, 2, 6, 4, 5, 3, 4, 1),
+        (11, 3, 8, 8, 8, 2, 2, 1),
+    ]
+    for seed, n, c_x, c_skip, c_out, h, w, skip_channels in cases:
+        c_in = c_x + c_skip
+        made = f"DecoderBlock({c_in}, {c_out})"
+        try:
+            with torch.random.fork_rng(devices=[]):  # the learner's weight init must not move the seed
+                ok, block = _call(decoder_block, c_in, c_out)
+        except TypeError as error:
+            _fail(f"{made} failed ({error}); the constructor takes (in_channels, out_channels), "
+                  "in_channels counting the upsampled and the skip features together")
+        if not ok:
+            return _todo("DecoderBlock")
+        conv, bn = _find_layers(block)
+        if (conv.in_channels, conv.out_channels) != (c_in, c_out):
+            _fail(f"{made}: its PartialConv2d maps {conv.in_channels} -> {conv.out_channels} "
+                  f"channels, expected {c_in} -> {c_out}")
+        if tuple(conv.kernel_size) != (3, 3) or tuple(conv.stride) != (1, 1) or conv.padding != (1, 1):
+            _fail(f"{made}: the PartialConv2d has kernel {tuple(conv.kernel_size)}, stride "
+                  f"{tuple(conv.stride)}, padding {conv.padding}; the decoder uses kernel 3, "
+                  "stride 1, padding 1 (the upsampling already doubled the size)")
+        if bn.num_features != c_out:
+            _fail(f"{made}: BatchNorm2d has {bn.num_features} features, expected {c_out}")
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            ref = PConvBlock(LayerSpec("dec", c_in, c_out, 3, 1, True, "leaky_relu", 1))
+            with torch.no_grad():
+                ref.bn.weight.uniform_(0.5, 1.5)
+                ref.bn.bias.uniform_(-0.5, 0.5)
+                ref.bn.running_mean.uniform_(-0.5, 0.5)
+                ref.bn.running_var.uniform_(0.5, 2.0)
+        with torch.no_grad():
+            conv.weight.copy_(ref.conv.weight)
+            if conv.bias is not None:
+                conv.bias.zero_()
+        bn.load_state_dict(ref.bn.state_dict())
+
+        x, mask, skip_x, skip_mask = _decoder_inputs(seed, n, c_x, c_skip, h, w, skip_channels)
+        features, cat_mask = _reference_concat_skip(x, mask, skip_x, skip_mask)
+        call = f"{made}(x {tuple(x.shape)}, mask, skip_x {tuple(skip_x.shape)}, skip_mask)"
+        for mode in ("eval", "train"):
+            block.train(mode == "train")
+            ref.train(mode == "train")
+            try:
+                ok, got = _call(block, x.clone(), mask.clone(), skip_x.clone(), skip_mask.clone())
+            except ValueError as error:
+                if "mask must be 1 = valid, 0 = hole" in str(error):
+                    _fail(f"{call}: the partial convolution received a non-binary mask; {_NEAREST_HINT}")
+                raise
+            if not ok:
+                return _todo("DecoderBlock")
+            out, new_mask = _as_pair(got, call)
+            with torch.no_grad():
+                expected, expected_mask = ref(features, cat_mask)
+            if tuple(out.shape) != tuple(expected.shape):
+                _fail(f"{call} in {mode} mode: features have shape {tuple(out.shape)}, expected "
+                      f"{tuple(expected.shape)}")
+            if not _close(out, expected):
+                with torch.no_grad():
+                    pre = ref.conv(features, cat_mask)[0]
+                    pre_nomask = ref.conv(features)[0]
+                    bn_out = F.batch_norm(pre, ref.bn.running_mean, ref.bn.running_var, ref.bn.weight,
+                                          ref.bn.bias, False, 0.0, ref.bn.eps)
+                    batch = F.batch_norm(pre, None, None, ref.bn.weight, ref.bn.bias, True, 0.0, ref.bn.eps)
+                    normed = bn_out if mode == "eval" else batch
+                    variants = [
+                        (normed, "the activation is missing: apply nn.LeakyReLU(0.2) after BatchNorm"),
+                        (F.relu(normed), "the decoder uses LeakyReLU(0.2), not ReLU (the paper: ReLU in "
+                                         "the encoder, LeakyReLU with slope 0.2 in the decoder)"),
+                        (F.leaky_relu(normed, 0.01), "LeakyReLU's negative slope must be 0.2: "
+                                                     "nn.LeakyReLU(0.2), not the default 0.01"),
+                        (F.leaky_relu(pre, 0.2), "BatchNorm is skipped in forward: conv -> BN -> "
+                                                 "LeakyReLU(0.2)"),
+                    ]
+                    if mode == "eval":
+                        after = F.leaky_relu(pre, 0.2)
+                        variants.append((
+                            F.batch_norm(after, ref.bn.running_mean, ref.bn.running_var, ref.bn.weight,
+                                         ref.bn.bias, False, 0.0, ref.bn.eps),
+                            "BatchNorm must come before the activation: conv -> BN -> LeakyReLU(0.2)",
+                        ))
+                        bn_nomask = F.batch_norm(pre_nomask, ref.bn.running_mean, ref.bn.running_var,
+                                                 ref.bn.weight, ref.bn.bias, False, 0.0, ref.bn.eps)
+                        variants.append((
+                            F.leaky_relu(bn_nomask, 0.2),
+                            "the partial convolution got no mask: call it with the concatenated "
+                            "mask, conv(features, mask), and return the new mask it gives",
+                        ))
+                        up_x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+                        up_m = F.interpolate(mask, scale_factor=2.0, mode="nearest")
+                        swapped = ref(
+                            torch.cat((skip_x, up_x), dim=1),
+                            torch.cat((skip_mask.expand(-1, c_skip, -1, -1), up_m.expand(-1, c_x, -1, -1)),
+                                      dim=1),
+                        )[0]
+                        variants.append((swapped, f"features and masks concatenated in the wrong order; "
+                                                  f"{_ORDER_HINT}"))
+                for value, hint in variants:
+                    if _close(out, value):
+                        _fail(f"{call} in {mode} mode: {hint}")
+            compare_arrays(f"features of {call} in {mode} mode", out, expected, atol=1e-5)
+            if tuple(new_mask.shape) != tuple(expected_mask.shape):
+                _fail(f"{call}: the returned mask has shape {tuple(new_mask.shape)}, expected "
+                      f"{tuple(expected_mask.shape)}: return the new mask given by the partial "
+                      "convolution, not its input mask")
+            compare_arrays(f"new mask of {call}", new_mask, expected_mask, atol=0)
+        for name in ("running_mean", "running_var"):
+            compare_arrays(f"BatchNorm {name} after a train-mode call of {made}", getattr(bn, name),
+                           getattr(ref.bn, name), atol=1e-5)
+    return _passed(
+        "DecoderBlock matches the library's decoder level (nearest x2, concat, 3x3 PartialConv2d, "
+        "BatchNorm, LeakyReLU 0.2) in eval and train mode"
     )

@@ -38,7 +38,7 @@ _USER_AGENT = "pconv-course-downloader/0.1 (+urllib)"
 
 
 @dataclass(frozen=True)
-class Dataset:
+class ArchiveSpec:
     """A downloadable archive: its URL, file name, folder it extracts to, approximate size."""
 
     url: str
@@ -48,20 +48,20 @@ class Dataset:
 
 
 #: Imagenette variants: shorter side 160 px, 320 px, or full size. Sizes are approximate.
-IMAGENETTE: dict[str, Dataset] = {
-    "160": Dataset(
+IMAGENETTE: dict[str, ArchiveSpec] = {
+    "160": ArchiveSpec(
         "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz",
         "imagenette2-160.tgz",
         "imagenette2-160",
         "about 95 MB",
     ),
-    "320": Dataset(
+    "320": ArchiveSpec(
         "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz",
         "imagenette2-320.tgz",
         "imagenette2-320",
         "about 330 MB",
     ),
-    "full": Dataset(
+    "full": ArchiveSpec(
         "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2.tgz",
         "imagenette2.tgz",
         "imagenette2",

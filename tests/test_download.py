@@ -291,7 +291,7 @@ def test_member_names_escaping_with_dotdot_are_always_rejected(parts, ups):
 
 def test_download_imagenette_end_to_end(server, tmp_path, monkeypatch):
     spec = download.IMAGENETTE["160"]
-    local = download.Dataset(url(server), spec.filename, spec.folder, spec.approx_size)
+    local = download.ArchiveSpec(url(server), spec.filename, spec.folder, spec.approx_size)
     monkeypatch.setitem(download.IMAGENETTE, "160", local)
     folder = download_imagenette(tmp_path, "160", sha256=SHA256, progress=False)
     assert folder == tmp_path / "imagenette2-160"
