@@ -5,9 +5,14 @@ batch 1 and 4, this times (median of several repeats, interleaved so that a busy
 every variant alike; default ``torch`` thread count):
 
 * ``conv``: plain ``nn.Conv2d`` (no mask at all, the lower bound),
-* ``pconv``: ``pconv_lib.layers.PartialConv2d`` with a mask, as the UNet calls it
-  (single-channel masks in the encoder, per-channel masks in the decoder, ``check_mask=False``
-  because the model checks the input mask once),
+* ``pconv``: ``pconv_lib.layers.PartialConv2d`` as the UNet calls it, ``check_mask=False``
+  (the model checks the input mask once). Encoder: ``forward(x, mask)`` with a single-channel
+  mask. Decoder: the paper's per-channel mask is ``cat(m_up repeated over C_up channels,
+  m_skip repeated over C_skip channels)``; the UNet never builds it and calls
+  ``forward_masked(cat(h_up * m_up, skip * m_skip), C_up * m_up + C_skip * m_skip)``. For the
+  decoder every variant includes the concatenation of the two inputs (plain conv included),
+* ``pc full``: decoder only, ``PartialConv2d.forward(x, mask)`` with the materialised
+  (N, C_in, H, W) mask — what a user calling the layer with a per-channel mask pays,
 * ``ones``: a naive reference whose mask path is a full ``C_in -> C_out`` ones convolution
   (the original NVIDIA multi-channel implementation does this),
 
@@ -32,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pconv_lib.layers import PartialConv2d
-from pconv_lib.model import architecture
+from pconv_lib.model import architecture, encoder_channels
 
 
 class OnesConvPartialConv2d(nn.Conv2d):
@@ -84,7 +89,12 @@ def layer_shapes(sizes: list[tuple[int, int]]) -> list[dict]:
                 spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride,
                 size // spec.in_scale, per_channel, spec.batch_norm,
             )
-            entry = shapes.setdefault(key, {"spec": spec, "h": key[4], "names": []})
+            skip = None
+            if per_channel:
+                j = int(spec.name[3:]) - depth - 1
+                skip_index = depth - 1 - j
+                skip = 3 if skip_index == 0 else encoder_channels(depth)[skip_index - 1]
+            entry = shapes.setdefault(key, {"spec": spec, "h": key[4], "names": [], "skip": skip})
             entry["names"].append(f"{size}:{spec.name}")
     return list(shapes.values())
 
@@ -100,41 +110,75 @@ def bench_shape(entry: dict, batch: int, repeats: int, min_time: float) -> dict:
     ones = OnesConvPartialConv2d(cin, cout, k, s, k // 2, bias=bias)
     pconv.load_state_dict(conv.state_dict())
     ones.load_state_dict(conv.state_dict())
-    x = torch.randn(batch, cin, h, h)
-    mask = (torch.rand(batch, cin if per_channel else 1, h, h) > 0.3).float()
-    xg = x.clone().requires_grad_(True)
     ho = (h + 2 * (k // 2) - k) // s + 1
     grad = torch.randn(batch, cout, ho, ho)
+    if not per_channel:
+        x = torch.randn(batch, cin, h, h)
+        mask = (torch.rand(batch, 1, h, h) > 0.3).float()
+        xg = x.clone().requires_grad_(True)
 
-    def fwd(layer, masked):
-        def run():
-            with torch.no_grad():
-                return layer(x, mask) if masked else layer(x)
+        def fwd(layer, masked):
+            def run():
+                with torch.no_grad():
+                    return layer(x, mask) if masked else layer(x)
 
-        return run
+            return run
 
-    def fwd_bwd(layer, masked):
-        params = list(layer.parameters())
+        def fwd_bwd(layer, masked):
+            params = list(layer.parameters())
 
-        def run():
-            for p in params:
-                p.grad = None
-            xg.grad = None
-            out = layer(xg, mask)[0] if masked else layer(xg)
-            out.backward(grad)
+            def run():
+                for p in params:
+                    p.grad = None
+                xg.grad = None
+                out = layer(xg, mask)[0] if masked else layer(xg)
+                out.backward(grad)
 
-        return run
+            return run
+
+        variants = {"conv": (conv, False), "pconv": (pconv, True), "ones": (ones, True)}
+    else:
+        c_skip = entry["skip"]
+        c_up = cin - c_skip
+        up, skip = torch.randn(batch, c_up, h, h), torch.randn(batch, c_skip, h, h)
+        m_up = (torch.rand(batch, 1, h, h) > 0.3).float()
+        m_skip = (torch.rand(batch, 1, h, h) > 0.3).float()
+        full_mask = torch.cat((m_up.expand(-1, c_up, -1, -1), m_skip.expand(-1, c_skip, -1, -1)), 1)
+        up_g, skip_g = up.clone().requires_grad_(True), skip.clone().requires_grad_(True)
+
+        def call(kind, a, b):
+            if kind == "conv":
+                return conv(torch.cat((a, b), 1))
+            if kind == "pconv":
+                x_masked = torch.cat((a * m_up, b * m_skip), 1)
+                return pconv.forward_masked(x_masked, m_up * c_up + m_skip * c_skip)[0]
+            layer = pconv if kind == "pc full" else ones  # the caller already has the full mask
+            return layer(torch.cat((a, b), 1), full_mask)[0]
+
+        def fwd(kind, _masked):
+            def run():
+                with torch.no_grad():
+                    return call(kind, up, skip)
+
+            return run
+
+        def fwd_bwd(kind, _masked):
+            layer = {"conv": conv, "ones": ones}.get(kind, pconv)
+            params = list(layer.parameters())
+
+            def run():
+                for p in params:
+                    p.grad = None
+                up_g.grad = skip_g.grad = None
+                call(kind, up_g, skip_g).backward(grad)
+
+            return run
+
+        variants = {k: (k, True) for k in ("conv", "pconv", "ones", "pc full")}
 
     res = {}
-    res["fwd"] = measure(
-        {"conv": fwd(conv, False), "pconv": fwd(pconv, True), "ones": fwd(ones, True)},
-        repeats, min_time,
-    )
-    res["fwd_bwd"] = measure(
-        {"conv": fwd_bwd(conv, False), "pconv": fwd_bwd(pconv, True),
-         "ones": fwd_bwd(ones, True)},
-        repeats, min_time,
-    )
+    res["fwd"] = measure({n: fwd(*v) for n, v in variants.items()}, repeats, min_time)
+    res["fwd_bwd"] = measure({n: fwd_bwd(*v) for n, v in variants.items()}, repeats, min_time)
     return res
 
 
@@ -149,11 +193,13 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU")
     print(f"times in ms (median of {repeats} interleaved repeats); x = ratio to plain conv")
-    print("mask: encoder layers (N,1,H,W), decoder layers (N,C_in,H,W), ~30% holes")
+    print("mask: ~30% holes; encoder (N,1,H,W); decoder two (N,1,H,W) masks as the UNet runs it")
+    print("pc full x: decoder layers called with the materialised (N,C_in,H,W) mask instead")
     header = (
         f"{'layer(s)':<24}{'Cin>Cout k s':>16}{'H':>5}{'N':>3} |"
         f"{'conv':>9}{'pconv':>9}{'ones':>9}{'pc x':>7}{'ones x':>7} |"
-        f"{'conv':>9}{'pconv':>9}{'ones':>9}{'pc x':>7}{'ones x':>7}"
+        f"{'conv':>9}{'pconv':>9}{'ones':>9}{'pc x':>7}{'ones x':>7} |"
+        f"{'pc full x':>10}{'fwd+bwd':>9}"
     )
     print(f"{'':<48} | {'forward (no_grad)':^41} | {'forward + backward':^41}")
     print(header)
@@ -177,10 +223,16 @@ def main() -> None:
                     f"{r['conv'] * 1e3:9.2f}{r['pconv'] * 1e3:9.2f}{r['ones'] * 1e3:9.2f}"
                     f"{pc:7.2f}{on:7.2f}"
                 )
+            if "pc full" in res["fwd"]:
+                full = (res["fwd"]["pc full"] / res["fwd"]["conv"],
+                        res["fwd_bwd"]["pc full"] / res["fwd_bwd"]["conv"])
+                cells.append(f"{full[0]:10.2f}{full[1]:9.2f}")
+            else:
+                cells.append(f"{'-':>10}{'-':>9}")
             names = ",".join(entry["names"])
             names = names if len(names) <= 23 else names[:20] + "..."
             shape = f"{spec.in_channels}>{spec.out_channels} {spec.kernel_size} {spec.stride}"
-            print(f"{names:<24}{shape:>16}{entry['h']:>5}{batch:>3} |{cells[0]} |{cells[1]}",
+            print(f"{names:<24}{shape:>16}{entry['h']:>5}{batch:>3} |{cells[0]} |{cells[1]} |{cells[2]}",
                   flush=True)
     print("-" * len(header))
     print(f"total bench time {time.perf_counter() - start:.0f} s")

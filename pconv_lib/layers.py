@@ -229,20 +229,29 @@ class PartialConv2d(nn.Conv2d):
         the ratio cannot overflow or lose precision in fp16/bf16.
         """
         kh, kw = self.kernel_size
-        work = torch.float64 if dtype == torch.float64 else torch.float32
-        with torch.no_grad(), torch.autocast(mask.device.type, enabled=False):
-            m = mask.detach().to(work)
+        with torch.no_grad():
+            m = mask.detach()
             if per_group:
                 n, c, h, w = m.shape
                 g = self.groups
                 channel_sum = m.view(n, g, c // g, h, w).sum(2)
-                win = (c // g) * kh * kw
-                count = self._mask_window(channel_sum, g)
-            else:
-                c = m.shape[1]
-                channel_sum = m.sum(1, keepdim=True) if c > 1 else m
-                win = c * kh * kw
-                count = self._mask_window(channel_sum, 1)
+                return self._ratio_from_channel_sum(channel_sum, (c // g) * kh * kw, dtype)
+            c = m.shape[1]
+            channel_sum = m.sum(1, keepdim=True) if c > 1 else m
+            return self._ratio_from_channel_sum(channel_sum, c * kh * kw, dtype)
+
+    def _ratio_from_channel_sum(
+        self, channel_sum: Tensor, win: int, dtype: torch.dtype
+    ) -> tuple[Tensor, Tensor]:
+        """``(ratio, new_mask)`` from the mask summed over the channels of each group.
+
+        ``channel_sum``: ``(N, 1 or groups, H, W)``; ``win``: elements of one window of one
+        group (``sum(1)``). Counts valid elements per window with a ones convolution and guards
+        the division (``win / max(count, 1) * (count > 0)``), in float32 (float64 for float64).
+        """
+        work = torch.float64 if dtype == torch.float64 else torch.float32
+        with torch.no_grad(), torch.autocast(channel_sum.device.type, enabled=False):
+            count = self._mask_window(channel_sum.detach().to(work), channel_sum.shape[1])
             valid = count > 0
             ratio = win / count.clamp_min(1.0) * valid
             return ratio, valid.to(work)
@@ -292,8 +301,41 @@ class PartialConv2d(nn.Conv2d):
 
         per_group = self.groups > 1 and mask.shape[1] > 1
         ratio, valid = self._ratio_and_mask(mask, per_group, x.dtype)
+        return self._scaled_conv(x * mask.to(x.dtype), ratio, valid, per_group)
+
+    def forward_masked(self, x_masked: Tensor, mask_sum: Tensor) -> tuple[Tensor, Tensor]:
+        """The same as ``forward(x, mask)`` for a per-channel ``mask``, given ``x ⊙ mask`` and the
+        mask summed over channels instead of the mask itself.
+
+        For callers that know both more cheaply than by materialising an (N, C_in, H, W) mask:
+        the UNet decoder, whose mask is the concatenation of two masks each repeated over many
+        channels, so its channel sum is ``C_1·m_1 + C_2·m_2`` (see :class:`pconv_lib.model.PConvUNet`).
+
+        Args:
+            x_masked: (N, C_in, H, W), the input already multiplied by its mask (0 in holes).
+            mask_sum: (N, 1, H, W) float, ``Σ_c mask[:, c]``: integers 0..C_in.
+
+        Only for ``groups=1``. No value check is made on ``mask_sum``.
+        """
+        self._check_input(x_masked)
+        if self.groups != 1:
+            raise ValueError("forward_masked supports groups=1 only; call forward(x, mask)")
+        n, _, h, w = x_masked.shape
+        if tuple(mask_sum.shape) != (n, 1, h, w):
+            raise ValueError(
+                f"mask_sum must be (N, 1, H, W) = ({n}, 1, {h}, {w}), the mask summed over its "
+                f"channels; got {tuple(mask_sum.shape)}"
+            )
+        kh, kw = self.kernel_size
+        ratio, valid = self._ratio_from_channel_sum(mask_sum, self.in_channels * kh * kw, x_masked.dtype)
+        return self._scaled_conv(x_masked, ratio, valid, False)
+
+    def _scaled_conv(
+        self, x_masked: Tensor, ratio: Tensor, valid: Tensor, per_group: bool
+    ) -> tuple[Tensor, Tensor]:
+        """``conv(x ⊙ M) · ratio + bias · new_mask``; returns ``(out, new_mask)``."""
         raw = F.conv2d(
-            x * mask.to(x.dtype),
+            x_masked,
             self.weight,
             None,
             self.stride,

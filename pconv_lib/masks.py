@@ -347,17 +347,28 @@ def load_mask_png(
         multi-channel-with-different-channels image.
     """
     path = Path(path)
-    if holes_are not in ("black", "white"):
-        raise ValueError(f"holes_are must be 'black' or 'white', got {holes_are!r}")
     if not path.is_file():
         raise FileNotFoundError(f"mask file not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    mask = decode_mask_image(path.read_bytes(), holes_are=holes_are, source=str(path))
+    if size is not None:
+        mask = resize_mask(mask, size)
+    return mask
+
+
+def decode_mask_image(data: bytes, holes_are: str = "black", source: str = "mask") -> np.ndarray:
+    """Decode the bytes of a binary mask image file (PNG, BMP, TIFF) to ``uint8`` (H, W),
+    1 = valid, 0 = hole. ``source`` names the file in error messages (see :func:`load_mask_png`).
+    """
+    if holes_are not in ("black", "white"):
+        raise ValueError(f"holes_are must be 'black' or 'white', got {holes_are!r}")
+    buffer = np.frombuffer(bytes(data), np.uint8)
+    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
     if image is None:
-        raise ValueError(f"{path}: not a readable image file (corrupt or not an image)")
+        raise ValueError(f"{source}: could not decode it as an image (corrupt file or not an image)")
     if image.ndim == 3:
         channels = image[:, :, :3]
         if not np.all(channels == channels[:, :, :1]):
-            raise ValueError(f"{path}: mask must be grey (all channels equal), got a colour image")
+            raise ValueError(f"{source}: mask must be grey (all channels equal), got a colour image")
         image = channels[:, :, 0]
     values = np.unique(image)
     if set(values.tolist()) <= {0, 1}:
@@ -366,16 +377,13 @@ def load_mask_png(
         valid = image == 255
     else:
         raise ValueError(
-            f"{path}: mask is not binary (found {values.size} grey levels, e.g. "
-            f"{values[:5].tolist()}); save masks as PNG with only 0 and 255, never JPEG, and "
-            "resize them with nearest-neighbour interpolation"
+            f"{source}: mask is not binary (found {values.size} grey levels, e.g. "
+            f"{values[:5].tolist()}); save masks as PNG with only 0 (hole) and 255 (valid), never "
+            "JPEG, and resize them with nearest-neighbour interpolation"
         )
     if holes_are == "white":
         valid = ~valid
-    mask = valid.astype(np.uint8)
-    if size is not None:
-        mask = resize_mask(mask, size)
-    return mask
+    return valid.astype(np.uint8)
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

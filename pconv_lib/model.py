@@ -172,7 +172,14 @@ class PConvBlock(nn.Module):
             self.act = nn.Identity()
 
     def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        h, new_mask = self.conv(x, mask)
+        return self._finish(*self.conv(x, mask))
+
+    def forward_masked(self, x_masked: Tensor, mask_sum: Tensor) -> tuple[Tensor, Tensor]:
+        """As :meth:`forward`, from ``x ⊙ mask`` and the channel sum of the mask
+        (:meth:`PartialConv2d.forward_masked`)."""
+        return self._finish(*self.conv.forward_masked(x_masked, mask_sum))
+
+    def _finish(self, h: Tensor, new_mask: Tensor) -> tuple[Tensor, Tensor]:
         if self.bn is not None:
             h = self.bn(h)
         return self.act(h), new_mask
@@ -326,12 +333,14 @@ class PConvUNet(nn.Module):
             skip, skip_mask = feats[skip_index], masks[skip_index]
             h = F.interpolate(h, scale_factor=2.0, mode="nearest")
             m = F.interpolate(m, scale_factor=2.0, mode="nearest")
-            m_cat = torch.cat(
-                (
-                    m.expand(-1, h.shape[1], -1, -1),
-                    skip_mask.to(m.dtype).expand(-1, skip.shape[1], -1, -1),
-                ),
-                dim=1,
-            )
-            h, m = block(torch.cat((h, skip), dim=1), m_cat)
+            # The paper's decoder sees the per-channel mask cat(m repeated over h's channels,
+            # skip_mask repeated over skip's channels). We never build it: the masked input is
+            # cat(h * m, skip * skip_mask) and its channel sum is C_h * m + C_skip * skip_mask.
+            skip_mask = skip_mask.to(m.dtype)
+            x_masked = torch.cat((h * m.to(h.dtype), skip * skip_mask.to(skip.dtype)), dim=1)
+            if skip_mask.shape[1] == 1:
+                skip_sum = skip_mask * skip.shape[1]
+            else:
+                skip_sum = skip_mask.sum(1, keepdim=True)
+            h, m = block.forward_masked(x_masked, m * h.shape[1] + skip_sum)
         return h, m

@@ -129,42 +129,12 @@ def mask_from_png_bytes(data: bytes, holes_are: str = "black") -> np.ndarray:
     hole, white = valid (``holes_are="white"`` for the opposite). Raises ``ValueError`` naming
     the problem for undecodable or non-binary images (JPEG or bilinear resizing make grey edges).
     """
-    if holes_are not in ("black", "white"):
-        raise ValueError(f"holes_are must be 'black' or 'white', got {holes_are!r}")
-    buffer = np.frombuffer(bytes(data), np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
-    if image is None:
-        raise ValueError("could not decode the mask: upload a PNG image (black = hole)")
-    if image.ndim == 3:
-        channels = image[:, :, :3]
-        if not np.all(channels == channels[:, :, :1]):
-            raise ValueError("the mask must be grey (all colour channels equal), not colour")
-        image = channels[:, :, 0]
-    values = np.unique(image)
-    if set(values.tolist()) <= {0, 1}:
-        valid = image == 1
-    elif set(values.tolist()) <= {0, 255}:
-        valid = image == 255
-    else:
-        raise ValueError(
-            f"the mask is not binary: found {values.size} grey levels (e.g. "
-            f"{values[:5].tolist()}); save masks as PNG with only 0 (hole) and 255 (valid), never "
-            "as JPEG, and resize them with nearest-neighbour interpolation"
-        )
-    if holes_are == "white":
-        valid = ~valid
-    return valid.astype(np.uint8)
+    return masks_lib.decode_mask_image(data, holes_are=holes_are, source="uploaded mask")
 
 
 def mask_from_png(path: str | Path, holes_are: str = "black") -> np.ndarray:
     """Read a binary mask PNG file (black = hole) as ``uint8`` (H, W), 1 = valid, 0 = hole."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask file not found: {path}")
-    try:
-        return mask_from_png_bytes(path.read_bytes(), holes_are)
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+    return masks_lib.load_mask_png(path, holes_are=holes_are)
 
 
 def _png_bytes(rgb: np.ndarray) -> bytes:

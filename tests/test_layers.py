@@ -515,3 +515,24 @@ def test_mask_dtype_may_differ_from_input():
     b, _ = layer(x, mask)
     assert a.dtype == D64
     assert torch.equal(a, b)
+
+
+def test_forward_masked_equals_forward_with_a_per_channel_mask():
+    torch.manual_seed(5)
+    layer = PartialConv2d(6, 4, 3, stride=1, padding=1).double()
+    x = torch.rand(2, 6, 9, 11, dtype=torch.float64)
+    mask = (torch.rand(2, 6, 9, 11) > 0.5).double()
+    mask[:, :, 2:7, 3:9] = 0  # windows with no valid pixel at all
+    expected, expected_mask = layer(x, mask)
+    got, got_mask = layer.forward_masked(x * mask, mask.sum(1, keepdim=True))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    assert torch.equal(got_mask, expected_mask)
+
+
+def test_forward_masked_rejects_a_full_mask_and_groups():
+    layer = PartialConv2d(4, 4, 3, padding=1)
+    with pytest.raises(ValueError, match="summed over its channels"):
+        layer.forward_masked(torch.rand(1, 4, 5, 5), torch.ones(1, 4, 5, 5))
+    grouped = PartialConv2d(4, 4, 3, padding=1, groups=2)
+    with pytest.raises(ValueError, match="groups=1"):
+        grouped.forward_masked(torch.rand(1, 4, 5, 5), torch.ones(1, 1, 5, 5))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pconv_lib.model import (
     PConvUNet,
@@ -243,3 +244,34 @@ def test_bad_inputs():
 def test_bad_depth_or_width(depth, width):
     with pytest.raises(ValueError, match="depth|width"):
         PConvUNet(depth=depth, width=width)
+
+
+def _decoder_with_materialised_masks(model, image, mask):
+    """The decoder as the paper writes it: concatenate features and full per-channel masks."""
+    feats, masks = [image], [mask]
+    h, m = image, mask
+    for block in model.encoder:
+        h, m = block(h, m)
+        feats.append(h)
+        masks.append(m)
+    for j, block in enumerate(model.decoder):
+        skip, skip_mask = feats[model.depth - 1 - j], masks[model.depth - 1 - j]
+        h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+        m = F.interpolate(m, scale_factor=2.0, mode="nearest")
+        m_cat = torch.cat(
+            (m.expand(-1, h.shape[1], -1, -1), skip_mask.expand(-1, skip.shape[1], -1, -1)), dim=1
+        )
+        h, m = block(torch.cat((h, skip), dim=1), m_cat)
+    return h, m
+
+
+@pytest.mark.parametrize("mask_channels", [1, 3])
+def test_decoder_shortcut_equals_the_materialised_per_channel_mask(mask_channels):
+    torch.manual_seed(3)
+    model = PConvUNet(depth=4, width=0.25).eval()
+    image = torch.rand(2, 3, 64, 64)
+    mask = (torch.rand(2, mask_channels, 64, 64) > 0.4).float()
+    out, out_mask = model(image, mask)
+    ref, ref_mask = _decoder_with_materialised_masks(model, image, mask)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+    assert torch.equal(out_mask, ref_mask)
