@@ -171,13 +171,20 @@ class PConvBlock(nn.Module):
         else:
             self.act = nn.Identity()
 
-    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, *, mask_sum: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``(features, new_mask)`` from ``x`` and its ``mask``, or, with ``mask_sum``, from an input
+        already multiplied by a per-channel mask and that mask summed over channels
+        (:meth:`PartialConv2d.forward_masked`; the UNet decoder calls its blocks this way, so a
+        forward hook on a decoder block sees ``kwargs["mask_sum"]``)."""
+        if mask_sum is not None:
+            if mask is not None:
+                raise ValueError("give either mask or mask_sum (with a pre-masked x), not both")
+            return self._finish(*self.conv.forward_masked(x, mask_sum))
+        if mask is None:
+            raise ValueError("PConvBlock needs a mask (1 = valid, 0 = hole) or mask_sum")
         return self._finish(*self.conv(x, mask))
-
-    def forward_masked(self, x_masked: Tensor, mask_sum: Tensor) -> tuple[Tensor, Tensor]:
-        """As :meth:`forward`, from ``x ⊙ mask`` and the channel sum of the mask
-        (:meth:`PartialConv2d.forward_masked`)."""
-        return self._finish(*self.conv.forward_masked(x_masked, mask_sum))
 
     def _finish(self, h: Tensor, new_mask: Tensor) -> tuple[Tensor, Tensor]:
         if self.bn is not None:
@@ -342,5 +349,5 @@ class PConvUNet(nn.Module):
                 skip_sum = skip_mask * skip.shape[1]
             else:
                 skip_sum = skip_mask.sum(1, keepdim=True)
-            h, m = block.forward_masked(x_masked, m * h.shape[1] + skip_sum)
+            h, m = block(x_masked, mask_sum=m * h.shape[1] + skip_sum)
         return h, m

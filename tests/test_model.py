@@ -275,3 +275,37 @@ def test_decoder_shortcut_equals_the_materialised_per_channel_mask(mask_channels
     ref, ref_mask = _decoder_with_materialised_masks(model, image, mask)
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
     assert torch.equal(out_mask, ref_mask)
+
+
+def test_decoder_blocks_are_called_through_hooks_with_mask_sum():
+    """Notebook 03 listens to the decoder with forward hooks: every block must go through
+    ``__call__`` and receive the mask's channel sum as ``mask_sum``."""
+    model = PConvUNet(depth=4, width=0.125).eval()
+    seen = []
+    handles = [
+        block.register_forward_hook(
+            lambda module, args, kwargs, out: seen.append((args[0].shape[1], kwargs["mask_sum"])),
+            with_kwargs=True,
+        )
+        for block in model.decoder
+    ]
+    mask = torch.ones(1, 1, 32, 32)
+    mask[..., 8:20, 8:20] = 0
+    with torch.no_grad():
+        model(torch.rand(1, 3, 32, 32) * mask, mask)
+    for handle in handles:
+        handle.remove()
+    assert len(seen) == model.depth
+    channels, mask_sum = seen[-1]  # last level: upsampled features + the input image
+    assert mask_sum.shape == (1, 1, 32, 32)
+    assert mask_sum.max() == channels and mask_sum.min() >= channels - 3
+
+
+def test_block_needs_exactly_one_kind_of_mask():
+    model = PConvUNet(depth=3, width=0.125)
+    block = model.decoder[0]
+    x = torch.rand(1, block.conv.in_channels, 8, 8)
+    with pytest.raises(ValueError, match="not both"):
+        block(x, torch.ones(1, 1, 8, 8), mask_sum=torch.ones(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="needs a mask"):
+        block(x)
