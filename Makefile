@@ -42,7 +42,7 @@ execute-notebooks: install
 	$(PY) tools/make_exercises.py
 
 lab: install
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab --notebook-dir=.
 
 bench: install
 	for f in bench/*.py; do $(PY) $$f || exit 1; done
