@@ -301,17 +301,7 @@ class PConvUNet(nn.Module):
                 f"image must be a floating tensor, got {image.dtype}: use image.float() / 255 "
                 "for uint8 pictures"
             )
-        n, c, h, w = image.shape
-        if (
-            mask.dim() != 4
-            or mask.shape[0] != n
-            or tuple(mask.shape[2:]) != (h, w)
-            or mask.shape[1] not in (1, c)
-        ):
-            raise ValueError(
-                f"mask shape {tuple(mask.shape)} does not match image shape {tuple(image.shape)}:"
-                f" expected ({n}, 1, {h}, {w}) or ({n}, {c}, {h}, {w}), 1 = valid, 0 = hole"
-            )
+        _, _, h, w = image.shape
         multiple = 2**self.depth
         for name, size in (("height", h), ("width", w)):
             if size % multiple:
