@@ -491,6 +491,16 @@ def _call_explained(function: Callable, name: str, where: str, *args: Any) -> tu
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _require_finite(values: np.ndarray, what: str, where: str) -> None:
+    """Fail with the division-by-zero hint when ``values`` holds inf or NaN."""
+    if not np.all(np.isfinite(values)):
+        _fail(
+            f"{what} contains inf or NaN for {where}: a window with no valid pixel "
+            "divides by zero. Clamp the count to at least 1 before dividing "
+            "(count.clamp_min(1)), then multiply by (count > 0)"
+        )
+
+
 def _as_float64(value: Any, what: str) -> np.ndarray:
     """A torch tensor or NumPy array as a float64 NumPy array, or a plain-words failure."""
     import torch
@@ -567,12 +577,7 @@ def check_mask_update(mask_ratio_and_update: Callable) -> bool:
                 f"ratio of {name} has shape {ratio.shape}, expected {expected_ratio.shape} for {where}: "
                 "pass stride, padding and dilation to F.conv2d, so that the windows are the layer's"
             )
-        if not np.all(np.isfinite(ratio)):
-            _fail(
-                f"ratio of {name} contains inf or NaN for {where}: a window with no valid pixel "
-                "divides by zero. Clamp the count to at least 1 before dividing "
-                "(count.clamp_min(1)), then multiply by (count > 0)"
-            )
+        _require_finite(ratio, f"ratio of {name}", where)
         _check_new_mask(new_mask, expected_mask, name, where)
         if np.allclose(ratio, expected_ratio, rtol=1e-9, atol=1e-9):
             continue
@@ -647,12 +652,7 @@ def check_partial_conv_forward(partial_conv_forward: Callable) -> bool:
                 f"out of {name} has shape {out.shape}, expected {expected.shape} for {where}: "
                 "pass stride, padding and dilation to every F.conv2d call"
             )
-        if not np.all(np.isfinite(out)):
-            _fail(
-                f"out of {name} contains inf or NaN for {where}: a window with no valid pixel "
-                "divides by zero. Clamp the count to at least 1 before dividing "
-                "(count.clamp_min(1)), then multiply by (count > 0)"
-            )
+        _require_finite(out, f"out of {name}", where)
         _check_new_mask(new_mask, expected_mask.numpy(), name, where)
         if np.allclose(out, expected, rtol=1e-7, atol=1e-9):
             continue
