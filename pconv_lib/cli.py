@@ -79,7 +79,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="inpaint one image of any size")
-    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="a checkpoint file, or 'demo' for the bundled demo model",
+    )
     p.add_argument("--image", type=Path, required=True)
     p.add_argument("--mask", type=Path, help="binary mask PNG (default: a random irregular mask)")
     p.add_argument("--holes-are", choices=["black", "white"], default="black")
@@ -94,7 +99,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="L1/PSNR/SSIM per hole-ratio bucket vs classical baselines")
-    p.add_argument("--checkpoint", type=Path, help="model to evaluate (omit: baselines only)")
+    p.add_argument(
+        "--checkpoint", type=Path, help="model to evaluate, or 'demo' (omit: baselines only)"
+    )
     p.add_argument("--images", type=Path, help="folder of test photos (default: sample photos)")
     p.add_argument("--size", type=int, default=256, help="centre crop size of the test images")
     p.add_argument("--limit", type=int, default=50, help="at most this many images")

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pconv_lib.losses import LossWeights, PConvLoss
 from pconv_lib.model import PConvUNet
+from pconv_lib.pretrained import resolve_checkpoint
 from pconv_lib.runtime import pick_device
 
 STAGE_LR = {"train": 2e-4, "finetune": 5e-5}
@@ -125,11 +126,13 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint with ``weights_only=True`` (no code from the file is run).
 
+    ``"demo"`` names the bundled course demo model (:mod:`pconv_lib.pretrained`).
+
     Raises:
         FileNotFoundError: naming the file.
         ValueError: for a truncated, corrupt or foreign file, naming it.
     """
-    path = Path(path)
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
@@ -152,7 +155,7 @@ def model_from_checkpoint(
     state = load_checkpoint(path)
     config = TrainConfig.from_dict(state["config"])
     model = PConvUNet(depth=config.depth, width=config.width)
-    model.load_state_dict(state["model"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
     return model.to(device or "cpu").eval(), config
 
 

@@ -1,0 +1,87 @@
+"""The course demo model: a small trained PConv UNet that ships with the library.
+
+Learners on a laptop cannot train a useful inpainting model in a lesson, so the course ships one:
+``pconv_lib/weights/demo_model.pt`` (``PConvUNet(depth=7, width=0.5)``, 6.45 M parameters, fp16
+weights, about 13 MB), trained on 256x256 crops of real photographs with the pixel losses (valid,
+hole, total variation). Its model card, ``pconv_lib/weights/MODEL_CARD.md``, gives the data, the
+recipe, the hardware and its evaluation table; ``tools/train_demo_model.py`` reproduces it.
+
+The file has the layout of a :class:`pconv_lib.train.Trainer` checkpoint (``model`` state dict,
+``config`` dict, ``step``), so ``--checkpoint demo`` works wherever the command line takes a
+checkpoint. This module depends only on :mod:`pconv_lib.model` (step 3), so any later step may use it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pconv_lib.model import PConvUNet
+
+DEMO_NAME = "demo"
+DEMO_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "demo_model.pt"
+MODEL_CARD = DEMO_CHECKPOINT.with_name("MODEL_CARD.md")
+
+
+class DemoModelUnavailable(RuntimeError):
+    """The demo model file is missing or unreadable (e.g. a partial checkout or a Git LFS pointer)."""
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """``"demo"`` (when no file of that name exists) -> the bundled demo checkpoint; else ``Path(path)``."""
+    candidate = Path(path)
+    if str(path) == DEMO_NAME and not candidate.exists():
+        return DEMO_CHECKPOINT
+    return candidate
+
+
+def load_demo_state(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The demo checkpoint as a dict (``model``, ``config``, ``step``), loaded with ``weights_only``.
+
+    Raises:
+        DemoModelUnavailable: the file is missing or is not a readable checkpoint; the message
+            says how to get it back.
+    """
+    path = Path(path) if path is not None else DEMO_CHECKPOINT
+    fix = (
+        "reinstall the course (pip install -e . from a full clone of the repository) or rebuild it "
+        "with tools/train_demo_model.py"
+    )
+    if not path.is_file():
+        raise DemoModelUnavailable(f"demo model not found at {path}: {fix}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for broken files
+        reason = type(error).__name__
+        raise DemoModelUnavailable(f"demo model {path} is unreadable ({reason}): {fix}") from error
+    if not isinstance(state, dict) or not {"model", "config"} <= state.keys():
+        raise DemoModelUnavailable(f"demo model {path} is not a pconv checkpoint: {fix}")
+    return state
+
+
+def demo_model(device: str | torch.device | None = None, path: str | os.PathLike | None = None) -> PConvUNet:
+    """The bundled demo model as a float32 :class:`PConvUNet` in eval mode on ``device`` (default cpu).
+
+    Input: image float ``(N, 3, H, W)`` in [0, 1], mask ``(N, 1, H, W)`` with 1 = valid, 0 = hole,
+    H and W multiples of ``2**model.depth`` = 128 (use :mod:`pconv_lib.tiling` for any size).
+    It was trained on 256x256 crops: it fills holes of the size found there best.
+
+    Raises:
+        DemoModelUnavailable: the file is missing or unreadable.
+    """
+    state = load_demo_state(path)
+    config = state["config"]
+    model = PConvUNet(depth=int(config["depth"]), width=float(config["width"]))
+    try:
+        model.load_state_dict({k: v.float() for k, v in state["model"].items()})
+    except RuntimeError as error:
+        raise DemoModelUnavailable(f"demo model weights do not match its config: {error}") from error
+    return model.to(device or "cpu").eval()
+
+
+def demo_image_size() -> int:
+    """The crop size the demo model was trained on (256)."""
+    return int(load_demo_state()["config"]["image_size"])

@@ -1,0 +1,47 @@
+"""The bundled demo model loads offline, works, and fails with one clear line when missing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pconv_lib import masks, pretrained
+from pconv_lib.train import load_checkpoint, model_from_checkpoint
+
+
+def test_demo_file_is_small_and_has_a_model_card():
+    assert pretrained.DEMO_CHECKPOINT.is_file()
+    assert pretrained.DEMO_CHECKPOINT.stat().st_size <= 15 * 2**20
+    assert pretrained.MODEL_CARD.is_file()
+
+
+def test_demo_model_is_eval_float32_and_fills_holes():
+    model = pretrained.demo_model()
+    assert not model.training and model.depth == 7
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    image = torch.linspace(0, 1, 128 * 128 * 3).reshape(1, 3, 128, 128)
+    mask = torch.from_numpy(masks.random_irregular_mask(128, 128, 0).astype(np.float32))[None, None]
+    with torch.no_grad():
+        out, out_mask = model(image * mask, mask)
+    assert out.shape == image.shape and torch.isfinite(out).all()
+    # a trained model predicts something close to a smooth gradient in the holes
+    holes = mask.expand_as(image) == 0
+    assert (out - image).abs()[holes].mean() < 0.1
+
+
+def test_demo_name_resolves_for_checkpoint_loaders():
+    assert pretrained.resolve_checkpoint("demo") == pretrained.DEMO_CHECKPOINT
+    state = load_checkpoint("demo")
+    assert state["config"]["depth"] == 7
+    model, config = model_from_checkpoint("demo")
+    assert config.width == 0.5 and not model.training
+
+
+def test_missing_or_broken_file_is_one_clear_error(tmp_path):
+    with pytest.raises(pretrained.DemoModelUnavailable, match="not found.*train_demo_model"):
+        pretrained.demo_model(path=tmp_path / "nope.pt")
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"version https://git-lfs.github.com/spec/v1\n")
+    with pytest.raises(pretrained.DemoModelUnavailable, match="unreadable"):
+        pretrained.demo_model(path=broken)
