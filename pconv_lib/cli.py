@@ -1,4 +1,4 @@
-"""Command line: ``python -m pconv_lib {train,predict,evaluate}`` (also installed as ``pconv``).
+"""Command line: ``python -m pconv_lib {train,predict,evaluate,doctor}`` (also installed as ``pconv``).
 
 Mirrors the original course's ``main.py``::
 
@@ -13,6 +13,7 @@ Mirrors the original course's ``main.py``::
 
     python -m pconv_lib predict --checkpoint best.pt --image photo.jpg [--mask mask.png] -o out.png
     python -m pconv_lib evaluate --checkpoint best.pt [--images DIR] --size 256
+    python -m pconv_lib doctor    # is this machine ready for the course? (exit code 0 = yes)
 
 Without ``--train``, training uses the sample photos shipped with scikit-image (a CPU demo).
 """
@@ -111,12 +112,20 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None)
 
 
+def _add_doctor(sub: argparse._SubParsersAction) -> None:
+    from pconv_lib import doctor
+
+    p = sub.add_parser("doctor", help="check this machine for the course: one line per check, with the fix")
+    doctor.build_parser(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pconv_lib", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_predict(sub)
     _add_evaluate(sub)
+    _add_doctor(sub)
     return parser
 
 
@@ -259,8 +268,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_doctor(args: argparse.Namespace) -> int:
+    from pconv_lib import doctor
+
+    return doctor.main(args=args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "doctor":
+        return run_doctor(args)
     runner = {"train": run_train, "predict": run_predict, "evaluate": run_evaluate}[args.command]
     try:
         return runner(args)
