@@ -8,7 +8,7 @@ NB_DIRS := notebooks solutions exercises
 PYTEST_NB := -p no:cacheprovider --nbval-lax --nbval-current-env \
 	--nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: install test test-lib test-notebooks lint exercises check-exercises lab bench execute-notebooks clean
+.PHONY: install test test-lib test-notebooks lint exercises check-exercises lab doctor bench execute-notebooks clean
 
 install: $(STAMP)
 
@@ -41,8 +41,15 @@ execute-notebooks: install
 	PCONV_QUICK=1 $(PY) tools/execute_notebooks.py notebooks/*.ipynb solutions/*.ipynb
 	$(PY) tools/make_exercises.py
 
+# The mode line: quick on a machine without a CUDA GPU (or with CI / PCONV_QUICK set), full on a GPU
+# or with PCONV_FULL=1, e.g. `PCONV_FULL=1 make lab`.
 lab: install
+	@$(PY) -c "from pconv_lib.runtime import describe_mode; print('notebooks will run in', describe_mode())"
 	$(VENV)/bin/jupyter lab --notebook-dir=.
+
+# Is this machine ready for the course? One line per check with the fix; fails when it is not.
+doctor: install
+	$(PY) -m pconv_lib doctor
 
 bench: install
 	for f in bench/*.py; do $(PY) $$f || exit 1; done
