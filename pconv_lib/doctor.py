@@ -379,6 +379,11 @@ def report(results: list[Check], stream=None) -> bool:
     return True
 
 
+def show(runs: str | os.PathLike = "runs") -> None:
+    """Print the report in a notebook cell (returns nothing, so the cell shows only the lines)."""
+    report(run_checks(default_checks(runs)))
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(
         prog="python -m pconv_lib doctor", description=__doc__.split("\n")[0]

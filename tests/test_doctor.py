@@ -301,6 +301,12 @@ def test_real_checks_on_this_machine(tmp_path, capsys):
     assert code == (1 if any(line.startswith("✗") for line in lines) else 0)
 
 
+def test_show_prints_the_report_for_a_notebook(monkeypatch, capsys):
+    monkeypatch.setattr(doctor, "default_checks", lambda runs: [("fine", _ok)])
+    assert doctor.show() is None
+    assert capsys.readouterr().out.splitlines() == ["✓ fine: all good", "The course will run here."]
+
+
 def test_python_m_pconv_lib_doctor_needs_no_heavy_imports():
     """``python -m pconv_lib doctor`` starts without importing torch/OpenCV (so it can report them)."""
     script = (
