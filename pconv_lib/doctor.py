@@ -210,8 +210,12 @@ def check_device() -> Check:
 
 
 def check_disk(path: str | os.PathLike = ".") -> Check:
-    free = shutil.disk_usage(Path(path).resolve()).free
-    text = f"{free / 1024**3:.1f} GB free in {Path(path).resolve()}"
+    """Free space on the disk that holds ``path`` (or its nearest existing parent)."""
+    where = Path(path).resolve()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    text = f"{free / 1024**3:.1f} GB free in {where}"
     if free < MIN_FREE_DISK:
         return Check(FAIL, "disk", text, "free at least 1 GB (checkpoints and runs/ need room)")
     if free < LOW_FREE_DISK:

@@ -147,6 +147,11 @@ def test_disk_thresholds(monkeypatch, tmp_path, free_gb, status):
     assert result.status == status and f"{free_gb:.1f} GB free" in result.message
 
 
+def test_disk_of_a_folder_not_created_yet(tmp_path):
+    result = doctor.check_disk(tmp_path / "not" / "yet")
+    assert result.message.endswith(f"GB free in {tmp_path.resolve()}")  # the nearest existing parent
+
+
 # -- demo model --------------------------------------------------------------------------------------
 
 
