@@ -202,3 +202,33 @@ def test_binder_and_conda_python_versions_agree_with_pyproject():
     minimum = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     assert tuple(map(int, pin.split("."))) >= tuple(map(int, minimum.removeprefix(">=").split(".")))
     assert "-e ." not in (ROOT / "binder" / "environment.yml").read_text()  # postBuild installs it
+
+
+# -- README: the path without make ------------------------------------------------------------------
+
+
+def _windows_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("### Windows", 1)[1].split("\n### ", 1)[0]
+
+
+def test_readme_windows_commands_quote_for_cmd_and_powershell():
+    section = _windows_section()
+    assert '-e ".[test]"' in section and "'" not in "".join(
+        line for line in section.splitlines() if line.startswith(".venv")
+    ), "single quotes do not work in cmd: use double quotes"
+    assert ".venv\\Scripts\\jupyter lab" in section and "py -3.11 -m venv .venv" in section
+
+
+def test_readme_make_test_by_hand_matches_the_makefile():
+    """The Windows section spells out what `make test` runs: same checks, same nbval flags."""
+    makefile = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    nbval_flags = re.search(r"^PYTEST_NB := (.+)$", makefile, re.M).group(1).split()
+    assert re.search(r"^test: lint check-exercises test-lib test-notebooks$", makefile, re.M)
+    section = _windows_section()
+    for command in ("-m ruff check .", "tools\\make_exercises.py --check", "-m pytest -n 2 tests"):
+        assert command in section, command
+    notebook_line = next(line for line in section.splitlines() if "--nbval-lax" in line)
+    for flag in [*nbval_flags, "--dist", "loadfile", "notebooks", "solutions", "exercises"]:
+        assert flag in notebook_line.split(), flag
+    assert '$env:PCONV_QUICK = "1"' in section and "set PCONV_QUICK=1" in section
