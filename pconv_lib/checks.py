@@ -1003,6 +1003,14 @@ def check_concat_skip(concat_skip: Callable) -> bool:
         swapped = torch.cat((skip_mask.expand(-1, c_skip, -1, -1), up_mask.expand(-1, c_x, -1, -1)), dim=1)
         if not _close(got_mask, exp_mask) and _close(got_mask, swapped):
             _fail(f"{call}: the masks are concatenated in the wrong order (skip mask first); {_ORDER_HINT}")
+        if not _close(got_mask[:, :c_x], exp_mask[:, :c_x]):
+            _fail(f"{call}: mask channels 0..{c_x - 1} belong to the {c_x} upsampled feature channels of x, "
+                  "so they must all be x's own mask, upsampled by 2 (1 = valid, 0 = hole), not the skip "
+                  "mask or a combination of both")
+        if not _close(got_mask[:, c_x:], exp_mask[:, c_x:]):
+            _fail(f"{call}: mask channels {c_x}..{c_x + c_skip - 1} belong to the {c_skip} skip feature "
+                  "channels, so they must be skip_mask (the same single channel repeated, or its own "
+                  f"{c_skip} channels when it has them)")
         compare_arrays(f"mask of {call}", got_mask, exp_mask, atol=0)
 
     # the whole UNet, decoded with the learner's function, against the library's forward pass

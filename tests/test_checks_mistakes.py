@@ -170,6 +170,21 @@ def test_concat_without_upsampling_is_explained_not_a_raw_error():
         checks.check_concat_skip(no_upsample)
 
 
+def test_wrong_mask_channels_are_explained():
+    def skip_mask_everywhere(x, mask, skip_x, skip_mask):
+        features, _ = _concat_skip(x, mask, skip_x, skip_mask)
+        return features, skip_mask[:, :1].expand(-1, features.shape[1], -1, -1)
+
+    def first_skip_channel_only(x, mask, skip_x, skip_mask):
+        features, masks_ = _concat_skip(x, mask, skip_x, skip_mask[:, :1])
+        return features, masks_
+
+    with pytest.raises(checks.ExerciseCheckError, match="must all be x's own mask, upsampled by 2"):
+        checks.check_concat_skip(skip_mask_everywhere)
+    with pytest.raises(checks.ExerciseCheckError, match="must be skip_mask .*its own\n?.*channels"):
+        checks.check_concat_skip(first_skip_channel_only)
+
+
 def _block(kind):
     class DecoderBlock(nn.Module):
         def __init__(self, in_channels, out_channels):
