@@ -129,8 +129,14 @@ def check_hole_ratio_bucket(hole_ratio_bucket: Callable[[float], int | None]) ->
     return _passed(f"hole_ratio_bucket puts all {len(probes)} probe ratios in the right bucket")
 
 
-def check_stroke_drawer(draw: Callable[[np.ndarray, np.random.Generator, int], None]) -> bool:
-    """Check a learner's stroke function ``draw(canvas, rng, max_size)`` that paints 1s in place."""
+def check_stroke_drawer(
+    draw: Callable[[np.ndarray, np.random.Generator, int], None], *, quiet: bool = False
+) -> bool:
+    """Check a learner's stroke function ``draw(canvas, rng, max_size)`` that paints 1s in place.
+
+    Generic: binary, in place, seeded, random, not larger than ``max_size`` allows. ``quiet``
+    skips the pass line (used by :func:`check_circle_drawer`, which checks more).
+    """
     for seed in range(10):
         canvas = np.zeros((96, 128), np.uint8)
         ok, returned = _call(draw, canvas, np.random.default_rng(seed), 12)
@@ -144,7 +150,12 @@ def check_stroke_drawer(draw: Callable[[np.ndarray, np.random.Generator, int], N
             _fail(f"the canvas must only hold 0 and 1 (1 = drawn = future hole), found {values}; "
                   "draw with colour 1, not 255")
         if canvas.sum() == 0:
-            _fail(f"nothing was drawn on the canvas for seed {seed}")
+            _fail(f"nothing was drawn on the {canvas.shape[0]}x{canvas.shape[1]} canvas for seed {seed}: "
+                  "is the stroke inside the image? cv2 takes points as (x, y) = (column, row), and "
+                  "canvas.shape is (height, width); and draw on `canvas` itself, not on a copy")
+        if canvas.mean() > 0.9:
+            _fail(f"the canvas is {canvas.mean():.0%} ones after one stroke: leave the canvas as it is "
+                  "(0 = nothing drawn) and draw the stroke with value 1 (1 = drawn = future hole)")
         if canvas.mean() > 0.6:
             _fail(f"one stroke covered {canvas.mean():.0%} of the canvas: keep thickness <= max_size")
         again = np.zeros_like(canvas)
@@ -156,7 +167,80 @@ def check_stroke_drawer(draw: Callable[[np.ndarray, np.random.Generator, int], N
     draw(second, np.random.default_rng(1), 12)
     if np.array_equal(first, second):
         _fail("two different seeds drew the same stroke: positions and sizes must be random")
+    if quiet:
+        return True
     return _passed("the stroke function draws binary, seeded, random strokes in place")
+
+
+def _circle_of(canvas: np.ndarray) -> tuple[int, int, int] | None:
+    """(x, y, radius) of the disc whose bounding box is the drawing's, or None if it is not square."""
+    rows, cols = np.nonzero(canvas)
+    top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
+    if bottom - top != right - left or (bottom - top) % 2:
+        return None
+    return int(left + right) // 2, int(top + bottom) // 2, int(right - left) // 2
+
+
+def check_circle_drawer(draw: Callable[[np.ndarray, np.random.Generator, int], None]) -> bool:
+    """Check a learner's ``draw_random_circle(canvas, rng, max_size)``: one **filled** circle of
+    value 1, centre anywhere in the image, radius 3..``max_size`` (both included), drawn in place
+    with every random number taken from ``rng``.
+
+    After the generic stroke checks, 300 seeded drawings on a 96x128 canvas with ``max_size=12``
+    are compared with ``cv2.circle``: each drawing that does not touch the border must be exactly
+    a filled disc; the radii seen must run from 3 to 12; some circles must reach every border.
+    """
+    import cv2
+
+    name = getattr(draw, "__name__", "draw_random_circle")
+    if not check_stroke_drawer(draw, quiet=True):
+        return False
+    height, width, max_size = 96, 128, 12
+    radii: set[int] = set()
+    reached = np.zeros((height, width), bool)
+    for seed in range(300):
+        canvas = np.zeros((height, width), np.uint8)
+        draw(canvas, np.random.default_rng(seed), max_size)
+        reached |= canvas > 0
+        rows, cols = np.nonzero(canvas)
+        if rows.min() == 0 or cols.min() == 0 or rows.max() == height - 1 or cols.max() == width - 1:
+            continue  # clipped by the border: its radius cannot be read off
+        circle = _circle_of(canvas)
+        if circle is None:
+            _fail(f"{name} (seed {seed}) drew a shape whose bounding box is not a square: draw a circle "
+                  "(cv2.circle), not a line or an ellipse")
+        x, y, radius = circle
+        disc = cv2.circle(np.zeros_like(canvas), (x, y), radius, 1, -1)
+        if not np.array_equal(canvas, disc):
+            if canvas[y, x] == 0 or canvas.sum() < 0.8 * disc.sum():
+                _fail(f"{name} (seed {seed}) drew the outline of a circle of radius {radius}, not a "
+                      "filled one: a hole is the whole disc. How does cv2.circle fill a shape? "
+                      "(look at its `thickness` argument)")
+            _fail(f"{name} (seed {seed}) drew something that is not a filled circle: draw exactly one "
+                  "cv2.circle per call")
+        radii.add(radius)
+    if not radii:
+        _fail(f"every circle {name} drew touches the image border: the radius should be "
+              f"3..max_size, not larger")
+    low, high = min(radii), max(radii)
+    if low < 3 or high > max_size:
+        _fail(f"{name} drew radii from {low} to {high} with max_size={max_size}; they must lie in "
+              f"3..max_size (both included). Are you drawing with the radius (not the diameter)?")
+    if high == max_size - 1:
+        _fail(f"{name} never draws radius max_size={max_size} (largest seen in 300 draws: {high}): "
+              "the range 3..max_size includes max_size, but rng.integers(low, high) never returns "
+              "`high` itself")
+    if low > 3 or high < max_size or len(radii) < 4:
+        _fail(f"{name} drew radii {sorted(radii)} in 300 draws with max_size={max_size}; the radius "
+              f"should be random, anywhere in 3..{max_size} (both included)")
+    edges = {"top": reached[0].any(), "bottom": reached[-1].any(), "left": reached[:, 0].any(),
+             "right": reached[:, -1].any()}
+    missing = [edge for edge, hit in edges.items() if not hit]
+    if missing:
+        _fail(f"in 300 draws on a {height}x{width} canvas no circle reached the {' or '.join(missing)} "
+              "border: the centre can be anywhere in the image, x (the column) in [0, width) and y "
+              "(the row) in [0, height); cv2 takes the centre as (x, y)")
+    return _passed(f"{name} draws filled circles of radius 3..max_size anywhere in the image, seeded")
 
 
 # --------------------------------------------------------------------------------------------
@@ -420,6 +504,12 @@ def check_blend_window(blend_window: Callable[[int, int], Any]) -> bool:
                 f"{call}: the window should rise from the border towards the middle over the "
                 f"first {overlap} pixels, found {np.round(ramp[:4], 3).tolist()}..."
             )
+        if overlap >= 4 and ramp[-1] < 0.75:
+            _fail(
+                f"{call}: the ramp reaches only {ramp[-1]:.3f} at pixel {overlap - 1}, the last of the "
+                f"overlap, then jumps to 1: it should climb from near 0 to near 1 across the "
+                f"`overlap` = {overlap} pixels (sampled at pixel centres (i + 0.5) / overlap)"
+            )
         expected = tiling.blend_window(tile, overlap).numpy().astype(np.float64)
         same_as_library &= bool(np.allclose(w, expected, atol=1e-5))
     if same_as_library:
@@ -487,7 +577,13 @@ def _call_explained(function: Callable, name: str, where: str, *args: Any) -> tu
         elif "dtype" in text.lower() or "scalar type" in text.lower():
             hint = (" Create the ones kernel with the mask's dtype and device "
                     "(dtype=mask.dtype, device=mask.device).")
-        _fail(f"{name} crashed for {where}: {text}.{hint}")
+        elif "pad should be" in text:
+            hint = (" Max pooling cannot take every padding a convolution can: count the valid pixels "
+                    "with a convolution instead, which takes the layer's stride, padding and dilation.")
+        elif "must match the size of tensor b" in text:
+            hint = (" Broadcasting lines up the last axes: a bias of shape (C_out,) meets the width "
+                    "axis of an (N, C_out, H', W') output. Give it the shape (1, C_out, 1, 1) first.")
+        _fail(f"{name} crashed for {where}: {text.rstrip('.')}.{hint}")
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -519,8 +615,18 @@ def _unpack_pair(got: Any, name: str, names: str) -> tuple[Any, Any]:
     return got[0], got[1]
 
 
-def _check_new_mask(got: Any, expected: np.ndarray, name: str, where: str) -> None:
-    """The learner's new mask against the library's: shape, binary, orientation, values."""
+def _check_new_mask(
+    got: Any, expected: np.ndarray, name: str, where: str, input_mask: Any = None
+) -> None:
+    """The learner's new mask against the library's: dtype, shape, binary, orientation, values."""
+    import torch
+
+    if isinstance(got, torch.Tensor) and input_mask is not None and got.dtype != input_mask.dtype:
+        _fail(
+            f"new_mask of {name} has dtype {got.dtype}, expected the mask's dtype {input_mask.dtype} "
+            f"for {where}: the next layer multiplies by it and takes it as its mask, which must be "
+            "float 0.0 / 1.0 (convert the comparison's result with .to(mask.dtype))"
+        )
     got = _as_float64(got, f"new_mask of {name}")
     if got.shape != expected.shape:
         _fail(
@@ -536,6 +642,18 @@ def _check_new_mask(got: Any, expected: np.ndarray, name: str, where: str) -> No
             "converted to the mask's dtype, not the count itself"
         )
     if not np.array_equal(got, expected):
+        if input_mask is not None and got.shape == tuple(input_mask.shape) and np.array_equal(
+            got, _as_float64(input_mask, "mask")
+        ):
+            _fail(
+                f"new_mask of {name} is the input mask, unchanged, for {where}: return the updated "
+                "mask (1 where the window saw at least one valid pixel), which the holes shrink in"
+            )
+        if np.all(got == 1) and not np.all(expected == 1):
+            _fail(
+                f"new_mask of {name} is 1 everywhere for {where}, but windows without any valid "
+                "pixel must stay holes (0): when is an output position valid?"
+            )
         if np.array_equal(got, 1 - expected):
             _fail(
                 f"new_mask of {name} is inverted for {where}: 1 = valid, and an output position is "
@@ -578,7 +696,7 @@ def check_mask_update(mask_ratio_and_update: Callable) -> bool:
                 "pass stride, padding and dilation to F.conv2d, so that the windows are the layer's"
             )
         _require_finite(ratio, f"ratio of {name}", where)
-        _check_new_mask(new_mask, expected_mask, name, where)
+        _check_new_mask(new_mask, expected_mask, name, where, mask)
         if np.allclose(ratio, expected_ratio, rtol=1e-9, atol=1e-9):
             continue
         empty, valid = count == 0, count > 0
@@ -594,10 +712,20 @@ def check_mask_update(mask_ratio_and_update: Callable) -> bool:
              "where few pixels of the window are valid"),
             (1 / safe_count, "ratio is missing the window size: ratio = k*k / count, so that it is 1 "
              "where the whole window is valid"),
+            (k / safe_count, f"ratio uses k = {k} as the window size, but a k x k window has k*k = "
+             f"{k * k} pixels: sum(1) = k*k"),
         ]
         for candidate, hint in wrong_answers:
             if np.allclose(ratio[valid], candidate[valid], rtol=1e-9, atol=1e-9):
                 _fail(f"{hint} (for {where})")
+        if np.allclose(ratio, expected_ratio, rtol=1e-6, atol=0):
+            got_value, want = float(ratio[valid].flat[0]), float(expected_ratio[valid].flat[0])
+            _fail(
+                f"ratio of {name} is off by a tiny amount (e.g. {got_value:.10g} instead of {want:.10g}) "
+                f"for {where}: an epsilon added to the count changes "
+                "every ratio (and vanishes in float16). Guard the division by clamping the count to at "
+                "least 1 instead; empty windows get ratio 0 anyway"
+            )
         compare_arrays(f"ratio of {name} for {where}", ratio, expected_ratio, atol=1e-9)
     return _passed(
         f"{name} matches PartialConv2d's mask path on {len(_PCONV_CASES)} masks "
@@ -653,7 +781,7 @@ def check_partial_conv_forward(partial_conv_forward: Callable) -> bool:
                 "pass stride, padding and dilation to every F.conv2d call"
             )
         _require_finite(out, f"out of {name}", where)
-        _check_new_mask(new_mask, expected_mask.numpy(), name, where)
+        _check_new_mask(new_mask, expected_mask.numpy(), name, where, mask)
         if np.allclose(out, expected, rtol=1e-7, atol=1e-9):
             continue
 
@@ -776,6 +904,40 @@ _ORDER_HINT = (
 )
 
 
+def _crash_hint(text: str) -> str:
+    """A hint for a crash inside the learner's decoder code, from the error's first line."""
+    if "Sizes of tensors must match except in dimension" in text:
+        return (" torch.cat needs the same height and width everywhere: x and its mask are (h, w), the "
+                "skip tensors (2h, 2w). Upsample x and its mask by 2 first")
+    if "but this layer expects in_channels" in text:
+        return (" The partial convolution takes the upsampled features and the skip features together: "
+                "give it the features that concat_skip(x, mask, skip_x, skip_mask) returns")
+    if "does not match x shape" in text or "mask shape" in text:
+        return (" The partial convolution needs one mask channel per feature channel (or a single "
+                "one): give it the mask that concat_skip returns, with its features")
+    if "mask must be 1 = valid, 0 = hole" in text:
+        return " The partial convolution received a non-binary mask; " + _NEAREST_HINT
+    if "expand" in text:
+        return (" expand(-1, C, -1, -1) repeats a tensor that has 1 channel; a mask that already has "
+                "C channels can be used as it is")
+    return ""
+
+
+def _call_crash_explained(function: Callable, call: str, *args: Any) -> tuple[bool, Any]:
+    """Like :func:`_call`, but a crash becomes an ExerciseCheckError that names the call and a hint."""
+    try:
+        return _call(function, *args)
+    except ExerciseCheckError:
+        raise
+    except Exception as error:
+        text = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+        hint = _crash_hint(text)
+        if hint:  # the library's own advice is for library users; keep its first clause only
+            text = text.split("; ")[0][:200]
+        _fail(f"{call} crashed: {text.rstrip('.')}.{hint}")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def check_concat_skip(concat_skip: Callable) -> bool:
     """Check a learner's ``concat_skip(x, mask, skip_x, skip_mask) -> (features, mask)``.
 
@@ -803,7 +965,7 @@ def check_concat_skip(concat_skip: Callable) -> bool:
             f"concat_skip(x {tuple(x.shape)}, mask {tuple(mask.shape)}, skip_x {tuple(skip_x.shape)}, "
             f"skip_mask {tuple(skip_mask.shape)})"
         )
-        ok, got = _call(concat_skip, *inputs)
+        ok, got = _call_crash_explained(concat_skip, call, *inputs)
         if not ok:
             return _todo("concat_skip")
         features, got_mask = _as_pair(got, call)
@@ -841,6 +1003,14 @@ def check_concat_skip(concat_skip: Callable) -> bool:
         swapped = torch.cat((skip_mask.expand(-1, c_skip, -1, -1), up_mask.expand(-1, c_x, -1, -1)), dim=1)
         if not _close(got_mask, exp_mask) and _close(got_mask, swapped):
             _fail(f"{call}: the masks are concatenated in the wrong order (skip mask first); {_ORDER_HINT}")
+        if not _close(got_mask[:, :c_x], exp_mask[:, :c_x]):
+            _fail(f"{call}: mask channels 0..{c_x - 1} belong to the {c_x} upsampled feature channels of x, "
+                  "so they must all be x's own mask, upsampled by 2 (1 = valid, 0 = hole), not the skip "
+                  "mask or a combination of both")
+        if not _close(got_mask[:, c_x:], exp_mask[:, c_x:]):
+            _fail(f"{call}: mask channels {c_x}..{c_x + c_skip - 1} belong to the {c_skip} skip feature "
+                  "channels, so they must be skip_mask (the same single channel repeated, or its own "
+                  f"{c_skip} channels when it has them)")
         compare_arrays(f"mask of {call}", got_mask, exp_mask, atol=0)
 
     # the whole UNet, decoded with the learner's function, against the library's forward pass
@@ -956,12 +1126,8 @@ def check_decoder_block(decoder_block: type) -> bool:
         for mode in ("eval", "train"):
             block.train(mode == "train")
             ref.train(mode == "train")
-            try:
-                ok, got = _call(block, x.clone(), mask.clone(), skip_x.clone(), skip_mask.clone())
-            except ValueError as error:
-                if "mask must be 1 = valid, 0 = hole" in str(error):
-                    _fail(f"{call}: the partial convolution received a non-binary mask; {_NEAREST_HINT}")
-                raise
+            ok, got = _call_crash_explained(block, f"{call} in {mode} mode", x.clone(), mask.clone(),
+                                            skip_x.clone(), skip_mask.clone())
             if not ok:
                 return _todo("DecoderBlock")
             out, new_mask = _as_pair(got, call)

@@ -294,11 +294,36 @@ def random_mask_in_bucket(
     *,
     dtype: type | np.dtype = np.uint8,
 ) -> np.ndarray:
-    """A random irregular mask whose hole ratio lies in the paper's bucket number ``bucket``."""
+    """A random irregular mask whose hole ratio lies in the paper's bucket number ``bucket``.
+
+    The ratios spread over the whole bucket ``(low, high]`` instead of piling up at its lower
+    edge: a target is drawn uniformly in the lower 80 % of the bucket and strokes are added until
+    the ratio passes the target without passing ``high``. (If a small image cannot hit the target,
+    the mask is drawn for the whole bucket instead.) The same seed gives the same mask.
+
+    Args:
+        height, width: mask size in pixels.
+        bucket: 0..5, an index into :data:`HOLE_RATIO_BUCKETS`.
+        rng: seed or ``numpy.random.Generator``.
+        dtype: output dtype (``np.uint8`` default, ``bool`` or a float type).
+
+    Returns:
+        (H, W) array, 1 = valid, 0 = hole, with ``low < hole_ratio(mask) <= high``.
+    """
     if not 0 <= bucket < len(HOLE_RATIO_BUCKETS):
         raise ValueError(f"bucket must be 0..{len(HOLE_RATIO_BUCKETS) - 1}, got {bucket}")
+    _check_size(height, width)
     low, high = HOLE_RATIO_BUCKETS[bucket]
-    return random_mask_in_ratio(height, width, low, high, rng, dtype=dtype)
+    rng = make_rng(rng)
+    target = float(rng.uniform(low, high - _TARGET_MARGIN * (high - low)))
+    try:
+        return random_mask_in_ratio(height, width, target, high, rng, max_tries=50, dtype=dtype)
+    except ValueError:
+        return random_mask_in_ratio(height, width, low, high, rng, dtype=dtype)
+
+
+#: Targets stay this share of the bucket's width below its upper edge (the last stroke overshoots).
+_TARGET_MARGIN = 0.2
 
 
 def apply_mask(image: np.ndarray, mask: np.ndarray, fill: int | float = 255) -> np.ndarray:

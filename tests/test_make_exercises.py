@@ -38,8 +38,8 @@ def test_stub_replaces_region_at_same_indent():
 
 @pytest.mark.parametrize(
     "bad, message",
-    [("# BEGIN SOLUTION\nx = 1", "never closed"), ("# END SOLUTION", "without BEGIN"),
-     ("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION", "inside another")],
+    [("    # BEGIN SOLUTION\n    x = 1", "never closed"), ("    # END SOLUTION", "without BEGIN"),
+     ("    # BEGIN SOLUTION\n    # BEGIN SOLUTION\n    # END SOLUTION", "inside another")],
 )
 def test_malformed_markers_are_errors(bad, message):
     with pytest.raises(make_exercises.ExerciseError, match=message):
@@ -60,11 +60,54 @@ def _solution_notebook():
 
 def test_exercise_strips_outputs_drops_solution_markdown_and_tags_stubs():
     exercise, removed = make_exercises.make_exercise(_solution_notebook(), "x.ipynb")
-    assert [c.cell_type for c in exercise.cells] == ["markdown", "code", "code"]
-    assert exercise.cells[1].metadata["tags"] == ["raises-exception"]
+    assert [c.cell_type for c in exercise.cells] == ["markdown", "markdown", "code", "code"]
+    assert exercise.cells[2].metadata["tags"] == ["raises-exception"]
     assert all(c.get("outputs", []) == [] for c in exercise.cells)
     assert exercise.metadata["kernelspec"]["name"] == "python3"
     assert make_exercises.leaks(make_exercises.render(exercise), removed) == []
+
+
+def test_run_all_note_follows_the_title():
+    exercise, _ = make_exercises.make_exercise(_solution_notebook(), "07_x.ipynb")
+    assert exercise.cells[0].source == "# Title"
+    note = exercise.cells[1]
+    assert note.cell_type == "markdown" and note.metadata["tags"] == [make_exercises.NOTE_TAG]
+    for words in ("Run All", "not implemented yet", "stops *Run All* at that cell",
+                  "Run Selected Cell and All Below", "one by one", "solutions/07_x.ipynb"):
+        assert words in " ".join(note.source.split())
+    assert sum(make_exercises.NOTE_TAG in c.metadata.get("tags", []) for c in exercise.cells) == 1
+
+
+def test_top_level_solution_region_is_rejected():
+    # A stub outside a function raises while its cell runs, which would stop Run All there.
+    with pytest.raises(make_exercises.ExerciseError, match="top level.*stop Run All"):
+        make_exercises.stub_source("# BEGIN SOLUTION Compute y.\ny = 2\n# END SOLUTION", "cell")
+
+
+SOLUTION_PATHS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", SOLUTION_PATHS, ids=lambda p: p.name)
+def test_generated_stub_cells_run_without_raising(path):
+    """Defining the stubbed functions must not raise: only calling them does (so Run All goes on)."""
+    exercise, _ = make_exercises.make_exercise(nbformat.read(path, as_version=4), path.name)
+    assert make_exercises.NOTE_TAG in exercise.cells[1].metadata.get("tags", [])
+    for cell in exercise.cells:
+        if make_exercises.STUB_TAG in cell.metadata.get("tags", []):
+            for line in cell.source.splitlines():
+                assert not line.startswith("raise NotImplementedError"), (path.name, cell.source[:80])
+
+
+def test_hints_do_not_give_the_code_away():
+    """TODO lines say what to think about: no library call of the solution appears in a hint."""
+    for path in sorted((ROOT / "solutions").glob("0[1235]_*.ipynb")):
+        exercise, removed = make_exercises.make_exercise(nbformat.read(path, as_version=4), path.name)
+        hints = [line for cell in exercise.cells for line in cell.source.splitlines() if "# TODO:" in line]
+        assert hints, path.name
+        for hint in hints:
+            for call in ("F.conv2d", "F.interpolate", "torch.cat", "cv2.circle(", "np.count_nonzero",
+                         "clamp_min", "torch.outer", "enumerate(", "range(", ".view("):
+                assert call not in hint, (path.name, hint)
 
 
 def test_leak_detection_finds_solution_lines():

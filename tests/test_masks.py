@@ -65,14 +65,29 @@ def test_holes_are_zeros_and_typical_ratio():
 @given(
     bucket=st.integers(0, len(HOLE_RATIO_BUCKETS) - 1),
     seed=seeds,
-    height=st.integers(64, 256),
-    width=st.integers(64, 256),
+    height=st.integers(16, 256),
+    width=st.integers(16, 256),
 )
 def test_masks_in_bucket_honour_the_bucket(bucket, seed, height, width):
     mask = random_mask_in_bucket(height, width, bucket, seed)
     low, high = HOLE_RATIO_BUCKETS[bucket]
+    assert mask.shape == (height, width)
     assert low < hole_ratio(mask) <= high
     assert hole_stats(mask).bucket == bucket
+    np.testing.assert_array_equal(mask, random_mask_in_bucket(height, width, bucket, seed))
+
+
+@pytest.mark.parametrize("size, count", [(128, 200), (256, 40)])
+def test_masks_in_bucket_spread_over_the_whole_bucket(size, count):
+    # Stopping as soon as the ratio enters the bucket piles every mask up at the lower edge
+    # (medians 0.104, 0.204, ...): the median must lie in the middle half of each bucket.
+    for bucket, (low, high) in enumerate(HOLE_RATIO_BUCKETS):
+        ratios = np.array([hole_ratio(random_mask_in_bucket(size, size, bucket, s)) for s in range(count)])
+        width = high - low
+        assert np.all((ratios > low) & (ratios <= high))
+        assert low + width / 4 <= np.median(ratios) <= high - width / 4, (bucket, np.median(ratios))
+        # Both halves of the bucket are used.
+        assert ratios.min() < low + width / 4 and ratios.max() > high - width / 4, (bucket, ratios)
 
 
 def test_ratio_range_over_many_seeds():

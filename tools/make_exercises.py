@@ -6,6 +6,12 @@ become ``# TODO: <hint>`` plus ``raise NotImplementedError(...)`` at the same in
 is tagged ``raises-exception`` (nbval then allows, but does not require, an error). Markdown cells
 tagged ``solution`` are dropped. All outputs and execution counts are stripped.
 
+A solution region must be indented (inside a function or class): a stub at the top level of a cell
+would raise while the cell runs and stop "Run All" there. Inside a function it raises only when
+called, and the check cells catch that and print "not implemented yet", so "Run All" goes through
+an unfinished exercise. A note inserted after the title (:data:`RUN_ALL_NOTE`) tells learners this,
+and how to go on when a check stops "Run All" at a mistake.
+
     python tools/make_exercises.py           # write exercises/
     python tools/make_exercises.py --check   # exit 1 if exercises/ is out of date or leaks solutions
 """
@@ -27,6 +33,20 @@ BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION\b\s*(?P<hint>.*)$")
 END = re.compile(r"^\s*# END SOLUTION\b")
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION")
 STUB_TAG = "raises-exception"
+NOTE_TAG = "exercise-note"
+
+#: Inserted after the title of every exercise; ``{name}`` is the notebook's file name.
+RUN_ALL_NOTE = """\
+**How to work through this exercise.** Each part you write is a `# TODO:` line (what to think about)
+followed by `raise NotImplementedError(...)`: replace both lines with your code, run the cell, then
+run the check cell below it.
+
+*Run All* works at any time: a part you have not written yet makes its check print
+"not implemented yet", and the cells after it use the library's version, so they run too. A check
+that finds a mistake **stops *Run All* at that cell** with a message that says what to change. Fix
+your function, re-run its cell and the check, then go on with **Run ▸ Run Selected Cell and All
+Below** (or run the remaining cells one by one with Shift+Enter). The solved notebook is
+`solutions/{name}`."""
 
 
 class ExerciseError(ValueError):
@@ -45,6 +65,12 @@ def stub_source(source: str, where: str) -> tuple[str, list[str]]:
                 raise ExerciseError(f"{where}, line {number}: BEGIN SOLUTION inside another one")
             inside = True
             indent = begin.group("indent")
+            if not indent:
+                raise ExerciseError(
+                    f"{where}, line {number}: BEGIN SOLUTION at the top level of a cell; its stub would "
+                    "raise when the cell runs and stop Run All there. Put the learner's code inside a "
+                    "function (or method) that a check cell calls"
+                )
             hint = begin.group("hint").strip() or "write this part."
             out.append(f"{indent}# TODO: {hint}")
             out.append(f'{indent}raise NotImplementedError("Exercise: {_escape(hint)}")')
@@ -74,12 +100,17 @@ def make_exercise(solution: nbformat.NotebookNode, name: str) -> tuple[nbformat.
     }
     removed_all: list[str] = []
     stubs = 0
+    note_added = False
     for index, cell in enumerate(solution.cells):
         tags = list(cell.get("metadata", {}).get("tags", []))
         if cell.cell_type == "markdown":
             if "solution" in tags:
                 continue
             exercise.cells.append(nbformat.v4.new_markdown_cell(cell.source, metadata=_meta(tags)))
+            if not note_added:  # right after the title cell
+                note = RUN_ALL_NOTE.format(name=name)
+                exercise.cells.append(nbformat.v4.new_markdown_cell(note, metadata=_meta([NOTE_TAG])))
+                note_added = True
         elif cell.cell_type == "code":
             source, removed = stub_source(cell.source, f"{name}, cell {index}")
             if removed:
