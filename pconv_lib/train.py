@@ -566,6 +566,20 @@ def _steepest_descent(lrs: list[float], smoothed: list[float]) -> float | None:
     return float(lrs[int(torch.argmin(gradient)) + skip]) if len(gradient) else None
 
 
+def check_lr_sweep(
+    start_lr: float, end_lr: float, steps: int, *, beta: float = 0.9, diverge_factor: float = 4.0
+) -> None:
+    """Raise ``ValueError`` (one line saying what to change) for arguments :func:`lr_find` rejects."""
+    if not 0 < start_lr < end_lr or not math.isfinite(end_lr):
+        raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
+    if steps < 5:
+        raise ValueError(f"steps must be >= 5 to see a trend, got {steps}")
+    if not 0 <= beta < 1:
+        raise ValueError(f"beta must be in [0, 1), got {beta}")
+    if diverge_factor <= 1:
+        raise ValueError(f"diverge_factor must be > 1, got {diverge_factor}")
+
+
 def lr_find(
     model: nn.Module,
     data: Dataset,
@@ -612,14 +626,7 @@ def lr_find(
     """
     import copy
 
-    if not 0 < start_lr < end_lr or not math.isfinite(end_lr):
-        raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
-    if steps < 5:
-        raise ValueError(f"steps must be >= 5 to see a trend, got {steps}")
-    if not 0 <= beta < 1:
-        raise ValueError(f"beta must be in [0, 1), got {beta}")
-    if diverge_factor <= 1:
-        raise ValueError(f"diverge_factor must be > 1, got {diverge_factor}")
+    check_lr_sweep(start_lr, end_lr, steps, beta=beta, diverge_factor=diverge_factor)
     if len(data) < batch_size:  # type: ignore[arg-type]
         raise ValueError(
             f"the dataset has {len(data)} items, fewer than one batch of {batch_size}: "  # type: ignore[arg-type]
