@@ -1,4 +1,4 @@
-"""Command line: ``python -m pconv_lib {train,predict,evaluate,doctor}`` (also installed as ``pconv``).
+"""Command line: ``python -m pconv_lib {train,lr-find,predict,evaluate,doctor}`` (also ``pconv``).
 
 Mirrors the original course's ``main.py``::
 
@@ -10,6 +10,11 @@ Mirrors the original course's ``main.py``::
         --name imagenet_phase2 --train /data/imagenet/train --validation /data/imagenet/val
     # several GPUs / nodes
     torchrun --nproc_per_node=4 -m pconv_lib train --name big --train ... --validation ...
+
+    # offline, without the VGG16 file: the pixel terms only (valid, hole, TV)
+    python -m pconv_lib train --name offline --train /data/photos --pixel-losses
+    # pick a learning rate: exponential sweep, prints the steepest descent, optional plot
+    python -m pconv_lib lr-find --train /data/photos --pixel-losses --steps 200 --plot lr.png
 
     python -m pconv_lib predict --checkpoint best.pt --image photo.jpg [--mask mask.png] -o out.png
     python -m pconv_lib evaluate --checkpoint best.pt [--images DIR] --size 256
@@ -30,6 +35,107 @@ import numpy as np
 from pconv_lib.runtime import pick_device
 
 
+def _add_loss_choice(p: argparse.ArgumentParser) -> None:
+    """--vgg-path / --pixel-losses / --random-vgg: where the perceptual and style terms come from."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--vgg-path", type=Path, help="VGG16 ImageNet weights file (default: the torch hub cache); see README"
+    )
+    group.add_argument(
+        "--pixel-losses",
+        action="store_true",
+        help="offline loss without VGG16: valid 1, hole 6, TV 0.1 (LossWeights.pixel_only()); "
+        "every logged term is meaningful",
+    )
+    group.add_argument(
+        "--random-vgg",
+        action="store_true",
+        help="random VGG weights (tests/demos of the plumbing only: perceptual and style values are "
+        "meaningless; use --pixel-losses to train without the VGG16 file)",
+    )
+
+
+def _loss_settings(args: argparse.Namespace) -> tuple[str | None, dict[str, float]]:
+    """(vgg_weights, loss_weights) for TrainConfig from the --vgg-path/--pixel-losses/--random-vgg flags."""
+    from pconv_lib.losses import LossWeights
+
+    if args.pixel_losses:
+        return None, LossWeights.pixel_only().as_dict()
+    vgg = None if args.random_vgg else (str(args.vgg_path) if args.vgg_path else "imagenet")
+    return vgg, LossWeights.paper().as_dict()
+
+
+def _add_lr_find(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "lr-find",
+        help="learning-rate range test: sweep the lr exponentially, suggest the steepest descent",
+    )
+    p.add_argument("--train", type=Path, help="folder of training photos (default: sample photos)")
+    p.add_argument("--masks", type=Path, help="folder of binary mask PNGs (default: generated)")
+    p.add_argument("--holes-are", choices=["black", "white"], default="black")
+    _add_loss_choice(p)
+    p.add_argument("--checkpoint", type=Path, help="start from these weights (e.g. for phase 2)")
+    p.add_argument("--stage", choices=["train", "finetune"], default="train",
+                   help="finetune: encoder BatchNorm frozen, as in phase 2")
+    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--depth", type=int, default=None, help="default: 7 for 256, 8 for 512")
+    p.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--steps", type=int, default=200, help="sweep length (a few hundred on a GPU)")
+    p.add_argument("--start-lr", type=float, default=1e-7)
+    p.add_argument("--end-lr", type=float, default=1.0)
+    p.add_argument("--plot", type=Path, help="save the loss-vs-lr curve to this PNG")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+
+
+def run_lr_find(args: argparse.Namespace) -> int:
+    from pconv_lib.data import InpaintingDataset, sample_photo_dataset
+    from pconv_lib.losses import LossWeights, PConvLoss
+    from pconv_lib.model import PConvUNet
+    from pconv_lib.train import TrainConfig, check_lr_sweep, load_checkpoint, lr_find
+
+    depth = args.depth or (8 if args.image_size >= 512 else 7)
+    TrainConfig(image_size=args.image_size, depth=depth)  # the size checks, before any work
+    check_lr_sweep(args.start_lr, args.end_lr, args.steps)
+    vgg, weights = _loss_settings(args)
+    criterion = PConvLoss(LossWeights(**weights), vgg_weights=vgg)
+    common = dict(masks=args.masks, holes_are=args.holes_are)
+    if args.train is not None:
+        data = InpaintingDataset(args.train, args.image_size, seed=args.seed, **common)
+    else:
+        print("no --train folder: sweeping on the sample photos (a demo; use your training folder)")
+        data = sample_photo_dataset(args.image_size, repeats=50, seed=args.seed, **common)
+    model = PConvUNet(depth=depth, width=args.width, freeze_encoder_bn=args.stage == "finetune")
+    if args.checkpoint is not None:
+        model.load_state_dict(load_checkpoint(args.checkpoint)["model"])
+    result = lr_find(
+        model,
+        data,
+        criterion,
+        start_lr=args.start_lr,
+        end_lr=args.end_lr,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        device=pick_device(args.device),
+        seed=args.seed,
+    )
+    print(result.summary())
+    if args.plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        ax = result.plot()
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        ax.figure.tight_layout()
+        ax.figure.savefig(args.plot, dpi=100)
+        plt.close(ax.figure)
+        print(f"plot saved to {args.plot}")
+    return 0
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train (phase 1) or fine-tune (phase 2) a PConv UNet")
     p.add_argument("--name", required=True, help="run name: checkpoints go to <log-path>/<name>/")
@@ -44,14 +150,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test", type=Path, help="folder of photos shown as samples during training")
     p.add_argument("--masks", type=Path, help="folder of binary mask PNGs (default: generated)")
     p.add_argument("--holes-are", choices=["black", "white"], default="black")
-    p.add_argument(
-        "--vgg-path", type=Path, help="VGG16 ImageNet weights file (default: the torch hub cache); see README"
-    )
-    p.add_argument(
-        "--random-vgg",
-        action="store_true",
-        help="random VGG weights (tests/demos only: perceptual and style terms are meaningless)",
-    )
+    _add_loss_choice(p)
     p.add_argument("--checkpoint", type=Path, help="weights to start from (required for finetune)")
     p.add_argument("--resume", type=Path, help="continue an interrupted run from its last.pt")
     p.add_argument("--image-size", type=int, default=256)
@@ -125,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_predict(sub)
     _add_evaluate(sub)
+    _add_lr_find(sub)
     _add_doctor(sub)
     return parser
 
@@ -147,7 +247,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.stage == "finetune" and args.checkpoint is None and args.resume is None:
         raise SystemExit("error: --stage finetune needs --checkpoint (the phase 1 weights)")
     depth = args.depth or (8 if args.image_size >= 512 else 7)
-    vgg = None if args.random_vgg else (str(args.vgg_path) if args.vgg_path else "imagenet")
+    vgg, loss_weights = _loss_settings(args)
     config = TrainConfig(
         name=args.name,
         stage=args.stage,
@@ -166,6 +266,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         num_workers=args.num_workers,
         vgg_weights=vgg,
+        loss_weights=loss_weights,
         out_dir=str(args.log_path),
     )
     common = dict(masks=args.masks, holes_are=args.holes_are)
@@ -278,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "doctor":
         return run_doctor(args)
-    runner = {"train": run_train, "predict": run_predict, "evaluate": run_evaluate}[args.command]
+    runners = {"train": run_train, "predict": run_predict, "evaluate": run_evaluate, "lr-find": run_lr_find}
+    runner = runners[args.command]
     try:
         return runner(args)
     except (FileNotFoundError, ValueError) as error:

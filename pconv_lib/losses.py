@@ -63,6 +63,7 @@ class LossWeights:
     """Weights of the loss terms; the defaults are the paper's.
 
     Override some with ``LossWeights(tv=0.0)`` or ``dataclasses.replace(weights, hole=10)``.
+    Two presets: :meth:`paper` (the defaults) and :meth:`pixel_only` (no VGG16 needed).
     """
 
     valid: float = 1.0
@@ -71,6 +72,32 @@ class LossWeights:
     style_out: float = 120.0
     style_comp: float = 120.0
     tv: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+                raise ValueError(f"loss weight {name} must be a finite number >= 0, got {value!r}")
+
+    @classmethod
+    def paper(cls) -> LossWeights:
+        """The paper's weights: valid 1, hole 6, perceptual 0.05, style 120 (out and comp), TV 0.1."""
+        return cls()
+
+    @classmethod
+    def pixel_only(cls) -> LossWeights:
+        """The pixel terms only: valid 1, hole 6, TV 0.1; perceptual and style 0.
+
+        For machines without the VGG16 ImageNet weights (offline): :class:`PConvLoss` then
+        builds no VGG16 at all, so nothing is loaded and every logged term is meaningful. The
+        results are blurrier in large holes than with the full loss (no texture term), but far
+        better than training with random VGG weights, whose perceptual and style values are noise.
+        """
+        return cls(perceptual=0.0, style_out=0.0, style_comp=0.0)
+
+    @property
+    def needs_vgg(self) -> bool:
+        """True when a perceptual or style weight is non-zero (then VGG16 features are needed)."""
+        return any(value > 0 for value in (self.perceptual, self.style_out, self.style_comp))
 
     def as_dict(self) -> dict[str, float]:
         """``{term name: weight}`` in the order of the paper's formula."""
@@ -445,6 +472,9 @@ class PConvLoss(nn.Module):
 
     Args:
         weights: :class:`LossWeights` (default: the paper's 1, 6, 0.05, 120, 120, 0.1).
+            With :meth:`LossWeights.pixel_only` (perceptual and style weights 0) no VGG16 is
+            built or loaded, ``vgg`` / ``vgg_weights`` are ignored and the perceptual and style
+            terms are reported as 0: the loss for offline machines.
         vgg: a feature extractor returning a list of feature maps (default: built with
             :func:`vgg16_feature_extractor` from ``vgg_weights``). It is a submodule, so
             ``loss.to(device)`` moves it; it stays frozen and in eval mode.
@@ -475,7 +505,9 @@ class PConvLoss(nn.Module):
         if weights is not None and not isinstance(weights, LossWeights):
             raise TypeError(f"weights must be a LossWeights, got {type(weights).__name__}")
         self.weights = weights or LossWeights()
-        self.vgg = vgg if vgg is not None else vgg16_feature_extractor(vgg_weights)
+        self.vgg: nn.Module | None = None
+        if self.weights.needs_vgg:
+            self.vgg = vgg if vgg is not None else vgg16_feature_extractor(vgg_weights)
 
     def forward(
         self,
@@ -489,21 +521,25 @@ class PConvLoss(nn.Module):
         image_in = target if image_in is None else image_in
         comp = composite(output, image_in, mask)
 
-        n = output.shape[0]
-        # One VGG pass over [out; comp; gt]; the ground truth needs no graph.
-        features = self.vgg(torch.cat([output, comp, target.detach()], dim=0))
-        out_f = [f[:n] for f in features]
-        comp_f = [f[n : 2 * n] for f in features]
-        gt_f = [f[2 * n :].detach() for f in features]
-
         terms = {
             "valid": valid_loss(output, target, mask),
             "hole": hole_loss(output, target, mask),
-            "perceptual": perceptual_loss(out_f, comp_f, gt_f),
-            "style_out": style_loss(out_f, gt_f),
-            "style_comp": style_loss(comp_f, gt_f),
-            "tv": total_variation_loss(comp, mask),
         }
+        if self.vgg is not None:
+            n = output.shape[0]
+            # One VGG pass over [out; comp; gt]; the ground truth needs no graph.
+            features = self.vgg(torch.cat([output, comp, target.detach()], dim=0))
+            out_f = [f[:n] for f in features]
+            comp_f = [f[n : 2 * n] for f in features]
+            gt_f = [f[2 * n :].detach() for f in features]
+            terms["perceptual"] = perceptual_loss(out_f, comp_f, gt_f)
+            terms["style_out"] = style_loss(out_f, gt_f)
+            terms["style_comp"] = style_loss(comp_f, gt_f)
+        else:  # pixel-only weights: no VGG16, the three feature terms are not computed
+            zero = output.new_zeros((), dtype=torch.float32)
+            terms.update(perceptual=zero, style_out=zero, style_comp=zero)
+        terms["tv"] = total_variation_loss(comp, mask)
+        terms = {name: terms[name] for name in LOSS_TERMS}
         weights = self.weights.as_dict()
         terms["total"] = sum(weights[name] * terms[name] for name in LOSS_TERMS)
         return terms

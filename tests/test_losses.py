@@ -85,6 +85,42 @@ def test_loss_weights_default_to_the_paper_and_can_be_overridden():
     assert LossWeights(tv=0.0).tv == 0.0
 
 
+def test_presets_paper_and_pixel_only():
+    assert LossWeights.paper() == LossWeights()
+    assert LossWeights.paper().needs_vgg
+    pixel = LossWeights.pixel_only()
+    assert pixel.as_dict() == {
+        "valid": 1.0, "hole": 6.0, "perceptual": 0.0, "style_out": 0.0, "style_comp": 0.0, "tv": 0.1
+    }
+    assert not pixel.needs_vgg
+    assert LossWeights(perceptual=0.0, style_out=0.0, style_comp=1.0).needs_vgg
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "6"])
+def test_bad_loss_weight_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match="loss weight hole must be a finite number >= 0"):
+        LossWeights(hole=bad)
+
+
+def test_pixel_only_loss_builds_no_vgg_and_needs_no_weights_file(torch_home, monkeypatch):
+    def no_vgg(*args, **kwargs):
+        raise AssertionError("pixel_only must not build VGG16")
+
+    monkeypatch.setattr(losses, "vgg16_feature_extractor", no_vgg)
+    criterion = PConvLoss(LossWeights.pixel_only())  # "imagenet" default, file absent: no error
+    assert criterion.vgg is None and not list(criterion.parameters())
+    output, target, mask = make_batch(4, size=32)
+    output.requires_grad_(True)
+    terms = criterion(output, target, mask, image_in=target * mask)
+    assert list(terms) == [*losses.LOSS_TERMS, "total"]
+    for name in ("perceptual", "style_out", "style_comp"):
+        assert terms[name].item() == 0.0
+    expected = terms["valid"] + 6 * terms["hole"] + 0.1 * terms["tv"]
+    torch.testing.assert_close(terms["total"], expected)
+    terms["total"].backward()
+    assert output.grad.abs().sum() > 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Composite, hole and valid terms
 # ---------------------------------------------------------------------------------------------
