@@ -207,7 +207,7 @@ def _check_output_file(path: Path, flag: str, extensions: tuple[str, ...] = OUTP
     if suffix not in extensions or not cv2.haveImageWriter(str(path)):
         known = ", ".join(extensions)
         raise UsageError(f"{flag} {path}: unknown image extension {path.suffix!r}; use one of {known}")
-    check_writable_folder(path.parent if str(path.parent) else Path("."), f"the folder of {flag}")
+    check_writable_folder(path.parent, f"{flag} {path}: the folder")
 
 
 def _probe_images(folder: Path, what: str, sample: int = 16) -> None:

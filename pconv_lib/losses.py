@@ -174,7 +174,8 @@ def _load_failure(error: BaseException) -> str:
     """Why ``torch.load`` failed, in a few words - never torch's advice to pass
     ``weights_only=False`` (that would run code from the file)."""
     text = str(error)
-    if "Unsupported global" in text or "WeightsUnpickler" in text:
+    low = text.lower()
+    if "unsupported global" in low or "weightsunpickler" in low or "weights only load failed" in low:
         return "it holds Python objects other than tensors, refused for safety"
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return type(error).__name__ + (f": {first[:120]}" if first and "weights_only" not in first else "")

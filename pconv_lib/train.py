@@ -249,8 +249,9 @@ def _load_reason(error: BaseException) -> str:
     """A short reason for a failed ``torch.load`` - without torch's advice to set
     ``weights_only=False`` (which would run code from the file)."""
     text = str(error)
-    if "Unsupported global" in text or "WeightsUnpickler" in text:
-        detail = next((line.strip() for line in text.splitlines() if "Unsupported" in line), "")
+    low = text.lower()
+    if "unsupported global" in low or "weightsunpickler" in low or "weights only load failed" in low:
+        detail = next((line.strip() for line in text.splitlines() if "unsupported" in line.lower()), "")
         return "it holds Python objects other than tensors, which are refused for safety" + (
             f" ({detail.rstrip('.')})" if detail else ""
         )
