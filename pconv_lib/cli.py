@@ -225,6 +225,13 @@ def _probe_images(folder: Path, what: str, sample: int = 16) -> None:
         )
 
 
+def _check_checkpoint_exists(path: Path | None) -> None:
+    from pconv_lib.pretrained import resolve_checkpoint
+
+    if path is not None and not resolve_checkpoint(path).exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+
+
 def _parse_buckets(text: str) -> list[int]:
     from pconv_lib.masks import HOLE_RATIO_BUCKETS
 
@@ -363,6 +370,7 @@ def _check_predict_args(args: argparse.Namespace) -> None:
     _check_output_file(args.output, "--output")
     if args.save_mask is not None:
         _check_output_file(args.save_mask, "--save-mask", extensions=(".png",))
+    _check_checkpoint_exists(args.checkpoint)
     _device(args.device)
 
 
@@ -437,6 +445,7 @@ def _check_evaluate_args(args: argparse.Namespace) -> list[int]:
     buckets = _parse_buckets(args.buckets)
     if args.images is not None and not args.images.is_dir():
         raise UsageError(f"--images {args.images}: no such folder")
+    _check_checkpoint_exists(args.checkpoint)
     _device(args.device)
     return buckets
 
