@@ -370,8 +370,8 @@ def _check_predict_args(args: argparse.Namespace) -> None:
     _check_output_file(args.output, "--output")
     if args.save_mask is not None:
         _check_output_file(args.save_mask, "--save-mask", extensions=(".png",))
-    _check_checkpoint_exists(args.checkpoint)
     _device(args.device)
+    _check_checkpoint_exists(args.checkpoint)
 
 
 def _load_predict_mask(args: argparse.Namespace, height: int, width: int) -> np.ndarray:

@@ -148,7 +148,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_reusing_a_run_name_is_refused_and_leaves_the_first_run_alone(root, tmp_path, capsys):
-    args = train_args(root, tmp_path, "--steps", "2", "--validation", root / "val", "--steps-per-epoch", "1")
+    args = train_args(root, tmp_path, "--steps", "1", "--validation", root / "val", "--steps-per-epoch", "1")
     assert run_cli(capsys, *args)[0] == 0
     before = _snapshot(tmp_path / "r")
     assert {"last.pt", "best.pt", "metrics.csv"} <= set(before)
