@@ -357,8 +357,17 @@ class MaskPainter:
         self._redraw()
 
     def load_mask_bytes(self, data: bytes, holes_are: str = "black") -> None:
-        """Use uploaded PNG bytes (black = hole) as the mask (:func:`mask_from_png_bytes`)."""
+        """Use uploaded PNG bytes (black = hole) as the mask (:func:`mask_from_png_bytes`).
+
+        A mask with more holes than valid pixels is used, with a hint in the status line (the
+        file may mark holes in white)."""
         self.set_mask(mask_from_png_bytes(data, holes_are))
+        if self.hole_ratio() > 0.5:
+            other = "white" if holes_are == "black" else "black"
+            self._update_status(
+                f"more holes than valid pixels: if the holes in the file are {other}, "
+                f"use load_mask_bytes(data, holes_are={other!r})"
+            )
 
     def run(self) -> np.ndarray:
         """Run ``predict_fn`` on photo and mask; show and return the ``uint8`` (H, W, 3) result."""

@@ -203,6 +203,10 @@ def test_stale_tmp_files_are_removed_and_resume_does_not_repeat_metrics(tmp_path
     assert not list((tmp_path / "run").glob("*.tmp"))
     steps = [int(r["step"]) for r in csv.DictReader((tmp_path / "run" / "metrics.csv").open())]
     assert steps == [1, 2, 3, 4]
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    events = accumulator.EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()  # purge_step: TensorBoard drops the events logged after the checkpoint
+    assert [e.step for e in events.Scalars("train/total")] == [1, 2, 3, 4]
 
 
 # --------------------------------------------------------------------------------------------

@@ -337,3 +337,11 @@ def test_bad_photo():
         MaskPainter(np.zeros((10, 10), np.uint8))
     with pytest.raises(TypeError, match="uint8"):
         MaskPainter(np.zeros((10, 10, 3), np.float32))
+
+
+def test_an_uploaded_mask_with_mostly_holes_gets_a_hint():
+    painter = MaskPainter(photo(), use_canvas=False)
+    mostly_holes = np.zeros((H, W), np.uint8)
+    mostly_holes[:10] = 255
+    painter.load_mask_bytes(cv2.imencode(".png", mostly_holes)[1].tobytes())
+    assert painter.hole_ratio() > 0.8 and "holes_are='white'" in painter.status.value
