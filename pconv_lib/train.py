@@ -542,6 +542,7 @@ class Trainer:
         self.overwrite = overwrite
         self._claimed = False  # True once this trainer may write into the run folder
         self._resumed_at: int | None = None
+        self._clear_on_claim = False
         self.train_data, self.val_data = train_data, val_data
         self.sample_data = sample_data if sample_data is not None else val_data
         self.progress = progress and self.rank == 0
@@ -596,7 +597,7 @@ class Trainer:
         if self._claimed or self.rank != 0:
             return
         run_dir = self.config.run_dir
-        if self.overwrite and self._resumed_at is None:
+        if self.overwrite and (self._resumed_at is None or self._clear_on_claim):
             clear_run_folder(run_dir)
         elif self._resumed_at is None:
             check_run_folder(run_dir)
@@ -636,7 +637,8 @@ class Trainer:
                 f"cannot resume {path}: it holds model weights only (no optimiser state or step); "
                 "start from it with --checkpoint instead"
             )
-        if self.rank == 0 and not self.overwrite and not _inside(path, self.config.run_dir):
+        outside = not _inside(path, self.config.run_dir)
+        if self.rank == 0 and outside and not self.overwrite:
             check_run_folder(self.config.run_dir)  # continuing elsewhere must not mix two runs
         load_model_weights(self.model, state, path)
         self.optimizer.load_state_dict(state["optimizer"])
@@ -645,6 +647,7 @@ class Trainer:
         self.best_val = float(state["best_val"])
         torch.set_rng_state(state["torch_rng"])
         self._resumed_at = self.step
+        self._clear_on_claim = self.overwrite and outside
         self._claimed = False
         return self
 
