@@ -21,18 +21,48 @@ Mirrors the original course's ``main.py``::
     python -m pconv_lib doctor    # is this machine ready for the course? (exit code 0 = yes)
 
 Without ``--train``, training uses the sample photos shipped with scikit-image (a CPU demo).
+
+Bad input gives one line ``error: <what was wrong and how to fix it>`` on stderr, checked before
+any long computation, and never a traceback. Exit codes:
+
+    0    success
+    1    unexpected internal error (a bug: rerun with PCONV_TRACEBACK=1 and report the traceback)
+    2    bad input: arguments, files, folders, checkpoints, devices (the message says what to fix)
+    3    training stopped because the loss became NaN or infinite (last.pt keeps the last good state)
+    130  interrupted with Ctrl-C (training first saves interrupted.pt, a consistent state)
+
+A run folder ``<log-path>/<name>`` that already holds a run is refused: continue it with
+``--resume``, choose a new ``--name`` or pass ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from pconv_lib.runtime import pick_device
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = """exit codes:
+  0    success
+  1    unexpected internal error (a bug: rerun with PCONV_TRACEBACK=1 and report it)
+  2    bad input: arguments, files, folders, checkpoints, devices (the message says what to fix)
+  3    training stopped: the loss became NaN or infinite (last.pt keeps the last good state)
+  130  interrupted with Ctrl-C (training saves interrupted.pt, a consistent state, first)"""
+
+
+class UsageError(ValueError):
+    """A bad command-line value; ``main`` prints ``error: <message>`` and returns 2."""
 
 
 def _add_loss_choice(p: argparse.ArgumentParser) -> None:
@@ -117,7 +147,7 @@ def run_lr_find(args: argparse.Namespace) -> int:
         end_lr=args.end_lr,
         steps=args.steps,
         batch_size=args.batch_size,
-        device=pick_device(args.device),
+        device=_device(args.device),
         seed=args.seed,
     )
     print(result.summary())
@@ -153,6 +183,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _add_loss_choice(p)
     p.add_argument("--checkpoint", type=Path, help="weights to start from (required for finetune)")
     p.add_argument("--resume", type=Path, help="continue an interrupted run from its last.pt")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the files of an earlier run with this --name before training",
+    )
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--depth", type=int, default=None, help="default: 7 for 256, 8 for 512")
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
@@ -219,7 +254,12 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pconv_lib", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pconv_lib",
+        description=__doc__.split("\n\n")[0],
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_predict(sub)
@@ -229,23 +269,140 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# --------------------------------------------------------------------------------------------
+# Checks shared by the sub-commands (all run before any model is built or trained)
+# --------------------------------------------------------------------------------------------
+
+#: Output image extensions ``predict`` can write (OpenCV writers).
+OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _device(name: str | None):
+    from pconv_lib.train import resolve_device
+
+    return resolve_device(name)
+
+
+def _positive(args: argparse.Namespace, *names: str, minimum: int | float = 1) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < minimum:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} must be at least {minimum}, got {value}")
+
+
 def _read_rgb(path: Path) -> np.ndarray:
     from pconv_lib.data import read_image
 
+    if path.is_dir():
+        raise UsageError(f"--image {path} is a folder; name one image file")
     if not path.is_file():
-        raise SystemExit(f"error: image not found: {path}")
+        raise FileNotFoundError(f"image not found: {path}")
     image = read_image(path)
     if image is None:
-        raise SystemExit(f"error: {path} is not a readable image (corrupt file or unknown format)")
+        raise UsageError(f"{path} is not a readable image (corrupt file or unknown format)")
     return image
+
+
+def _check_output_file(path: Path, flag: str, extensions: tuple[str, ...] = OUTPUT_EXTENSIONS) -> None:
+    """An output image path must have a known extension, not be a folder, and be writable."""
+    from pconv_lib.train import check_writable_folder
+
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; give a file name such as {path / 'out.png'}")
+    suffix = path.suffix.lower()
+    if not suffix:
+        raise UsageError(f"{flag} {path} has no file extension; add one of {', '.join(extensions)}")
+    if suffix not in extensions or not cv2.haveImageWriter(str(path)):
+        known = ", ".join(extensions)
+        raise UsageError(f"{flag} {path}: unknown image extension {path.suffix!r}; use one of {known}")
+    check_writable_folder(path.parent, f"{flag} {path}: the folder")
+
+
+def _probe_images(folder: Path, what: str, sample: int = 16) -> None:
+    """Refuse a folder in which none of (up to) ``sample`` evenly spread photos can be read."""
+    from pconv_lib.data import find_images, read_image
+
+    files = find_images(folder)
+    step = max(1, len(files) // sample)
+    probed = files[::step][:sample]
+    if all(read_image(path) is None for path in probed):
+        checked = "all" if len(probed) == len(files) else f"{len(probed)} evenly spread"
+        raise UsageError(
+            f"{what} {folder}: none of the image files could be read ({checked} of {len(files)} "
+            f"checked, e.g. {probed[0].name} is corrupt or not an image); check the folder"
+        )
+
+
+def _check_checkpoint_exists(path: Path | None) -> None:
+    from pconv_lib.pretrained import resolve_checkpoint
+
+    if path is not None and not resolve_checkpoint(path).exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+
+
+def _parse_buckets(text: str) -> list[int]:
+    from pconv_lib.masks import HOLE_RATIO_BUCKETS
+
+    last = len(HOLE_RATIO_BUCKETS) - 1
+    try:
+        buckets = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        buckets = []
+    if not buckets or any(not 0 <= b <= last for b in buckets):
+        raise UsageError(
+            f"--buckets must be comma-separated hole-ratio bucket numbers 0..{last} "
+            f"(e.g. 0,2,{last}), got {text!r}"
+        )
+    return buckets
+
+
+# --------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------
+
+
+def _check_train_args(args: argparse.Namespace) -> None:
+    """Everything about ``train`` that can be checked before data, VGG or model are loaded."""
+    from pconv_lib.train import check_run_folder, check_writable_folder
+
+    if args.stage == "finetune" and args.checkpoint is None and args.resume is None:
+        raise UsageError("--stage finetune needs --checkpoint (the phase 1 weights)")
+    name = args.name.strip()
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise UsageError(f"--name must be a plain folder name (no slashes), got {args.name!r}")
+    _positive(args, "image_size", "batch_size", "steps", "steps_per_epoch", "val_steps")
+    _positive(args, "log_every", "sample_every", "checkpoint_every", "depth")
+    _positive(args, "num_workers", minimum=0)
+    if not args.width > 0:
+        raise UsageError(f"--width must be > 0 (1.0 = the paper's channels), got {args.width}")
+    if args.lr is not None and not args.lr > 0:
+        raise UsageError(f"--lr must be > 0, got {args.lr}")
+    if args.vgg_path is not None and not args.random_vgg and not args.vgg_path.is_file():
+        raise UsageError(f"--vgg-path {args.vgg_path}: no such file (give the VGG16 .pth weights file)")
+    for flag in ("train", "validation", "test", "masks"):
+        folder = getattr(args, flag)
+        if folder is not None and not folder.is_dir():
+            raise UsageError(f"--{flag} {folder}: no such folder")
+    for flag in ("checkpoint", "resume"):
+        path = getattr(args, flag)
+        if path is not None and str(path) != "demo" and not path.is_file():
+            raise UsageError(f"--{flag} {path}: no such checkpoint file")
+    _device(args.device)
+    run_dir = args.log_path / name
+    check_writable_folder(run_dir, "--log-path run folder")
+    check_run_folder(run_dir, resume=args.resume, overwrite=args.overwrite)
+    if args.train is not None:
+        _probe_images(args.train, "--train")
+    if args.validation is not None:
+        _probe_images(args.validation, "--validation")
 
 
 def run_train(args: argparse.Namespace) -> int:
     from pconv_lib.data import InpaintingDataset, sample_photo_dataset
     from pconv_lib.train import TrainConfig, Trainer
 
-    if args.stage == "finetune" and args.checkpoint is None and args.resume is None:
-        raise SystemExit("error: --stage finetune needs --checkpoint (the phase 1 weights)")
+    _check_train_args(args)
     depth = args.depth or (8 if args.image_size >= 512 else 7)
     vgg, loss_weights = _loss_settings(args)
     config = TrainConfig(
@@ -293,14 +450,66 @@ def run_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         init_from=args.checkpoint if args.resume is None else None,
         sample_data=test_data,
+        overwrite=args.overwrite,
     )
-    if args.resume is not None:
-        trainer.resume(args.resume)
-        print(f"resumed {args.resume} at step {trainer.step}")
-    trainer.fit()
-    trainer.close()
+    try:
+        if args.resume is not None:
+            trainer.resume(args.resume)
+            print(f"resumed {args.resume} at step {trainer.step}")
+        trainer.fit()
+    finally:
+        trainer.close()
     print(f"done: step {trainer.step}, checkpoints in {config.run_dir}")
-    return 0
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# predict
+# --------------------------------------------------------------------------------------------
+
+
+def _check_predict_args(args: argparse.Namespace) -> None:
+    from pconv_lib.masks import HOLE_RATIO_BUCKETS
+
+    _positive(args, "tile_size")
+    _positive(args, "overlap", minimum=0)
+    if args.tile_size is not None and args.overlap is not None and args.overlap >= args.tile_size:
+        raise UsageError(f"--overlap {args.overlap} must be smaller than --tile-size {args.tile_size}")
+    if not 0 <= args.bucket < len(HOLE_RATIO_BUCKETS):
+        raise UsageError(f"--bucket must be 0..{len(HOLE_RATIO_BUCKETS) - 1}, got {args.bucket}")
+    _check_output_file(args.output, "--output")
+    if args.save_mask is not None:
+        _check_output_file(args.save_mask, "--save-mask", extensions=(".png",))
+    _device(args.device)
+    _check_checkpoint_exists(args.checkpoint)
+
+
+def _load_predict_mask(args: argparse.Namespace, height: int, width: int) -> np.ndarray:
+    """The mask for ``predict`` (1 = valid): from --mask (checked: not all holes, hint when
+    inverted) or a random one."""
+    from pconv_lib import masks as mask_lib
+
+    if args.mask is None:
+        return mask_lib.random_mask_in_bucket(height, width, args.bucket, args.seed)
+    mask = mask_lib.load_mask_png(args.mask, holes_are=args.holes_are)
+    if mask.shape != (height, width):
+        print(f"resizing mask {mask.shape[::-1]} to the image size {width}x{height} (nearest)")
+        mask = mask_lib.resize_mask(mask, (height, width))
+    ratio = mask_lib.hole_ratio(mask)
+    other = "white" if args.holes_are == "black" else "black"
+    if ratio == 1.0:
+        raise UsageError(
+            f"{args.mask} marks every pixel as a hole ({args.holes_are} = hole), so there is nothing to "
+            f"inpaint from; if the holes in the file are {other}, add --holes-are {other}"
+        )
+    if ratio > 0.5:
+        _warn(
+            f"{args.mask} marks {100 * ratio:.0f}% of the image as holes ({args.holes_are} = hole); "
+            f"if the holes in your file are {other}, add --holes-are {other}"
+        )
+    elif ratio == 0.0:
+        _warn(f"{args.mask} has no holes ({args.holes_are} = hole): the output equals the input")
+    return mask
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -308,17 +517,12 @@ def run_predict(args: argparse.Namespace) -> int:
     from pconv_lib.tiling import predict_tiled
     from pconv_lib.train import model_from_checkpoint
 
-    device = pick_device(args.device)
-    model, config = model_from_checkpoint(args.checkpoint, device)
+    _check_predict_args(args)
     image = _read_rgb(args.image)
     height, width = image.shape[:2]
-    if args.mask is not None:
-        mask = mask_lib.load_mask_png(args.mask, holes_are=args.holes_are)
-        if mask.shape != (height, width):
-            print(f"resizing mask {mask.shape[::-1]} to the image size {width}x{height} (nearest)")
-            mask = mask_lib.resize_mask(mask, (height, width))
-    else:
-        mask = mask_lib.random_mask_in_bucket(height, width, args.bucket, args.seed)
+    mask = _load_predict_mask(args, height, width)
+    device = _device(args.device)
+    model, config = model_from_checkpoint(args.checkpoint, device)
     tile = args.tile_size or config.image_size
     result = predict_tiled(
         model,
@@ -331,42 +535,108 @@ def run_predict(args: argparse.Namespace) -> int:
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(args.output), cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR)):
-        raise SystemExit(f"error: could not write {args.output}")
+        raise OSError(f"could not write {args.output} (disk full or not writable?)")
     if args.save_mask is not None:
         mask_lib.save_mask_png(mask, args.save_mask)
     print(f"{args.output}: {mask_lib.hole_stats(mask)}; {result.summary()}")
-    return 0
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate
+# --------------------------------------------------------------------------------------------
+
+
+def _check_evaluate_args(args: argparse.Namespace) -> list[int]:
+    if args.no_baselines and args.checkpoint is None:
+        raise UsageError("nothing to evaluate: give --checkpoint or drop --no-baselines")
+    _positive(args, "limit")
+    _positive(args, "size", minimum=7)  # SSIM's 7x7 window
+    buckets = _parse_buckets(args.buckets)
+    if args.images is not None and not args.images.is_dir():
+        raise UsageError(f"--images {args.images}: no such folder")
+    _check_checkpoint_exists(args.checkpoint)
+    _device(args.device)
+    return buckets
+
+
+def _read_evaluation_images(folder: Path, size: int, limit: int) -> list[np.ndarray]:
+    """Up to ``limit`` readable photos of ``folder``, centre-cropped; unreadable files are
+    skipped with a warning naming them, and a folder with none readable is an error."""
+    from pconv_lib.data import find_images, read_image
+    from pconv_lib.photos import center_crop_resize
+
+    images, skipped = [], []
+    files = find_images(folder)
+    for path in files:
+        if len(images) == limit:
+            break
+        image = read_image(path)
+        if image is None:
+            skipped.append(path.name)
+        else:
+            images.append(center_crop_resize(image, size, size))
+    if not images:
+        raise UsageError(
+            f"--images {folder}: all {len(skipped)} image file(s) were skipped as unreadable "
+            f"(corrupt or not images, e.g. {', '.join(skipped[:3])}); give a folder of photos"
+        )
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        _warn(f"skipped {len(skipped)} unreadable image file(s) in {folder} (corrupt or not images): {shown}")
+    return images
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from pconv_lib import evaluate
-    from pconv_lib.photos import center_crop_resize, sample_photos
+    from pconv_lib.photos import sample_photos
 
+    buckets = _check_evaluate_args(args)
     if args.images is not None:
-        from pconv_lib.data import find_images, read_image
-
-        images = []
-        for path in find_images(args.images)[: args.limit]:
-            image = read_image(path)
-            if image is not None:
-                images.append(center_crop_resize(image, args.size, args.size))
+        images = _read_evaluation_images(args.images, args.size, args.limit)
     else:
         images = list(sample_photos(size=args.size).values())[: args.limit]
     methods: dict[str, evaluate.Inpainter] = {}
     if args.checkpoint is not None:
         from pconv_lib.train import model_from_checkpoint
 
-        device = pick_device(args.device)
+        device = _device(args.device)
         model, config = model_from_checkpoint(args.checkpoint, device)
         methods["PConv (this model)"] = evaluate.model_inpainter(model, 2**config.depth, device)
     if not args.no_baselines:
         methods.update(evaluate.BASELINES)
-    if not methods:
-        raise SystemExit("error: nothing to evaluate: give --checkpoint or drop --no-baselines")
-    buckets = [int(b) for b in args.buckets.split(",")]
     table = evaluate.evaluate_methods(methods, images, buckets, seed=args.seed)
     print(table.to_text())
-    return 0
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# main: the library's errors become one line and an exit code
+# --------------------------------------------------------------------------------------------
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    _warn(str(message))
+
+
+def _bad_input_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that mean "bad input" (exit 2): the library raises them with a
+    message that names the problem and the fix."""
+    from pconv_lib.data import UnreadableImagesError
+    from pconv_lib.pretrained import DemoModelUnavailable
+
+    return (UsageError, ValueError, OSError, DemoModelUnavailable, UnreadableImagesError)
+
+
+def _error_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, OSError) and error.filename and str(error.filename) not in text:
+        text = f"{text}: {error.filename}"
+    return text
 
 
 def run_doctor(args: argparse.Namespace) -> int:
@@ -376,16 +646,46 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line; return the exit code (see the module docstring)."""
+    from pconv_lib.train import TrainingDiverged, TrainingInterrupted
+
+    args = build_parser().parse_args(argv)  # argparse prints usage errors itself (exit 2)
     if args.command == "doctor":
         return run_doctor(args)
-    runners = {"train": run_train, "predict": run_predict, "evaluate": run_evaluate, "lr-find": run_lr_find}
+    runners: dict[str, Callable[[argparse.Namespace], int]] = {
+        "train": run_train,
+        "predict": run_predict,
+        "evaluate": run_evaluate,
+        "lr-find": run_lr_find,
+    }
     runner = runners[args.command]
-    try:
-        return runner(args)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return runner(args)
+        except TrainingInterrupted as error:
+            print(f"interrupted: {error}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except KeyboardInterrupt:
+            print("interrupted (Ctrl-C)", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except TrainingDiverged as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_DIVERGED
+        except _bad_input_errors() as error:
+            if os.environ.get("PCONV_TRACEBACK"):
+                raise
+            print(f"error: {_error_line(error)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except Exception as error:  # a bug: one line, the traceback on request
+            if os.environ.get("PCONV_TRACEBACK"):
+                raise
+            print(
+                f"error: unexpected {type(error).__name__}: {_error_line(error)} (this is a bug; rerun "
+                "with PCONV_TRACEBACK=1 to see the traceback and report it)",
+                file=sys.stderr,
+            )
+            return EXIT_UNEXPECTED
 
 
 if __name__ == "__main__":

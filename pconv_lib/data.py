@@ -37,6 +37,10 @@ from pconv_lib.photos import sample_photo, sample_photo_names
 #: Photo file extensions found by :func:`find_images` (compared case-insensitively).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
+class UnreadableImagesError(RuntimeError):
+    """No readable photo was found after several tries (the files are corrupt or not images)."""
+
+
 #: A mask generator: ``fn(rng, height, width) -> uint8 (H, W)``, 1 = valid, 0 = hole.
 MaskFn = Callable[[np.random.Generator, int, int], np.ndarray]
 
@@ -324,9 +328,10 @@ class InpaintingDataset(_CropMaskDataset):
                     stacklevel=2,
                 )
             candidate = int(rng.integers(len(self)))
-        raise RuntimeError(
+        raise UnreadableImagesError(
             f"could not read any image after {self.max_retries + 1} tries starting at "
-            f"{self.files[index]}; are the files in {self.root} valid images?"
+            f"{self.files[index]} (each was skipped as corrupt or not an image); are the files in "
+            f"{self.root} valid images?"
         )
 
 

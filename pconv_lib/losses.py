@@ -197,6 +197,17 @@ def _missing_weights_message(path: Path, explicit: bool) -> str:
     )
 
 
+def _load_failure(error: BaseException) -> str:
+    """Why ``torch.load`` failed, in a few words - never torch's advice to pass
+    ``weights_only=False`` (that would run code from the file)."""
+    text = str(error)
+    low = text.lower()
+    if "unsupported global" in low or "weightsunpickler" in low or "weights only load failed" in low:
+        return "it holds Python objects other than tensors, refused for safety"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return type(error).__name__ + (f": {first[:120]}" if first and "weights_only" not in first else "")
+
+
 def load_vgg16_pool3_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a VGG16 weights file and return the state dict of ``features[:17]`` (up to pool3).
 
@@ -214,7 +225,15 @@ def load_vgg16_pool3_state_dict(path: str | os.PathLike) -> dict[str, torch.Tens
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(_missing_weights_message(path, explicit=True))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    if path.is_dir():
+        raise ValueError(f"VGG16 weights {path} is a folder; name the {VGG16_IMAGENET_FILENAME} file in it")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for files that are not weights
+        raise ValueError(
+            f"{path} is not a PyTorch weights file ({_load_failure(error)}); give the VGG16 ImageNet "
+            f"weights {VGG16_IMAGENET_FILENAME} (see README)"
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

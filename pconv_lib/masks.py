@@ -361,7 +361,8 @@ def load_mask_png(
     """Load a binary mask image as ``uint8`` (H, W), 1 = valid, 0 = hole.
 
     Args:
-        path: an 8-bit grey or colour PNG (or BMP/TIFF) whose pixels are all 0 or 255 (or 0/1).
+        path: an 8-bit grey or colour PNG (or BMP/TIFF) whose pixels are all 0 or 255 (or 0/1),
+            or a 16-bit one holding only 0 and 65535.
         size: optional ``(height, width)``; resized with nearest neighbour only (any other
             interpolation creates grey pixels and hole outlines).
         holes_are: ``"black"`` (0 = hole, this library's files) or ``"white"`` (255 = hole, e.g.
@@ -400,6 +401,8 @@ def decode_mask_image(data: bytes, holes_are: str = "black", source: str = "mask
         valid = image == 1
     elif set(values.tolist()) <= {0, 255}:
         valid = image == 255
+    elif image.dtype == np.uint16 and set(values.tolist()) <= {0, 65535}:  # binary 16-bit PNG
+        valid = image == 65535
     else:
         raise ValueError(
             f"{source}: mask is not binary (found {values.size} grey levels, e.g. "

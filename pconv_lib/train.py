@@ -25,6 +25,10 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
+import signal
+import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -113,14 +117,148 @@ class TrainConfig:
 # --------------------------------------------------------------------------------------------
 
 
+class RunFolderInUseError(FileExistsError):
+    """The run folder already holds another run's files (checkpoints, metrics, samples)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a notebook's interrupt) stopped :meth:`Trainer.fit` between two steps.
+
+    ``str(error)`` is one line: the step reached and the consistent checkpoint saved.
+    Attributes: ``step`` and ``path`` (the checkpoint to resume from, or None).
+    """
+
+    def __init__(self, message: str, step: int, path: Path | None) -> None:
+        super().__init__(message)
+        self.step, self.path = step, path
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+#: Files and folders that mark a folder as holding a run (see :func:`check_run_folder`).
+RUN_FILES = ("last.pt", "best.pt", "interrupted.pt", "metrics.csv", "tensorboard", "samples")
+
+
+def run_files(run_dir: str | os.PathLike) -> list[Path]:
+    """The files of a previous run in ``run_dir``: :data:`RUN_FILES`, ``step_*.pt`` and ``*.tmp``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
+    found += sorted(run_dir.glob("step_*.pt")) + sorted(run_dir.glob("*.tmp"))
+    return found
+
+
+def check_run_folder(
+    run_dir: str | os.PathLike, *, resume: str | os.PathLike | None = None, overwrite: bool = False
+) -> None:
+    """Refuse to start a new run in a folder that already holds one.
+
+    Resuming a checkpoint that lies in ``run_dir`` continues that run and is allowed; so is
+    ``overwrite=True`` (the old run's files are then deleted by :func:`clear_run_folder`).
+
+    Raises:
+        RunFolderInUseError: naming the folder and the three ways out.
+    """
+    run_dir = Path(run_dir)
+    if overwrite or not run_files(run_dir):
+        return
+    if resume is not None and _inside(resume, run_dir):
+        return
+    existing = ", ".join(p.name for p in run_files(run_dir)[:4])
+    raise RunFolderInUseError(
+        f"run folder {run_dir} already holds a run ({existing}); continue it with "
+        f"--resume {run_dir / 'last.pt'}, pick a new --name, or pass --overwrite to delete it "
+        "(API: Trainer(..., overwrite=True) or trainer.resume(path))"
+    )
+
+
+def clear_run_folder(run_dir: str | os.PathLike) -> list[Path]:
+    """Delete a previous run's files (:func:`run_files`) from ``run_dir``; return what was removed."""
+    removed = run_files(run_dir)
+    for path in removed:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return removed
+
+
+def _inside(path: str | os.PathLike, folder: Path) -> bool:
+    try:
+        return Path(path).resolve().parent == folder.resolve()
+    except OSError:
+        return False
+
+
+def check_writable_folder(folder: str | os.PathLike, what: str = "output folder") -> Path:
+    """Check (by writing a temporary file) that ``folder`` exists or can be created and is writable.
+
+    Nothing is created when ``folder`` does not exist yet: its nearest existing parent is tested.
+
+    Raises:
+        NotADirectoryError: ``folder`` or a parent is a file.
+        PermissionError: it cannot be written (permissions, read-only file system); the message
+            names the path.
+    """
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise NotADirectoryError(f"{what} {folder}: {probe} is a file, not a folder; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as error:
+        raise PermissionError(
+            f"{what} {folder} is not writable ({error.strerror or error}, tested in {probe}); "
+            "choose a writable folder (read-only file system or missing permissions)"
+        ) from None
+    return folder
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` atomically: to ``path.tmp`` first, then rename over ``path``."""
+    """Write ``state`` to ``path`` atomically: to ``path.tmp`` first, then rename over ``path``.
+
+    Raises:
+        OSError: naming ``path`` when it cannot be written (disk full, read-only, permissions);
+            the previous file at ``path`` is then untouched and ``path.tmp`` removed.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:
+        tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        raise OSError(
+            f"could not write checkpoint {path}: {reason}; check that the folder is writable and "
+            f"the disk is not full (the previous {path.name}, if any, is intact)"
+        ) from error
     return path
+
+
+def _load_reason(error: BaseException) -> str:
+    """A short reason for a failed ``torch.load`` - without torch's advice to set
+    ``weights_only=False`` (which would run code from the file)."""
+    text = str(error)
+    low = text.lower()
+    if "unsupported global" in low or "weightsunpickler" in low or "weights only load failed" in low:
+        detail = next((line.strip() for line in text.splitlines() if "unsupported" in line.lower()), "")
+        return "it holds Python objects other than tensors, which are refused for safety" + (
+            f" ({detail.rstrip('.')})" if detail else ""
+        )
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if "weights_only" in first:
+        first = ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -133,19 +271,58 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         ValueError: for a truncated, corrupt or foreign file, naming it.
     """
     path = resolve_checkpoint(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"checkpoint {path} is a folder; name a .pt file in it (e.g. {path / 'last.pt'})"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for broken files
         raise ValueError(
-            f"{path}: not a readable pconv checkpoint ({type(error).__name__}: {error}). If a run "
+            f"{path}: not a readable pconv checkpoint ({_load_reason(error)}). If a run "
             "was interrupted while saving, use the previous checkpoint (writes are atomic, so "
             "last.pt or best.pt next to it is intact)"
-        ) from error
+        ) from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise ValueError(f"{path}: not a pconv checkpoint (no 'model'/'config' entries)")
     return state
+
+
+def _describe(config: TrainConfig) -> str:
+    return f"depth={config.depth}, width={config.width}"
+
+
+def load_model_weights(
+    model: PConvUNet, state: dict, path: str | os.PathLike, *, expected: TrainConfig | None = None
+) -> None:
+    """Load a checkpoint's ``model`` weights into ``model`` with messages instead of size tracebacks.
+
+    Raises:
+        ValueError: the checkpoint was trained with another depth/width than ``expected`` (or
+            ``model``), or its weights do not match its own config (a broken or edited file).
+    """
+    try:
+        saved = TrainConfig.from_dict(state["config"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: its config is invalid ({error})") from None
+    mine = f"depth={getattr(model, 'depth', '?')}, width={getattr(model, 'width', '?')}"
+    if expected is not None and (saved.depth, saved.width) != (expected.depth, expected.width):
+        raise ValueError(
+            f"cannot start from {path}: it was trained with {_describe(saved)}, this run has "
+            f"{_describe(expected)}; pass the same --depth/--width as that run (or drop --checkpoint)"
+        )
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0] if lines else ""
+        raise ValueError(
+            f"{path}: its weights do not fit a PConvUNet with {mine} (its config says "
+            f"{_describe(saved)}): {detail[:200]}; the file is damaged or was edited - use another checkpoint"
+        ) from None
 
 
 def model_from_checkpoint(
@@ -153,10 +330,57 @@ def model_from_checkpoint(
 ) -> tuple[PConvUNet, TrainConfig]:
     """Rebuild the model of a checkpoint (architecture from its config) in eval mode."""
     state = load_checkpoint(path)
-    config = TrainConfig.from_dict(state["config"])
+    try:
+        config = TrainConfig.from_dict(state["config"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: its config is invalid ({error})") from None
     model = PConvUNet(depth=config.depth, width=config.width)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()})
+    load_model_weights(model, state, path)
     return model.to(device or "cpu").eval(), config
+
+
+def resolve_device(name: str | torch.device | None = None) -> torch.device:
+    """:func:`pick_device`, checking that a named device exists here.
+
+    Raises:
+        ValueError: an unknown device name, or CUDA / MPS asked for where it is not available.
+    """
+    if name is None or isinstance(name, torch.device):
+        return pick_device(None if name is None else str(name))
+    try:
+        device = torch.device(str(name))
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}: use cpu, cuda, cuda:N or mps (or omit it)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {name!r} asked for, but no CUDA GPU is available here "
+                "(torch.cuda.is_available() is False): use --device cpu or leave --device out"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                f"numbered 0..{torch.cuda.device_count() - 1}"
+            )
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device {name!r} asked for, but Apple MPS is not available here: use cpu")
+    elif device.type != "cpu":
+        raise ValueError(f"device {name!r} is not supported: use cpu, cuda, cuda:N or mps")
+    return device
+
+
+def check_batchnorm_batch(batch_size: int, image_size: int, depth: int) -> None:
+    """Refuse sizes where training BatchNorm sees one value per channel (it then fails with
+    "Expected more than 1 value per channel"): ``batch_size * (image_size / 2**depth)**2 < 2``."""
+    side = image_size // 2**depth
+    if batch_size * side * side < 2:
+        raise ValueError(
+            f"batch size {batch_size} with {image_size}x{image_size} images at depth {depth} leaves "
+            f"the innermost layer {side}x{side} with one value per channel, and BatchNorm cannot "
+            "train on that; use a batch size of 2 or more, a larger image size or a smaller depth"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,6 +442,38 @@ class EpochBatchSampler(Sampler[list[int]]):
 # --------------------------------------------------------------------------------------------
 
 
+class _DeferredInterrupt:
+    """While active (main thread only), the first Ctrl-C / SIGINT only sets ``requested``: the
+    training loop finishes its step and stops between two steps. A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled, self.requested, self._previous = enabled, False, None
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handle)
+            except ValueError:  # not the main interpreter
+                self.enabled = False
+        else:
+            self.enabled = False
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            signal.signal(signal.SIGINT, self._restore_target())
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def _restore_target(self):
+        return self._previous if self._previous is not None else signal.default_int_handler
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._restore_target())
+
+
 def _distributed() -> tuple[int, int]:
     """(rank, world_size); joins the process group when started by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -243,6 +499,14 @@ class Trainer:
         progress: show a tqdm progress bar (rank 0 only).
         sample_data: photos for the sample grids saved every ``sample_every`` steps (the
             original course's ``--test`` folder); default the validation data.
+        overwrite: delete the files of an earlier run in the run folder when this run first
+            writes. Without it a run folder that already holds a run is refused
+            (:class:`RunFolderInUseError`) unless :meth:`resume` continues a checkpoint from it.
+
+    Checked here, before any training: the devices, the sizes (BatchNorm needs more than one
+    value per channel), that the training and validation data hold at least one batch, and
+    that the run folder is writable. Ctrl-C during :meth:`fit` stops between two steps and
+    saves ``interrupted.pt`` (see :meth:`fit`).
     """
 
     def __init__(
@@ -256,12 +520,29 @@ class Trainer:
         init_from: str | os.PathLike | None = None,
         progress: bool = True,
         sample_data: Dataset | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.config = config
         self.rank, self.world_size = _distributed()
         if device is None and self.world_size > 1 and torch.cuda.is_available():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        self.device = pick_device(None if device is None else str(device))
+        self.device = resolve_device(device)
+        check_batchnorm_batch(config.batch_size, config.image_size, config.depth)
+        for what, data in (("training", train_data), ("validation", val_data)):
+            if data is None:
+                continue
+            count, batch = len(data), config.batch_size * self.world_size  # type: ignore[arg-type]
+            if count < batch:
+                raise ValueError(
+                    f"the {what} data has {count} item(s), fewer than one batch of {batch}: "
+                    f"add {what} images or lower the batch size"
+                )
+        if self.rank == 0:
+            check_writable_folder(config.run_dir, "run folder")
+        self.overwrite = overwrite
+        self._claimed = False  # True once this trainer may write into the run folder
+        self._resumed_at: int | None = None
+        self._clear_on_claim = False
         self.train_data, self.val_data = train_data, val_data
         self.sample_data = sample_data if sample_data is not None else val_data
         self.progress = progress and self.rank == 0
@@ -271,7 +552,7 @@ class Trainer:
             depth=config.depth, width=config.width, freeze_encoder_bn=config.stage == "finetune"
         ).to(self.device)
         if init_from is not None:
-            self.model.load_state_dict(load_checkpoint(init_from)["model"])
+            load_model_weights(self.model, load_checkpoint(init_from), init_from, expected=config)
         self.net: nn.Module = self.model
         if self.world_size > 1:
             self.net = nn.parallel.DistributedDataParallel(
@@ -306,7 +587,40 @@ class Trainer:
         """Write a checkpoint into the run folder (rank 0 only); return its path."""
         if self.rank != 0:
             return None
+        self._claim_run_folder()
         return save_checkpoint(self.config.run_dir / name, self.state_dict())
+
+    def _claim_run_folder(self) -> None:
+        """Before this trainer first writes: refuse (or, with ``overwrite``, clear) a folder that
+        holds another run; remove stale ``*.tmp`` files; after a resume, drop the metrics rows
+        logged after the checkpoint (they are logged again)."""
+        if self._claimed or self.rank != 0:
+            return
+        run_dir = self.config.run_dir
+        if self.overwrite and (self._resumed_at is None or self._clear_on_claim):
+            clear_run_folder(run_dir)
+        elif self._resumed_at is None:
+            check_run_folder(run_dir)
+        for stale in run_dir.glob("*.tmp") if run_dir.is_dir() else []:
+            stale.unlink(missing_ok=True)
+        if self._resumed_at is not None:
+            self._truncate_metrics(self._resumed_at)
+        self._claimed = True
+
+    def _truncate_metrics(self, step: int) -> None:
+        path = self.config.run_dir / "metrics.csv"
+        if not path.is_file():
+            return
+        with path.open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        if not rows:
+            return
+        kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+        if len(kept) != len(rows):
+            tmp = path.with_name(path.name + ".tmp")
+            with tmp.open("w", newline="") as handle:
+                csv.writer(handle).writerows(kept)
+            os.replace(tmp, path)
 
     def resume(self, path: str | os.PathLike) -> Trainer:
         """Continue a run from a checkpoint: model, optimiser, scaler, step and best loss."""
@@ -318,12 +632,23 @@ class Trainer:
                     f"cannot resume {path}: it was trained with {key}={getattr(saved, key)!r}, "
                     f"this run has {key}={getattr(self.config, key)!r}"
                 )
-        self.model.load_state_dict(state["model"])
+        if "optimizer" not in state or "step" not in state:
+            raise ValueError(
+                f"cannot resume {path}: it holds model weights only (no optimiser state or step); "
+                "start from it with --checkpoint instead"
+            )
+        outside = not _inside(path, self.config.run_dir)
+        if self.rank == 0 and outside and not self.overwrite:
+            check_run_folder(self.config.run_dir)  # continuing elsewhere must not mix two runs
+        load_model_weights(self.model, state, path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.best_val = float(state["best_val"])
         torch.set_rng_state(state["torch_rng"])
+        self._resumed_at = self.step
+        self._clear_on_claim = self.overwrite and outside
+        self._claimed = False
         return self
 
     # ---------------------------------------------------------------- one step
@@ -342,11 +667,26 @@ class Trainer:
         """One optimiser step on one batch; returns the loss terms as floats."""
         self.net.train()
         image, mask = self._batch_to_device(batch)
-        terms, _ = self._losses(image, mask)
+        try:
+            terms, _ = self._losses(image, mask)
+        except ValueError as error:
+            if "Expected more than 1 value per channel" not in str(error):
+                raise
+            raise ValueError(
+                f"BatchNorm got one value per channel (batch of {image.shape[0]} at "
+                f"{image.shape[-2]}x{image.shape[-1]}, depth {self.config.depth}): use a batch "
+                "size of 2 or more, larger images or a smaller depth"
+            ) from None
         if not torch.isfinite(terms["total"]):
-            raise FloatingPointError(
-                f"loss is {terms['total'].item()} at step {self.step}; last.pt still holds the "
-                "previous checkpoint. Lower the learning rate or check the data."
+            last = self.config.run_dir / "last.pt"
+            kept = (
+                f"{last} still holds the last good checkpoint"
+                if last.is_file()
+                else "no checkpoint (last.pt) had been written yet"
+            )
+            raise TrainingDiverged(
+                f"training stopped: the loss is {terms['total'].item()} at step {self.step}; {kept}. "
+                "Lower the learning rate or check the data (e.g. images or masks with NaN)."
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(terms["total"]).backward()
@@ -384,6 +724,7 @@ class Trainer:
         self.history.append(row)
         if self.rank != 0:
             return
+        self._claim_run_folder()
         run_dir = self.config.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         path = run_dir / "metrics.csv"
@@ -397,7 +738,9 @@ class Trainer:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(run_dir / "tensorboard"))
+            # after a resume, purge the events logged after the checkpoint (they are logged again)
+            purge = None if self._resumed_at is None else self._resumed_at + 1
+            self._writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
         for key, value in values.items():
             self._writer.add_scalar(f"{kind}/{key}", value, self.step)
 
@@ -406,6 +749,7 @@ class Trainer:
         """Save a grid: rows input (holes white), mask, output, composite, ground truth."""
         if self.rank != 0:
             return None
+        self._claim_run_folder()
         from torchvision.utils import save_image
 
         self.model.eval()
@@ -426,6 +770,11 @@ class Trainer:
 
         Checkpoints go to ``<out_dir>/<name>/``: ``last.pt`` every ``checkpoint_every`` steps
         and at the end, ``best.pt`` when the validation loss improves (every epoch).
+
+        Ctrl-C (a notebook's interrupt button) finishes the current step, saves ``interrupted.pt``
+        - a consistent state between two steps, so resuming from it is exact - and raises
+        :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) with a one-line message. A second
+        Ctrl-C stops at once and saves nothing. A NaN/inf loss raises :class:`TrainingDiverged`.
         """
         config = self.config
         target = config.steps if steps is None else self.step + steps
@@ -456,41 +805,72 @@ class Trainer:
 
             bar = tqdm(total=target, initial=self.step, desc=config.name, unit="step")
         running: dict[str, float] = {}
-        try:
-            for batch in loader:
-                terms = self.train_step(batch)
-                for key, value in terms.items():
-                    running[key] = running.get(key, 0.0) + value
+        self._claim_run_folder()
+        batches = iter(loader)
+        in_step = False
+        with _DeferredInterrupt(enabled=self.world_size == 1) as interrupt:
+            try:
+                while not interrupt.requested:
+                    try:
+                        batch = next(batches)
+                    except StopIteration:
+                        break
+                    except RuntimeError:  # DataLoader workers die on Ctrl-C in a terminal
+                        if interrupt.requested:
+                            break
+                        raise
+                    if interrupt.requested:
+                        break
+                    in_step = True  # from here until the checkpoint the state is half-updated
+                    terms = self.train_step(batch)
+                    for key, value in terms.items():
+                        running[key] = running.get(key, 0.0) + value
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{terms['total']:.3f}")
+                    if self.step % config.log_every == 0 or self.step == target:
+                        count = (self.step - 1) % config.log_every + 1
+                        self._log("train", {k: v / count for k, v in running.items()})
+                        running = {}
+                    if self.step % config.steps_per_epoch == 0 and self.val_data is not None:
+                        val = self.validate()
+                        self._log("val", val)
+                        if val["total"] < self.best_val:
+                            self.best_val = val["total"]
+                            self.save("best.pt")
+                    if sample_batch is not None and self.step % config.sample_every == 0:
+                        self.save_samples(sample_batch)
+                    if self.step % config.checkpoint_every == 0:
+                        self.save("last.pt")
+                        if config.keep_step_checkpoints:
+                            self.save(f"step_{self.step:07d}.pt")
+                    in_step = False
+            except KeyboardInterrupt:
+                # A second Ctrl-C (or one where no handler could be installed): if it came in the
+                # middle of a step, the model, BatchNorm buffers and optimiser disagree - save nothing.
+                if in_step:
+                    last = self.config.run_dir / "last.pt"
+                    raise TrainingInterrupted(
+                        f"interrupted in the middle of step {self.step + 1}: that state is half-updated, "
+                        f"so nothing was saved; resume from {last}"
+                        + ("" if last.is_file() else " once one exists (none was written yet)"),
+                        self.step,
+                        None,
+                    ) from None
+                interrupt.requested = True
+            finally:
                 if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{terms['total']:.3f}")
-                if self.step % config.log_every == 0 or self.step == target:
-                    count = (self.step - 1) % config.log_every + 1
-                    self._log("train", {k: v / count for k, v in running.items()})
-                    running = {}
-                if self.step % config.steps_per_epoch == 0 and self.val_data is not None:
-                    val = self.validate()
-                    self._log("val", val)
-                    if val["total"] < self.best_val:
-                        self.best_val = val["total"]
-                        self.save("best.pt")
-                if sample_batch is not None and self.step % config.sample_every == 0:
-                    self.save_samples(sample_batch)
-                if self.step % config.checkpoint_every == 0:
-                    self.save("last.pt")
-                    if config.keep_step_checkpoints:
-                        self.save(f"step_{self.step:07d}.pt")
-        except KeyboardInterrupt:
-            # Keep the progress, but never overwrite last.pt with a step that may be half-done.
+                    bar.close()
+                if self._writer is not None:
+                    self._writer.flush()
+        if interrupt.requested and self.step < target:
+            # Only a state between two steps is saved: weights, optimiser, BatchNorm statistics
+            # and step agree, so resuming from it equals an uninterrupted run.
             path = self.save("interrupted.pt")
-            if path is not None:
-                print(f"interrupted at step {self.step}: saved {path}; resume from it or from last.pt")
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-            if self._writer is not None:
-                self._writer.flush()
+            where = f"saved {path}; continue with --resume {path}" if path is not None else "rank > 0"
+            raise TrainingInterrupted(
+                f"interrupted at step {self.step} of {target}: {where}", self.step, path
+            )
         self.save("last.pt")
         return self.history
 

@@ -31,7 +31,18 @@ Front ends:
   all methods work.
 
 Coordinates are image pixels: ``x`` is the column, ``y`` the row (OpenCV's order). The canvas has
-exactly the photo's size, so canvas and image pixels coincide.
+exactly the photo's size, so canvas and image pixels coincide; on screen each panel is scaled down
+to fit half the available width (the mask keeps the photo's full resolution, and ipycanvas maps
+mouse positions back to canvas pixels).
+
+Default inpainter: without ``predict_fn`` the painter uses the bundled demo model
+(:func:`pconv_lib.pretrained.demo_model`) with tiled prediction (:func:`demo_inpainter`); if
+that file is missing or unreadable it falls back to OpenCV's Telea inpainting and says so in
+one line (``painter.notice`` and the status line).
+
+Whenever the mask changes (a stroke, undo, clear, random mask, upload) the result panel is
+cleared, so the result shown always belongs to the mask shown (the status line then drops
+"inpainted").
 """
 
 from __future__ import annotations
@@ -51,7 +62,7 @@ try:  # ipycanvas is optional at run time: fall back to ipywidgets.Image views w
 except ImportError:  # pragma: no cover - exercised only where ipycanvas is missing
     ipycanvas = None
 
-__all__ = ["MaskPainter", "mask_from_png", "mask_from_strokes", "mask_from_png_bytes"]
+__all__ = ["MaskPainter", "demo_inpainter", "mask_from_png", "mask_from_strokes", "mask_from_png_bytes"]
 
 Point = tuple[float, float]
 PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -137,6 +148,30 @@ def mask_from_png(path: str | Path, holes_are: str = "black") -> np.ndarray:
     return masks_lib.load_mask_png(path, holes_are=holes_are)
 
 
+def demo_inpainter(tile_size: int = 256, overlap: int = 64) -> tuple[PredictFn, str | None]:
+    """The painter's default ``predict_fn`` and a notice (``None`` when all is well).
+
+    The bundled demo model (:func:`pconv_lib.pretrained.demo_model`, trained on 256x256 crops)
+    with :func:`pconv_lib.tiling.predict_tiled` (``tile_size``, ``overlap``), so any photo size
+    works. If the demo model is missing or unreadable
+    (:class:`~pconv_lib.pretrained.DemoModelUnavailable`), OpenCV Telea inpainting
+    (:func:`pconv_lib.evaluate.inpaint_telea`) and a one-line notice saying why.
+    """
+    from pconv_lib.evaluate import inpaint_telea
+    from pconv_lib.pretrained import DemoModelUnavailable, demo_model
+    from pconv_lib.tiling import predict_tiled
+
+    try:
+        model = demo_model()
+    except DemoModelUnavailable as error:
+        return inpaint_telea, f"demo model unavailable, using OpenCV Telea instead ({error})"
+
+    def predict(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return predict_tiled(model, image, mask, tile_size=tile_size, overlap=overlap).image
+
+    return predict, None
+
+
 def _png_bytes(rgb: np.ndarray) -> bytes:
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:  # pragma: no cover - OpenCV always encodes uint8 RGB
@@ -156,16 +191,20 @@ class MaskPainter:
         image: the photo, ``uint8`` (H, W, 3) RGB.
         predict_fn: ``predict_fn(image, mask) -> uint8 (H, W, 3)`` run by "Inpaint" and
             :meth:`run`; it receives copies of the photo and of the mask (1 = valid, 0 = hole).
+            ``None`` (default): :func:`demo_inpainter`, loaded at the first "Inpaint".
         brush: brush radius in pixels.
         max_undo: how many steps :meth:`undo` can go back (older ones are dropped).
         use_canvas: ``None`` uses ipycanvas when installed; ``False`` forces the plain image view.
         seed: seed for the "Random mask" button.
+        max_view_width: the largest on-screen width of each panel in CSS pixels (default: the
+            photo's width); panels also shrink to half the available width.
 
     Attributes:
         mask: ``uint8`` (H, W), 1 = valid, 0 = hole; the single source of truth.
         result: the last inpainted image (``uint8`` (H, W, 3)) or ``None``.
         strokes: the strokes on the current mask, each ``(points, brush, eraser)``.
         widget: the ipywidgets box to display (displaying the painter shows it).
+        notice: a one-line notice about the default inpainter (the OpenCV fallback) or ``None``.
     """
 
     def __init__(
@@ -177,6 +216,7 @@ class MaskPainter:
         max_undo: int = 50,
         use_canvas: bool | None = None,
         seed: int | None = 0,
+        max_view_width: int | None = None,
     ) -> None:
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or (
             image.shape[2] != 3
@@ -190,6 +230,8 @@ class MaskPainter:
         self.mask = np.ones((self.height, self.width), np.uint8)
         self.result: np.ndarray | None = None
         self.predict_fn = predict_fn
+        self.notice: str | None = None
+        self.max_view_width = int(max_view_width) if max_view_width else self.width
         self.brush = _check_brush(brush)
         self.eraser = False
         self.strokes: list[tuple[list[tuple[int, int]], int, bool]] = []
@@ -237,8 +279,8 @@ class MaskPainter:
         self._push_history()
         self._current = [_pt(x, y)]
         box = _paint_segment(self.mask, (x, y), (x, y), self.brush, self._value)
-        self.result = None
         self._redraw(box)
+        self._drop_result()
 
     def drag(self, x: float, y: float) -> None:
         """Mouse moved to (x, y): while a stroke is in progress, paint a thick segment from the
@@ -315,13 +357,22 @@ class MaskPainter:
         self._redraw()
 
     def load_mask_bytes(self, data: bytes, holes_are: str = "black") -> None:
-        """Use uploaded PNG bytes (black = hole) as the mask (:func:`mask_from_png_bytes`)."""
+        """Use uploaded PNG bytes (black = hole) as the mask (:func:`mask_from_png_bytes`).
+
+        A mask with more holes than valid pixels is used, with a hint in the status line (the
+        file may mark holes in white)."""
         self.set_mask(mask_from_png_bytes(data, holes_are))
+        if self.hole_ratio() > 0.5:
+            other = "white" if holes_are == "black" else "black"
+            self._update_status(
+                f"more holes than valid pixels: if the holes in the file are {other}, "
+                f"use load_mask_bytes(data, holes_are={other!r})"
+            )
 
     def run(self) -> np.ndarray:
         """Run ``predict_fn`` on photo and mask; show and return the ``uint8`` (H, W, 3) result."""
         if self.predict_fn is None:
-            raise RuntimeError("no predict_fn: create MaskPainter(image, predict_fn=...)")
+            self.predict_fn, self.notice = demo_inpainter()
         self.release()
         result = self.predict_fn(self.image.copy(), self.mask.copy())
         if not isinstance(result, np.ndarray) or result.dtype != np.uint8 or (
@@ -335,7 +386,7 @@ class MaskPainter:
             )
         self.result = result
         self._show_result()
-        self._update_status()
+        self._update_status(self.notice)
         return result
 
     # ---- text ---------------------------------------------------------------------------
@@ -367,6 +418,13 @@ class MaskPainter:
     def _value(self) -> int:
         return 1 if self.eraser else 0
 
+    def _drop_result(self) -> None:
+        """The mask changed: clear the result panel so it never shows a stale result."""
+        if self.result is not None:
+            self.result = None
+            self._show_result()
+            self._update_status()
+
     def _push_history(self) -> None:
         self._history.append((np.packbits(self.mask), list(self.strokes)))
 
@@ -381,12 +439,21 @@ class MaskPainter:
         mixed = np.where(hole, (1 - HOLE_ALPHA) * photo + HOLE_ALPHA * tint, photo)
         return mixed.round().astype(np.uint8)
 
+    def _view_layout(self) -> widgets.Layout:
+        """Each panel: at most half the available width (minus a gap) and ``max_view_width``;
+        the height follows from the photo's aspect ratio (the canvas keeps full resolution)."""
+        return widgets.Layout(
+            width=f"min({self.max_view_width}px, calc(50% - 4px))",
+            max_width=f"{self.max_view_width}px",
+            height="auto",
+            flex="0 1 auto",
+        )
+
     def _build_widgets(self) -> None:
-        layout = widgets.Layout(width=f"{self.width}px", height=f"{self.height}px")
         if self.uses_canvas:
-            self.canvas = ipycanvas.Canvas(width=self.width, height=self.height, layout=layout)
+            self.canvas = ipycanvas.Canvas(width=self.width, height=self.height, layout=self._view_layout())
             self.result_view = ipycanvas.Canvas(
-                width=self.width, height=self.height, layout=layout
+                width=self.width, height=self.height, layout=self._view_layout()
             )
             self.canvas.on_mouse_down(self._on_mouse_down)
             self.canvas.on_mouse_move(self._on_mouse_move)
@@ -394,8 +461,8 @@ class MaskPainter:
             self.canvas.on_mouse_out(self._on_mouse_up)
             self.canvas.on_client_ready(self._redraw)
         else:
-            self.canvas = widgets.Image(format="png", layout=layout)
-            self.result_view = widgets.Image(format="png", layout=layout)
+            self.canvas = widgets.Image(format="png", layout=self._view_layout())
+            self.result_view = widgets.Image(format="png", layout=self._view_layout())
 
         self._brush_slider = widgets.IntSlider(
             value=self.brush, min=1, max=max(64, self.brush), description="brush"
@@ -403,13 +470,13 @@ class MaskPainter:
         self._brush_slider.observe(lambda change: self.set_brush(change["new"]), names="value")
         self._mode = widgets.ToggleButtons(options=["paint", "erase"], value="paint")
         self._mode.observe(lambda change: self.set_eraser(change["new"] == "erase"), names="value")
+        fit = widgets.Layout(width="auto", min_width="max-content")  # labels never cut
         self.buttons = {
-            "undo": widgets.Button(description="Undo", icon="undo"),
-            "clear": widgets.Button(description="Clear", icon="eraser"),
-            "random": widgets.Button(description="Random mask", icon="random"),
+            "undo": widgets.Button(description="Undo", icon="undo", layout=fit),
+            "clear": widgets.Button(description="Clear", icon="eraser", layout=fit),
+            "random": widgets.Button(description="Random mask", icon="random", layout=fit),
             "inpaint": widgets.Button(
-                description="Inpaint", icon="magic", button_style="primary",
-                disabled=self.predict_fn is None,
+                description="Inpaint", icon="magic", button_style="primary", layout=fit
             ),
         }
         self.buttons["undo"].on_click(lambda _: self._guarded(self.undo))
@@ -420,9 +487,12 @@ class MaskPainter:
         self.upload.observe(self._on_upload, names="value")
         self.status = widgets.Label()
 
-        tools = widgets.HBox([self._brush_slider, self._mode])
-        buttons = widgets.HBox([*self.buttons.values(), self.upload])
-        views = widgets.HBox([self.canvas, self.result_view])
+        wrap = widgets.Layout(flex_flow="row wrap", width="100%")
+        tools = widgets.HBox([self._brush_slider, self._mode], layout=wrap)
+        buttons = widgets.HBox([*self.buttons.values(), self.upload], layout=wrap)
+        views = widgets.HBox(
+            [self.canvas, self.result_view], layout=widgets.Layout(width="100%", grid_gap="8px")
+        )
         self.widget = widgets.VBox([tools, buttons, views, self.status])
 
     def _guarded(self, action: Callable[[], object]) -> None:

@@ -137,15 +137,68 @@ def test_inpaint_button_runs_predict_fn_and_shows_result():
     assert (result[~valid] == 255).all() and (~valid).sum() > 100
     assert painter.describe().endswith("inpainted")
     np.testing.assert_array_equal(painter.run(), result)
-    painter.press(5, 5)  # a new stroke invalidates the result
+    painter.press(5, 5)  # a new stroke invalidates the result: panel, attribute and status agree
+    assert painter.result is None and "inpainted" not in painter.status.value
     painter.release()
     assert painter.result is None
 
 
+def _shown(view) -> np.ndarray:
+    decoded = cv2.imdecode(np.frombuffer(view.value, np.uint8), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+
+
+@pytest.mark.parametrize("change", ["stroke", "undo", "clear", "random"])
+def test_the_result_panel_never_shows_a_stale_result(change):
+    painter = MaskPainter.from_strokes(
+        photo(), [[(20, 20)]], brush=5, predict_fn=fill_white, use_canvas=False
+    )
+    painter.run()
+    assert (_shown(painter.result_view) == painter.result).all()
+    {
+        "stroke": lambda: painter.press(60, 40),
+        "undo": painter.undo,
+        "clear": painter.clear,
+        "random": painter.random_mask,
+    }[change]()
+    assert painter.result is None and "inpainted" not in painter.status.value
+    assert (_shown(painter.result_view) == 240).all()  # the empty panel
+
+
+def test_default_inpainter_is_the_demo_model_with_a_telea_fallback(monkeypatch):
+    from pconv_lib import pretrained
+
+    image = photo()
+    painter = MaskPainter.from_strokes(image, [[(20, 20), (40, 30)]], brush=4)
+    assert not painter.buttons["inpaint"].disabled
+    result = painter.run()
+    assert painter.notice is None and result.shape == image.shape
+    valid = painter.mask == 1
+    np.testing.assert_array_equal(result[valid], image[valid])
+
+    def missing(*args, **kwargs):
+        raise pretrained.DemoModelUnavailable("demo model not found at /nowhere: reinstall")
+
+    monkeypatch.setattr(pretrained, "demo_model", missing)
+    fallback = MaskPainter.from_strokes(image, [[(20, 20), (40, 30)]], brush=4)
+    out = fallback.run()
+    assert "OpenCV Telea" in fallback.notice and "\n" not in fallback.notice
+    assert "Telea" in fallback.status.value
+    expected = widgets.demo_inpainter()[0](image, fallback.mask)
+    np.testing.assert_array_equal(out, expected)  # deterministic Telea, never noise
+
+
+def test_big_photos_are_scaled_to_the_available_width_and_labels_fit():
+    big = np.zeros((512, 512, 3), np.uint8)
+    painter = MaskPainter(big, use_canvas=False)
+    layout = painter.canvas.layout
+    assert "50%" in layout.width and layout.max_width == "512px" and layout.height == "auto"
+    assert painter.mask.shape == (512, 512)  # the mask keeps full resolution
+    for button in painter.buttons.values():
+        assert button.layout.width == "auto" and button.layout.min_width == "max-content"
+
+
 def test_predict_fn_problems_are_reported():
-    painter = MaskPainter(photo())
-    with pytest.raises(RuntimeError, match="predict_fn"):
-        painter.run()
     bad = MaskPainter(photo(), predict_fn=lambda i, m: i.astype(np.float32))
     with pytest.raises(TypeError, match="uint8"):
         bad.run()
@@ -284,3 +337,11 @@ def test_bad_photo():
         MaskPainter(np.zeros((10, 10), np.uint8))
     with pytest.raises(TypeError, match="uint8"):
         MaskPainter(np.zeros((10, 10, 3), np.float32))
+
+
+def test_an_uploaded_mask_with_mostly_holes_gets_a_hint():
+    painter = MaskPainter(photo(), use_canvas=False)
+    mostly_holes = np.zeros((H, W), np.uint8)
+    mostly_holes[:10] = 255
+    painter.load_mask_bytes(cv2.imencode(".png", mostly_holes)[1].tobytes())
+    assert painter.hole_ratio() > 0.8 and "holes_are='white'" in painter.status.value

@@ -2,16 +2,22 @@
 """Manual front-end check of the mask-drawing widget in a real JupyterLab (not part of `make test`).
 
 The unit tests drive ``MaskPainter``'s Python side with simulated ipycanvas events; this script
-checks the browser side: it starts JupyterLab from this repository's ``.venv`` on a scratch
-notebook, opens it in headless Chromium, runs the cell that shows the painter, drags the mouse
-across the canvas, presses "Inpaint", reads the widget's status line back from the page and saves
-a screenshot.
+checks the browser side: it starts JupyterLab (from the course's environment, ``--python``) on a
+scratch notebook, opens it in headless Chromium, runs the cell that shows the painter, drags the
+mouse across the canvas, presses "Inpaint", reads the widget's status line back from the page and
+saves a screenshot.
 
-Needs Chromium and Playwright, which the course does not depend on::
+Needs Chromium and Playwright, which the course does not depend on (this script needs nothing
+else: it writes the notebook as plain JSON)::
 
     apt-get install chromium                  # Debian/Ubuntu; or any Chromium/Chrome binary
     python3 -m venv /tmp/pw && /tmp/pw/bin/pip install playwright
-    /tmp/pw/bin/python tools/check_widget_in_browser.py --chromium /usr/bin/chromium
+    /tmp/pw/bin/python tools/check_widget_in_browser.py --chromium /usr/bin/chromium \
+        --python .venv/bin/python             # the Python that has JupyterLab and pconv_lib
+
+``--python`` defaults to ``.venv/bin/python`` in the repository when it exists, else the Python
+running this script. ``--photo-size 512 --viewport-width 900`` checks that big photos are scaled
+to fit a narrow window (look at the screenshot).
 
 Prints the status line (e.g. "mask 256x256, 8.6% holes, 1 stroke, inpainted") and exits 1 when
 painting or inpainting did not reach Python.
@@ -20,6 +26,8 @@ painting or inpainting did not reach Python.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import subprocess
 import sys
@@ -38,8 +46,24 @@ def mean_fill(image, mask):
     out[mask == 0] = image[mask == 1].mean(axis=0).astype(np.uint8)
     return out
 
-painter = MaskPainter(sample_photo("astronaut", 256), predict_fn=mean_fill)
+painter = MaskPainter(sample_photo("astronaut", SIZE), predict_fn=mean_fill)
 painter"""
+
+
+def _default_python() -> str:
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def _notebook(source: str) -> dict:
+    """A one-cell notebook in nbformat 4 JSON (no nbformat package needed)."""
+    return {
+        "cells": [{"cell_type": "code", "execution_count": None, "id": "painter", "metadata": {},
+                   "outputs": [], "source": source}],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
 
 
 def main() -> int:
@@ -47,20 +71,31 @@ def main() -> int:
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium/Chrome binary")
     parser.add_argument("--port", type=int, default=8899)
     parser.add_argument("--screenshot", type=Path, default=Path("widget_check.png"))
+    parser.add_argument(
+        "--python", default=_default_python(), help="Python with JupyterLab and pconv_lib installed"
+    )
+    parser.add_argument("--photo-size", type=int, default=256, help="side of the test photo")
+    parser.add_argument("--viewport-width", type=int, default=1400, help="browser window width")
     args = parser.parse_args()
-
-    import nbformat
-    from playwright.sync_api import sync_playwright  # only this script needs it
+    try:
+        from playwright.sync_api import sync_playwright  # only this script needs it
+    except ImportError:
+        sys.exit("error: needs playwright: python3 -m venv /tmp/pw && /tmp/pw/bin/pip install playwright")
+    if not Path(args.chromium).exists():
+        sys.exit(f"error: no Chromium at {args.chromium}; install it or pass --chromium PATH")
+    check = subprocess.run([args.python, "-c", "import jupyterlab, pconv_lib"], capture_output=True)
+    if check.returncode != 0:
+        sys.exit(f"error: {args.python} cannot import jupyterlab and pconv_lib; pass --python PATH")
 
     work = Path(tempfile.mkdtemp())
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    notebook.cells = [nbformat.v4.new_code_cell(CELL)]
-    nbformat.write(notebook, work / "painter.ipynb")
+    source = f"SIZE = {args.photo_size}\n" + CELL
+    (work / "painter.ipynb").write_text(json.dumps(_notebook(source), indent=1))
+    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
     server = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "jupyter"), "lab", "--no-browser", f"--port={args.port}",
+        [args.python, "-m", "jupyter", "lab", "--no-browser", f"--port={args.port}",
          "--ServerApp.token=", "--ServerApp.password=", f"--ServerApp.root_dir={work}", "--allow-root"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
     )
     base = f"http://127.0.0.1:{args.port}"
     try:
@@ -74,7 +109,7 @@ def main() -> int:
             browser = p.chromium.launch(executable_path=args.chromium, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": args.viewport_width, "height": 1000})
             page.goto(f"{base}/lab/tree/painter.ipynb")
             page.wait_for_selector(".jp-Notebook", timeout=60_000)
             time.sleep(3)
