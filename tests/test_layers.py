@@ -303,7 +303,9 @@ def test_mask_path_uses_a_single_channel_ones_kernel(monkeypatch):
     assert all(s[0] in (1, 16) for s in seen)
 
 
-@pytest.mark.parametrize("k, stride, padding", [(7, 2, 3), (5, 2, 2), (3, 1, 1), (3, 2, 0), (4, 2, 1), (3, 1, "same")])
+@pytest.mark.parametrize(
+    "k, stride, padding", [(7, 2, 3), (5, 2, 2), (3, 1, 1), (3, 2, 0), (4, 2, 1), (3, 1, "same")]
+)
 def test_sum_pool_count_equals_ones_convolution(k, stride, padding):
     layer = PartialConv2d(2, 3, k, stride=stride, padding=padding)
     mask = (torch.rand(3, 2, 19, 17, generator=torch.Generator().manual_seed(k)) > 0.4).float()
