@@ -48,6 +48,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pconv_lib.predict import model_device as _model_device
+from pconv_lib.predict import pad_to, predict_padded, round_up, run_model
+
 __all__ = [
     "TiledResult",
     "blend_window",
@@ -311,15 +314,6 @@ def _infer_multiple(model: Model, multiple: int | None) -> int:
     return int(multiple)
 
 
-def _model_device(model: Model, device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    if isinstance(model, torch.nn.Module):
-        for p in model.parameters():
-            return p.device
-    return torch.device("cpu")
-
-
 def _warn_if_training(model: Model) -> None:
     if isinstance(model, torch.nn.Module) and model.training:
         warnings.warn(
@@ -333,29 +327,11 @@ def _warn_if_training(model: Model) -> None:
 
 def _run(model: Model, image: torch.Tensor, mask: torch.Tensor, device: torch.device):
     """Run the model once on a batch; return float32 (N, 3, h, w) on the CPU."""
-    out = model(image.to(device), mask.to(device))
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(image.shape):
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(
-            f"the model must return an image of the input's shape {tuple(image.shape)} "
-            f"(or a tuple whose first element is one), got {shape}"
-        )
-    return out.detach().to("cpu", torch.float32)
-
-
-def _pad_axis(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
-    """Pad dim 2 (height) or 3 (width) of a 4-D tensor: reflect if possible, else replicate."""
-    if before == 0 and after == 0:
-        return x
-    mode = "reflect" if max(before, after) < x.shape[dim] else "replicate"
-    pad = (before, after, 0, 0) if dim == 3 else (0, 0, before, after)
-    return F.pad(x, pad, mode=mode)
+    return run_model(model, image, mask, device)
 
 
 def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
+    return round_up(value, multiple)
 
 
 def _plan_axis(length: int, tile_size: int, overlap: int, multiple: int) -> tuple[int, int, int]:
@@ -371,14 +347,7 @@ def _plan_axis(length: int, tile_size: int, overlap: int, multiple: int) -> tupl
 
 
 def _pad_both(inp: _Input, padded_shape, pad_top: int, pad_left: int):
-    height, width = inp.image.shape[-2:]
-    ph, pw = padded_shape
-    image, mask = inp.image, inp.mask
-    pads = ((3, pad_left, pw - width - pad_left), (2, pad_top, ph - height - pad_top))
-    for dim, before, after in pads:
-        image = _pad_axis(image, before, after, dim)
-        mask = _pad_axis(mask, before, after, dim)
-    return image * mask, mask
+    return pad_to(inp.image, inp.mask, padded_shape, pad_top, pad_left)
 
 
 # --------------------------------------------------------------------------------------------
@@ -516,11 +485,7 @@ def predict_whole(
     _warn_if_training(model)
     height, width = inp.image.shape[-2:]
     ph, pw = _round_up(height, multiple), _round_up(width, multiple)
-    pad_top, pad_left = (ph - height) // 2, (pw - width) // 2
-    padded_image, padded_mask = _pad_both(inp, (ph, pw), pad_top, pad_left)
-    with torch.no_grad():
-        out = _run(model, padded_image, padded_mask, _model_device(model, device))
-    blended = out[:, :, pad_top : pad_top + height, pad_left : pad_left + width]
+    blended = predict_padded(model, inp.image, inp.mask, multiple, _model_device(model, device))
     return TiledResult(
         image=_finish(inp, blended),
         tiles_total=1,
