@@ -59,7 +59,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two photos, longer side 1024")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--amp", action="store_true", help="run the model under fp16 (cuda) / bf16 (cpu) autocast")
+    parser.add_argument(
+        "--amp", action="store_true", help="run the model under fp16 (cuda) / bf16 (cpu) autocast"
+    )
     parser.add_argument("--images", nargs="*", type=Path, help="photos (default: sample photos)")
     parser.add_argument("--long-side", type=int, default=None, help="resize to this longer side (1536)")
     parser.add_argument("--checkpoint", default="demo", help="checkpoint file or 'demo'")
@@ -115,9 +117,10 @@ def main() -> None:
         t0 = time.perf_counter()
         single = tiling.predict_tiled(model, holed, mask, **common).image
         t_single = time.perf_counter() - t0
-        coarse = tiling.predict_multiscale(model, holed, mask, band=0.5, factor=max(2, factor), **common).image
+        forced = max(2, factor)
+        coarse = tiling.predict_multiscale(model, holed, mask, band=0.5, factor=forced, **common).image
         t0 = time.perf_counter()
-        multi = tiling.predict_multiscale(model, holed, mask, factor=max(2, factor), **common).image
+        multi = tiling.predict_multiscale(model, holed, mask, factor=forced, **common).image
         t_multi = time.perf_counter() - t0
         t0 = time.perf_counter()
         telea = cv2.inpaint(holed, mask_lib.to_nonzero_hole(mask), 5, cv2.INPAINT_TELEA)
