@@ -123,3 +123,28 @@ def test_progress_bar_counts_tiles(model, photo, capsys, monkeypatch):
     assert f"{res.tiles_run}/{res.tiles_run}" in err and "tile" in err
     tiling.predict_tiled(model, photo, mask, tile_size=64, overlap=16)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_predict_cli_scale_option(tmp_path, capsys):
+    import cv2
+
+    from pconv_lib import cli
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "in.png"), image)
+    mask = np.full((200, 300), 255, np.uint8)
+    mask[60:140, 20:280] = 0  # one 80 px thick bar: radius ~40 px, much wider than training holes
+    cv2.imwrite(str(tmp_path / "mask.png"), mask)
+    base = ["predict", "--checkpoint", "demo", "--image", str(tmp_path / "in.png"),
+            "--mask", str(tmp_path / "mask.png"), "--device", "cpu"]
+    assert cli.main([*base, "--scale", "auto", "-o", str(tmp_path / "auto.png")]) == 0
+    assert "multi-scale: coarse pass at 1/" in capsys.readouterr().out
+    assert cli.main([*base, "--scale", "single", "-o", str(tmp_path / "single.png")]) == 0
+    assert "multi-scale" not in capsys.readouterr().out
+    out = cv2.imread(str(tmp_path / "auto.png"))
+    assert out.shape == image.shape
+    assert np.array_equal(out[mask == 255], cv2.imread(str(tmp_path / "in.png"))[mask == 255])
+    with pytest.raises(SystemExit):
+        cli.main([*base, "--scale", "huge", "-o", str(tmp_path / "x.png")])
