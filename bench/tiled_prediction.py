@@ -4,6 +4,7 @@ Usage::
 
     python bench/tiled_prediction.py            # 1, 4 and 16 megapixels (~5-8 min on 2 cores)
     python bench/tiled_prediction.py --quick    # 0.25 and 1 megapixel (~1 min)
+    python bench/tiled_prediction.py --quick --device cuda --amp   # on a GPU, fp16 autocast
 
 For every image size (square, 1/4/16 MP) and hole ratio (about 5 % and 30 %, random irregular
 masks from :mod:`pconv_lib.masks`), :func:`pconv_lib.tiling.predict_tiled` and
@@ -99,7 +100,8 @@ def _make_model():
     return model.eval(), name
 
 
-def measure(method: str, side: int, holes: str, repeats: int, seed: int = 0) -> dict:
+def measure(method: str, side: int, holes: str, repeats: int, seed: int = 0, device: str = "cpu",
+            amp: bool = False) -> dict:
     """Run one measurement in this process and return it as a dict."""
     import numpy as np
     import torch
@@ -109,13 +111,28 @@ def measure(method: str, side: int, holes: str, repeats: int, seed: int = 0) -> 
 
     torch.manual_seed(seed)
     model, model_name = _make_model()
+    model = model.to(device)
+    cuda = device == "cuda"
+    if amp:
+        plain, dtype = model, (torch.float16 if cuda else torch.bfloat16)
+
+        def model(x, m):  # noqa: F811 - autocast wrapper
+            with torch.autocast(device, dtype=dtype):
+                out, out_mask = plain(x, m)
+            return out.float(), out_mask
+
+        model.depth = plain.depth  # type: ignore[attr-defined]
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
     mask = random_mask_in_ratio(side, side, *HOLES[holes], rng)
     warm = np.zeros((64, 64, 3), np.uint8)
     warm_mask = np.ones((64, 64), np.uint8)
     warm_mask[20:40, 20:40] = 0
-    predict_whole(model, warm, warm_mask)
+    predict_whole(model, warm, warm_mask, device=device)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        gpu_before = torch.cuda.memory_allocated()
 
     rss_before = _status_kb("VmRSS")
     exact = _reset_peak()
@@ -124,10 +141,10 @@ def measure(method: str, side: int, holes: str, repeats: int, seed: int = 0) -> 
         start = time.perf_counter()
         if method == "tiled":
             res = predict_tiled(
-                model, image, mask, tile_size=TILE, overlap=OVERLAP, batch_size=BATCH
+                model, image, mask, tile_size=TILE, overlap=OVERLAP, batch_size=BATCH, device=device
             )
         else:
-            res = predict_whole(model, image, mask)
+            res = predict_whole(model, image, mask, device=device)
         times.append(time.perf_counter() - start)
     seconds = min(times)
     peak = _status_kb("VmHWM") if exact else None
@@ -146,11 +163,13 @@ def measure(method: str, side: int, holes: str, repeats: int, seed: int = 0) -> 
         "tiles": f"{res.tiles_run}/{res.tiles_total}",
         "model": model_name,
         "threads": torch.get_num_threads(),
+        "gpu_peak_mb": (torch.cuda.max_memory_allocated() - gpu_before) / 2**20 if cuda else None,
     }
 
 
-def _run_child(method: str, side: int, holes: str, repeats: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", method, str(side), holes, str(repeats)]
+def _run_child(method: str, side: int, holes: str, repeats: int, device: str, amp: bool) -> dict:
+    cmd = [sys.executable, __file__, "--child", method, str(side), holes, str(repeats), "--device", device]
+    cmd += ["--amp"] if amp else []
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["?"]
@@ -162,11 +181,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="0.25 and 1 MP only (~1 min)")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per case")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--amp", action="store_true", help="fp16 autocast on cuda, bf16 on cpu")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         method, side, holes, repeats = args.child
-        print(json.dumps(measure(method, int(side), holes, int(repeats))))
+        print(json.dumps(measure(method, int(side), holes, int(repeats), device=args.device, amp=args.amp)))
         return
     repeats = args.repeats or (3 if args.quick else 2)
 
@@ -174,7 +195,7 @@ def main() -> None:
     results = []
     for side in sides:
         for holes in HOLES:
-            pair = {m: _run_child(m, side, holes, repeats) for m in ("tiled", "whole")}
+            pair = {m: _run_child(m, side, holes, repeats, args.device, args.amp) for m in ("tiled", "whole")}
             results.append(pair)
             print(".", end="", flush=True, file=sys.stderr)
     print(file=sys.stderr)
@@ -209,6 +230,12 @@ def main() -> None:
             f"| {t['delta_mb'] / max(w['delta_mb'], 1e-9):>8.2f}x |"
         )
     print("time ratio = tiled / whole (below 1: tiling faster); mem ratio = tiled (+) / whole (+).")
+    if args.device == "cuda":
+        for pair in results:
+            t, w = pair["tiled"], pair["whole"]
+            if "error" not in t and "error" not in w:
+                print(f"GPU peak allocated, {t['side']}px {t['holes']}: tiled {t['gpu_peak_mb']:.0f} MiB, "
+                      f"whole {w['gpu_peak_mb']:.0f} MiB")
 
 
 if __name__ == "__main__":

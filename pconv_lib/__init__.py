@@ -6,8 +6,10 @@ The library built step by step by the pconv-course notebooks:
 2. :mod:`pconv_lib.layers` - the partial-convolution layer
 3. :mod:`pconv_lib.model` - the PConv UNet
 4. :mod:`pconv_lib.losses`, :mod:`pconv_lib.data`, :mod:`pconv_lib.train`,
-   :mod:`pconv_lib.evaluate` - loss, data and training
-5. :mod:`pconv_lib.tiling`, :mod:`pconv_lib.widgets` - any image size, masks drawn by hand
+   :mod:`pconv_lib.evaluate` - loss, data and training (:mod:`pconv_lib.predict`: pad, run, crop,
+   shared with step 5)
+5. :mod:`pconv_lib.tiling`, :mod:`pconv_lib.widgets` - any image size (tiles; multi-scale for
+   large holes), masks drawn by hand
 
 Submodules are imported on demand (``from pconv_lib import masks``) so that importing the
 package stays cheap.

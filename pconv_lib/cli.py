@@ -207,6 +207,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--num-workers", type=int, default=4)
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on GPU")
+    p.add_argument(
+        "--amp-dtype",
+        choices=["float16", "bfloat16"],
+        default="float16",
+        help="mixed precision type on GPU (bfloat16 needs no loss scaling; Ampere or newer)",
+    )
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (faster steps on GPU)")
+    p.add_argument("--channels-last", action="store_true", help="channels_last memory format (GPU)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     p.add_argument("--no-progress", action="store_true")
@@ -229,6 +237,14 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=int, default=None, help="default: tile size / 4")
     p.add_argument("--output", "-o", type=Path, required=True, help="output PNG")
     p.add_argument("--save-mask", type=Path, help="also save the mask used")
+    p.add_argument(
+        "--scale",
+        choices=["auto", "single", "multi"],
+        default="auto",
+        help="multi: coarse pass on a downscaled copy, then tiles (for holes wider than the "
+        "training holes); auto: multi only when the holes need it",
+    )
+    p.add_argument("--compile", action="store_true", help="torch.compile the model first")
     p.add_argument("--device", default=None)
 
 
@@ -420,6 +436,9 @@ def run_train(args: argparse.Namespace) -> int:
         sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every,
         amp=not args.no_amp,
+        amp_dtype=args.amp_dtype,
+        compile=args.compile,
+        channels_last=args.channels_last,
         seed=args.seed,
         num_workers=args.num_workers,
         vgg_weights=vgg,
@@ -513,8 +532,10 @@ def _load_predict_mask(args: argparse.Namespace, height: int, width: int) -> np.
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    import torch
+
     from pconv_lib import masks as mask_lib
-    from pconv_lib.tiling import predict_tiled
+    from pconv_lib.tiling import choose_scale, predict_multiscale
     from pconv_lib.train import model_from_checkpoint
 
     _check_predict_args(args)
@@ -524,14 +545,20 @@ def run_predict(args: argparse.Namespace) -> int:
     device = _device(args.device)
     model, config = model_from_checkpoint(args.checkpoint, device)
     tile = args.tile_size or config.image_size
-    result = predict_tiled(
+    auto = choose_scale(mask, config.image_size)  # from the hole widths and the training size
+    factor = {"auto": auto, "single": 1, "multi": max(2, auto)}[args.scale]
+    if args.compile:
+        model = torch.compile(model)
+    result = predict_multiscale(
         model,
         image,
         mask,
         tile_size=tile,
         overlap=args.overlap if args.overlap is not None else tile // 4,
+        factor=factor,
         multiple=2**config.depth,
         device=device,
+        progress=True,
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(args.output), cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR)):

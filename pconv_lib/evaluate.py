@@ -21,6 +21,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.restoration import inpaint_biharmonic as _skimage_biharmonic
 
 from pconv_lib import masks as mask_lib
+from pconv_lib import predict as predict_lib
 
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 METRICS = ("L1", "PSNR", "SSIM")
@@ -72,33 +73,26 @@ BASELINES: dict[str, Inpainter] = {
 def model_inpainter(
     model: torch.nn.Module, multiple: int, device: torch.device | str | None = None
 ) -> Inpainter:
-    """Wrap a PConv model as an :data:`Inpainter`: pads the image (reflect) to a multiple of
-    ``multiple`` (``2**depth``), runs it once under ``no_grad`` in eval mode, crops back.
+    """Wrap a PConv model as an :data:`Inpainter`: pads the image and mask (centred, reflect) to a
+    multiple of ``multiple`` (``2**depth``), runs it once under ``no_grad`` in eval mode, crops
+    back (:func:`pconv_lib.predict.predict_padded`, shared with step 5's tiling). The model's
+    train/eval mode is restored afterwards.
 
     For very large images use :func:`pconv_lib.tiling.predict_tiled` instead.
     """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = predict_lib.model_device(model, device)
 
     def inpaint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         mask = _check_pair(image, mask)
-        height, width = mask.shape
-        pad_h, pad_w = (-height) % multiple, (-width) % multiple
         x = torch.from_numpy(image).permute(2, 0, 1).float().div(255)[None]
         m = torch.from_numpy(mask).float()[None, None]
-        x = x * m
-        if pad_h or pad_w:
-            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-            x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-            m = torch.nn.functional.pad(m, (0, pad_w, 0, pad_h), mode="constant", value=1.0)
         was_training = model.training
         model.eval()
         try:
-            with torch.no_grad():
-                out = model(x.to(device), m.to(device))
+            out = predict_lib.predict_padded(model, x, m, multiple, device)
         finally:
             model.train(was_training)
-        out = out[0] if isinstance(out, tuple) else out
-        out = out[0, :, :height, :width].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+        out = out[0].clamp(0, 1).permute(1, 2, 0).numpy()
         return np.rint(out * 255).astype(np.uint8)
 
     return inpaint

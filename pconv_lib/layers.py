@@ -13,11 +13,33 @@ per-channel mask (one mask value per input channel), ``kh * kw`` for a single-ch
 padded border always counts as hole.
 
 ``sum(M)`` is computed cheaply: the mask is summed over channels (per group) and convolved with
-a single-channel ones kernel, in float32 (float64 for float64 inputs) and without autograd. It
-is never computed with a full ``C_in -> C_out`` ones convolution (that costs as much as the
-convolution itself; see ``bench/layer_overhead.py``). The division is guarded,
-``ratio = win / clamp_min(count, 1) * (count > 0)``, so that no mask (all hole, all valid) can
-produce inf or NaN, in fp16 / bf16 too.
+a single-channel ones kernel, in float32 (float64 for float64 inputs) and without autograd. A
+single-channel ones-kernel convolution is a *sum pool*, so where the layer's geometry allows
+(dilation 1, padding at most half the kernel: every UNet layer) it runs as
+``F.avg_pool2d(..., divisor_override=1)``, which gives the same integers exactly and, on a GPU,
+needs no cuDNN convolution (no autotuning, no workspace); otherwise as ``F.conv2d`` with a ones
+kernel. It is never computed with a full ``C_in -> C_out`` ones convolution (that costs as much
+as the convolution itself; see ``bench/layer_overhead.py``). The division is guarded,
+``ratio = where(count > 0, win / count, 0)``, so that no mask (all hole, all valid) can produce
+inf or NaN, in fp16 / bf16 too.
+
+Hole pixels never matter: the input is zeroed where the mask is 0 with ``torch.where`` (not
+multiplied by the mask), so NaN or inf in holes (a ``NaN``-marked missing region, say) give
+the same output as zeros.
+
+Two paths, one layer:
+
+* **Eager** (what the notebooks teach and step through): readable steps, and a check that the
+  mask holds only 0 and 1 (``check_mask``). That check needs ``bool(tensor.any())``: on a GPU
+  it waits for the GPU (a host synchronisation), and under ``torch.compile`` it would split
+  the graph (a "graph break").
+* **Compiled** (``torch.compile(model)``): the same code, but the value check is skipped while
+  compiling (``torch.compiler.is_compiling()``) and the ``mask=None`` cache is bypassed, so the
+  whole forward is one graph with no host synchronisation; the compiler fuses the mask
+  arithmetic (zeroing holes, ratio, bias, new mask) into a few kernels around the convolution.
+  Validate masks once per batch on the data side instead: :func:`check_mask_values` (the
+  :class:`pconv_lib.train.Trainer` does this on the CPU batch, before it reaches the GPU).
+  Shape, dtype and device checks stay: they are static, so they cost nothing at run time.
 
 With ``mask=None`` the layer is the authors' follow-up "partial convolution based padding"
 (Liu et al., arXiv 1811.11718): the image is all valid and only the zero-padded border is hole.
@@ -32,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["PartialConv2d"]
+__all__ = ["PartialConv2d", "check_mask_values"]
 
 _CacheKey = tuple[int, int, torch.device, torch.dtype]
 
@@ -64,6 +86,45 @@ def _binary_hint(mask: Tensor) -> str:
     )
 
 
+def _compiling() -> bool:
+    """True while ``torch.compile`` / ``torch.export`` trace the code (dynamo)."""
+    return torch.compiler.is_compiling()
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 has no device argument
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
+
+
+def check_mask_values(mask: Tensor) -> None:
+    """Raise ``ValueError`` unless every value of ``mask`` is exactly 0.0 or 1.0 (1 = valid, 0 = hole).
+
+    One pass over the mask. On a GPU tensor it waits for the GPU (``bool(...)`` needs the
+    answer on the host): call it on the CPU batch, once per batch, on the data side, and run
+    the model with ``check_mask=False`` (or compiled, which skips the per-forward check).
+    The message names the values found and how to fix them (e.g. divide a 0/255 mask by 255).
+    """
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+    if bool(((mask != 0) & (mask != 1)).any()):
+        raise ValueError(
+            f"mask must be 1 = valid, 0 = hole; got values in {_describe_values(mask)}: "
+            f"{_binary_hint(mask)} (or set check_mask=False to skip this check)"
+        )
+
+
+def _zero_holes(x: Tensor, mask: Tensor) -> Tensor:
+    """``x`` with hole pixels (``mask == 0``) set to exactly 0, whatever they held (NaN, inf).
+
+    ``x * mask`` would turn ``NaN * 0`` into NaN; ``torch.where`` selects instead. ``mask`` is
+    (N, 1, H, W) or (N, C, H, W) and broadcasts; the result has ``x``'s dtype. The gradient
+    into ``x`` is 0 in holes, as with the multiplication.
+    """
+    return torch.where(mask != 0, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
 class PartialConv2d(nn.Conv2d):
     """Partial convolution, a drop-in subclass of :class:`torch.nn.Conv2d`.
 
@@ -72,15 +133,18 @@ class PartialConv2d(nn.Conv2d):
     ``padding_mode`` must be ``"zeros"``: the padded border is treated as hole, other padding
     modes would contradict that. ``check_mask`` (also a plain attribute, ``layer.check_mask =
     False``) turns off the check that mask values are exactly 0 or 1 (it costs one pass over
-    the mask and, on a GPU, one synchronisation).
+    the mask and, on a GPU, one synchronisation). Under ``torch.compile`` the check is skipped
+    (see the module docstring: validate on the data side with :func:`check_mask_values`).
 
     ``forward(x, mask=None) -> (out, new_mask)``:
 
-    * ``x``: floating tensor ``(N, C_in, H, W)``.
+    * ``x``: floating tensor ``(N, C_in, H, W)`` of the layer's dtype (``layer.weight.dtype``;
+      any floating dtype under ``torch.autocast``).
     * ``mask``: ``None``, or a floating tensor on ``x``'s device with values exactly 0.0/1.0
       (``1 = valid, 0 = hole``), either single-channel ``(N, 1, H, W)`` or per-channel
       ``(N, C_in, H, W)``. Its dtype may differ from ``x``'s (it is cast). No gradient flows
-      into the mask. Hole pixels of ``x`` must be finite (they are multiplied by 0).
+      into the mask. Hole pixels of ``x`` may hold anything, NaN and inf included: they are
+      replaced by 0 before the convolution.
     * ``out``: ``(N, C_out, H', W')`` in ``x``'s dtype (or the autocast dtype), exactly 0
       (bias included) where the window holds no valid pixel.
     * ``new_mask``: binary, same dtype as ``out``. Shape ``(N, 1, H', W')`` (broadcastable
@@ -166,8 +230,20 @@ class PartialConv2d(nn.Conv2d):
                 f"x has {x.shape[1]} channels but this layer expects in_channels="
                 f"{self.in_channels} (x shape {tuple(x.shape)})"
             )
+        w = self.weight
+        if x.dtype != w.dtype and not _autocast_on(x.device.type):
+            if not x.is_floating_point():
+                fix = "use x.float() (and divide 0..255 pictures by 255)"
+            else:
+                fix = f"convert the input, x.to({w.dtype}), or the layer/model, .to({x.dtype})"
+            raise TypeError(
+                f"x is {x.dtype} but the layer's weights are {w.dtype}: {fix}; for mixed "
+                "precision run the model under torch.autocast instead"
+            )
 
-    def _check_mask(self, x: Tensor, mask: Tensor) -> None:
+    def _check_mask(self, x: Tensor, mask: Tensor, values: bool | None = None) -> None:
+        """Type, device and shape of ``mask`` (static checks), then its values if ``values``
+        (default: ``self.check_mask``; never while compiling: see the module docstring)."""
         if not isinstance(mask, Tensor):
             raise TypeError(
                 f"mask must be a torch.Tensor or None, got {type(mask).__name__}; "
@@ -200,24 +276,55 @@ class PartialConv2d(nn.Conv2d):
                 "(one per channel); add a channel axis with mask[:, None] and repeat a single "
                 "mask over the batch with mask.expand(N, -1, -1, -1)"
             )
-        if self.check_mask and bool(((mask != 0) & (mask != 1)).any()):
-            raise ValueError(
-                f"mask must be 1 = valid, 0 = hole; got values in {_describe_values(mask)}: "
-                f"{_binary_hint(mask)} (or set check_mask=False to skip this check)"
-            )
+        if values is None:
+            values = self.check_mask
+        if values and not _compiling():
+            check_mask_values(mask)
 
     # ------------------------------------------------------------------ mask path
     def _mask_window(self, channel_sum: Tensor, groups: int) -> Tensor:
         """Count valid mask elements per window: a ones convolution of the channel sum.
 
         ``channel_sum``: ``(N, groups, H, W)`` (float32 or float64); returns the counts
-        ``(N, groups, H', W')`` in the same dtype.
+        ``(N, groups, H', W')`` in the same dtype. Each channel is summed over each window on
+        its own (a grouped ones convolution), which is a sum pool: ``avg_pool2d`` with
+        ``divisor_override=1`` when pooling supports the geometry, else ``conv2d``.
         """
         kh, kw = self.kernel_size
+        pool_padding = self._pool_padding()
+        if pool_padding is not None:
+            return F.avg_pool2d(
+                channel_sum,
+                (kh, kw),
+                self.stride,
+                pool_padding,
+                ceil_mode=False,
+                count_include_pad=True,
+                divisor_override=1,
+            )
         ones = torch.ones(groups, 1, kh, kw, device=channel_sum.device, dtype=channel_sum.dtype)
         return F.conv2d(
             channel_sum, ones, None, self.stride, self.padding, self.dilation, groups
         )
+
+    def _pool_padding(self) -> tuple[int, int] | None:
+        """The padding as an int pair if a sum pool can count the windows, else ``None``.
+
+        Pooling has no dilation and pads at most half the kernel on each side.
+        """
+        if self.dilation != (1, 1):
+            return None
+        if isinstance(self.padding, str):
+            if self.padding == "valid":
+                return (0, 0)
+            if any(k % 2 == 0 for k in self.kernel_size):  # "same" pads unevenly for even kernels
+                return None
+            padding = tuple(k // 2 for k in self.kernel_size)
+        else:
+            padding = tuple(self.padding)
+        if any(p > k // 2 for p, k in zip(padding, self.kernel_size, strict=True)):
+            return None
+        return padding  # type: ignore[return-value]
 
     def _ratio_and_mask(
         self, mask: Tensor, per_group: bool, dtype: torch.dtype
@@ -273,6 +380,10 @@ class PartialConv2d(nn.Conv2d):
         ``ratio`` is ``None`` when the layer has no padding (every window lies inside the
         image, the ratio is 1 everywhere); then the layer is exactly ``nn.Conv2d``.
         """
+        if _compiling():  # no Python-side cache inside a graph; the compiler folds it instead
+            ones = torch.ones(1, 1, x.shape[2], x.shape[3], device=x.device, dtype=torch.float32)
+            ratio, valid = self._ratio_and_mask(ones, False, x.dtype)
+            return (None if self._no_padding() else ratio.to(x.dtype), valid.to(x.dtype))
         key = (x.shape[2], x.shape[3], x.device, x.dtype)
         hit = self._border_cache.get(key)
         if hit is not None:
@@ -301,7 +412,7 @@ class PartialConv2d(nn.Conv2d):
 
         per_group = self.groups > 1 and mask.shape[1] > 1
         ratio, valid = self._ratio_and_mask(mask, per_group, x.dtype)
-        return self._scaled_conv(x * mask.to(x.dtype), ratio, valid, per_group)
+        return self._scaled_conv(_zero_holes(x, mask), ratio, valid, per_group)
 
     def forward_masked(self, x_masked: Tensor, mask_sum: Tensor) -> tuple[Tensor, Tensor]:
         """The same as ``forward(x, mask)`` for a per-channel ``mask``, given ``x ⊙ mask`` and the
@@ -312,7 +423,7 @@ class PartialConv2d(nn.Conv2d):
         channels, so its channel sum is ``C_1·m_1 + C_2·m_2`` (see :class:`pconv_lib.model.PConvUNet`).
 
         Args:
-            x_masked: (N, C_in, H, W), the input already multiplied by its mask (0 in holes).
+            x_masked: (N, C_in, H, W), the input already zeroed where its mask is 0 (finite).
             mask_sum: (N, 1, H, W) float, ``Σ_c mask[:, c]``: integers 0..C_in.
 
         Only for ``groups=1``. No value check is made on ``mask_sum``.

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lib.layers import PartialConv2d
+from pconv_lib.layers import PartialConv2d, _zero_holes
 
 __all__ = [
     "MIN_DEPTH",
@@ -212,12 +212,16 @@ class PConvUNet(nn.Module):
         in_channels, out_channels: image channels in and out (3 and 3 for RGB).
         freeze_encoder_bn: start with the encoder BatchNorm layers frozen (fine-tuning stage),
             see :meth:`freeze_encoder_bn`.
-        check_mask: check once per forward that mask values are exactly 0 or 1.
+        check_mask: check once per forward, at the model's entry, that mask values are exactly
+            0 or 1 (inner layers never check). On a GPU this waits for the GPU once per forward;
+            it is skipped under ``torch.compile``. For training, validate the batch on the data
+            side instead (:func:`pconv_lib.layers.check_mask_values`, as the ``Trainer`` does)
+            and set ``model.check_mask = False``.
 
     ``forward(image, mask) -> (output, output_mask)``:
 
-    * ``image``: float ``(N, in_channels, H, W)``, usually in [0, 1] (holes may hold anything
-      finite: they are multiplied by 0).
+    * ``image``: float ``(N, in_channels, H, W)``, usually in [0, 1] (holes may hold anything,
+      NaN and inf included: they are replaced by 0), in the model's dtype (or under autocast).
     * ``mask``: float ``(N, 1, H, W)`` or ``(N, in_channels, H, W)``, 1 = valid, 0 = hole, on
       the image's device.
     * ``output``: ``(N, out_channels, H, W)``, the raw prediction (compose it with the input,
@@ -307,13 +311,9 @@ class PConvUNet(nn.Module):
             if size % multiple:
                 raise ValueError(_size_hint(name, size, multiple, self.depth))
         first = self.encoder[0].conv
-        # the first layer validates dtype, device and values once; inner masks are built here
-        saved = first.check_mask
-        first.check_mask = self.check_mask
-        try:
-            first._check_mask(image, mask)
-        finally:
-            first.check_mask = saved
+        # the first layer's checks, once: dtype, device, shapes, values (inner masks are built here)
+        first._check_input(image)
+        first._check_mask(image, mask, values=self.check_mask)
 
     def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Inpaint ``image`` where ``mask`` is 0; returns ``(output, output_mask)``."""
@@ -333,8 +333,10 @@ class PConvUNet(nn.Module):
             # The paper's decoder sees the per-channel mask cat(m repeated over h's channels,
             # skip_mask repeated over skip's channels). We never build it: the masked input is
             # cat(h * m, skip * skip_mask) and its channel sum is C_h * m + C_skip * skip_mask.
+            # Holes are zeroed with where(), not multiplied: the last skip is the input image,
+            # whose holes may hold NaN or inf.
             skip_mask = skip_mask.to(m.dtype)
-            x_masked = torch.cat((h * m.to(h.dtype), skip * skip_mask.to(skip.dtype)), dim=1)
+            x_masked = torch.cat((_zero_holes(h, m), _zero_holes(skip, skip_mask)), dim=1)
             if skip_mask.shape[1] == 1:
                 skip_sum = skip_mask * skip.shape[1]
             else:

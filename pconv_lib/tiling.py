@@ -44,13 +44,22 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from pconv_lib.predict import model_device as _model_device
+from pconv_lib.predict import pad_to, predict_padded, round_up, run_model
 
 __all__ = [
     "TiledResult",
     "blend_window",
+    "RADIUS_FRACTION",
+    "choose_scale",
+    "hole_radius",
+    "predict_multiscale",
     "predict_naive_chunks",
     "predict_tiled",
     "predict_whole",
@@ -59,6 +68,9 @@ __all__ = [
 
 Model = Callable[..., object]
 Size2 = int | tuple[int, int]
+
+#: Seconds a tiled run must last before its progress bar appears (``progress=True``).
+PROGRESS_DELAY = 3.0
 
 
 @dataclass
@@ -74,6 +86,8 @@ class TiledResult:
         tiles_run: number of tiles the model actually ran on (``tiles_total - tiles_skipped``).
         tile_shape: (height, width) of one tile as fed to the model.
         padded_shape: (height, width) of the padded image the grid covers.
+        scale_factor: :func:`predict_multiscale`'s downscaling factor for the coarse pass (1:
+            single-scale, no coarse pass).
         prediction: with ``return_prediction=True``, the blended model output before compositing,
             float32 tensor (1, 3, H, W) on the CPU, in [0, 1] if the model's output is; pixels that
             no running tile covered hold the input there. ``None`` otherwise.
@@ -85,6 +99,7 @@ class TiledResult:
     tile_shape: tuple[int, int] = (0, 0)
     padded_shape: tuple[int, int] = (0, 0)
     prediction: torch.Tensor | None = None
+    scale_factor: int = 1
 
     @property
     def tiles_skipped(self) -> int:
@@ -95,10 +110,13 @@ class TiledResult:
         """One line, e.g. ``"12 tiles of 256x256 (ran 5, skipped 7), padded to 640x832"``."""
         th, tw = self.tile_shape
         ph, pw = self.padded_shape
-        return (
+        text = (
             f"{self.tiles_total} tiles of {th}x{tw} (ran {self.tiles_run}, skipped "
             f"{self.tiles_skipped}), padded to {ph}x{pw}"
         )
+        if self.scale_factor > 1:
+            text += f"; multi-scale: coarse pass at 1/{self.scale_factor}, then refined"
+        return text
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,15 +329,6 @@ def _infer_multiple(model: Model, multiple: int | None) -> int:
     return int(multiple)
 
 
-def _model_device(model: Model, device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    if isinstance(model, torch.nn.Module):
-        for p in model.parameters():
-            return p.device
-    return torch.device("cpu")
-
-
 def _warn_if_training(model: Model) -> None:
     if isinstance(model, torch.nn.Module) and model.training:
         warnings.warn(
@@ -333,29 +342,11 @@ def _warn_if_training(model: Model) -> None:
 
 def _run(model: Model, image: torch.Tensor, mask: torch.Tensor, device: torch.device):
     """Run the model once on a batch; return float32 (N, 3, h, w) on the CPU."""
-    out = model(image.to(device), mask.to(device))
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(image.shape):
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(
-            f"the model must return an image of the input's shape {tuple(image.shape)} "
-            f"(or a tuple whose first element is one), got {shape}"
-        )
-    return out.detach().to("cpu", torch.float32)
-
-
-def _pad_axis(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
-    """Pad dim 2 (height) or 3 (width) of a 4-D tensor: reflect if possible, else replicate."""
-    if before == 0 and after == 0:
-        return x
-    mode = "reflect" if max(before, after) < x.shape[dim] else "replicate"
-    pad = (before, after, 0, 0) if dim == 3 else (0, 0, before, after)
-    return F.pad(x, pad, mode=mode)
+    return run_model(model, image, mask, device)
 
 
 def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
+    return round_up(value, multiple)
 
 
 def _plan_axis(length: int, tile_size: int, overlap: int, multiple: int) -> tuple[int, int, int]:
@@ -371,14 +362,7 @@ def _plan_axis(length: int, tile_size: int, overlap: int, multiple: int) -> tupl
 
 
 def _pad_both(inp: _Input, padded_shape, pad_top: int, pad_left: int):
-    height, width = inp.image.shape[-2:]
-    ph, pw = padded_shape
-    image, mask = inp.image, inp.mask
-    pads = ((3, pad_left, pw - width - pad_left), (2, pad_top, ph - height - pad_top))
-    for dim, before, after in pads:
-        image = _pad_axis(image, before, after, dim)
-        mask = _pad_axis(mask, before, after, dim)
-    return image * mask, mask
+    return pad_to(inp.image, inp.mask, padded_shape, pad_top, pad_left)
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,6 +382,8 @@ def predict_tiled(
     device: str | torch.device | None = None,
     skip_empty: bool = True,
     return_prediction: bool = False,
+    progress: bool = False,
+    progress_label: str = "tiles",
 ) -> TiledResult:
     """Inpaint an image of any size (1×1 to many megapixels) tile by tile, without seams.
 
@@ -420,6 +406,8 @@ def predict_tiled(
             for a plain function). Blending happens on the CPU.
         skip_empty: do not run tiles without hole pixels (their pixels are copied through).
         return_prediction: also return the blended raw model output (see :class:`TiledResult`).
+        progress: show a tqdm bar (tiles done / total, on stderr) once the run has taken more
+            than :data:`PROGRESS_DELAY` seconds; ``progress_label`` is its description.
 
     Returns:
         :class:`TiledResult` whose ``image`` has the input's type and layout; valid pixels equal
@@ -467,7 +455,10 @@ def predict_tiled(
     window = blend_window((th, tw), overlap)
     acc = torch.zeros((3, ph, pw), dtype=torch.float32)
     weight = torch.zeros((ph, pw), dtype=torch.float32)
-    with torch.no_grad():
+    bar = tqdm(
+        total=len(to_run), desc=progress_label, unit="tile", delay=PROGRESS_DELAY, disable=not progress
+    )
+    with torch.no_grad(), bar:
         for start in range(0, len(to_run), batch_size):
             batch = to_run[start : start + batch_size]
             tiles = torch.cat([padded_image[:, :, t : t + th, l : l + tw] for t, l in batch])
@@ -476,6 +467,7 @@ def predict_tiled(
             for (t, l), pred in zip(batch, out, strict=True):
                 acc[:, t : t + th, l : l + tw] += pred * window
                 weight[t : t + th, l : l + tw] += window
+            bar.update(len(batch))
 
     del padded_image, padded_mask, holes  # free memory before compositing
     crop = (slice(pad_top, pad_top + height), slice(pad_left, pad_left + width))
@@ -516,11 +508,7 @@ def predict_whole(
     _warn_if_training(model)
     height, width = inp.image.shape[-2:]
     ph, pw = _round_up(height, multiple), _round_up(width, multiple)
-    pad_top, pad_left = (ph - height) // 2, (pw - width) // 2
-    padded_image, padded_mask = _pad_both(inp, (ph, pw), pad_top, pad_left)
-    with torch.no_grad():
-        out = _run(model, padded_image, padded_mask, _model_device(model, device))
-    blended = out[:, :, pad_top : pad_top + height, pad_left : pad_left + width]
+    blended = predict_padded(model, inp.image, inp.mask, multiple, _model_device(model, device))
     return TiledResult(
         image=_finish(inp, blended),
         tiles_total=1,
@@ -603,4 +591,176 @@ def predict_naive_chunks(
         tile_shape=(chunk, chunk),
         padded_shape=(ph, pw),
         prediction=blended if return_prediction else None,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Multi-scale prediction: large holes in large photos
+# --------------------------------------------------------------------------------------------
+
+#: A model trained on ``T``×``T`` crops fills holes up to a *radius* (the distance from a hole
+#: pixel to the nearest valid pixel) of about ``RADIUS_FRACTION * T``: the 99th percentile of
+#: that radius over the holes of the training masks (:func:`pconv_lib.masks.random_irregular_mask`
+#: at 256×256, 20-30 % holes) is 9.5 px on average and at most 11.5 px, i.e. 0.037-0.045 × 256.
+#: Wider holes leave the deepest hole pixels with no valid pixel in the tile's view, and the model
+#: paints dark blotches there.
+RADIUS_FRACTION = 0.04
+
+
+def _mask_array(mask: object) -> np.ndarray:
+    """(H, W) uint8 mask (1 = valid) from anything :func:`predict_tiled` accepts as a mask."""
+    m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    m = np.asarray(m).reshape(m.shape[-2:]) if m.ndim > 2 else m
+    if m.ndim != 2:
+        raise ValueError(f"mask must be (H, W), (1, H, W) or (1, 1, H, W), got shape {m.shape}")
+    if m.dtype != bool and not bool(np.isin(m, (0, 1)).all()):
+        raise ValueError("mask must be binary, 1 = valid and 0 = hole")
+    return m.astype(np.uint8)
+
+
+def _hole_distance(valid: np.ndarray) -> np.ndarray:
+    """Euclidean distance (float32 px) from every pixel to the nearest valid pixel (0 on valid)."""
+    return cv2.distanceTransform((valid == 0).astype(np.uint8), cv2.DIST_L2, 5)
+
+
+def hole_radius(mask: np.ndarray | torch.Tensor, percentile: float = 99.0) -> float:
+    """How wide the holes are: the ``percentile`` of the distance from hole pixels to the nearest
+    valid pixel, in pixels (half the width of a stroke; 0 when there is no hole).
+
+    ``mask``: (H, W) (or (1, H, W), (1, 1, H, W)), 1 = valid, 0 = hole. The 99th percentile
+    ignores a few isolated deep pixels (stroke crossings) but sees every thick stroke.
+    """
+    valid = _mask_array(mask)
+    if valid.all():
+        return 0.0
+    if not valid.any():
+        return float(max(valid.shape))  # no valid pixel at all: as wide as the image
+    dist = _hole_distance(valid)
+    return float(np.percentile(dist[valid == 0], percentile))
+
+
+def choose_scale(
+    mask: np.ndarray | torch.Tensor, train_size: int, *, max_factor: int = 16, min_side: int = 64
+) -> int:
+    """The downscaling factor for :func:`predict_multiscale`'s coarse pass: 1 (single-scale: the
+    holes already look like the training holes) or a power of two.
+
+    The smallest power of two ``f`` with ``hole_radius(mask) / f <= RADIUS_FRACTION *
+    train_size``, capped at ``max_factor`` and so that the coarse image keeps at least
+    ``min_side`` pixels on its shorter side.
+    """
+    if not isinstance(train_size, (int, np.integer)) or train_size < 1:
+        raise ValueError(f"train_size must be a positive int (the model's crop size), got {train_size!r}")
+    valid = _mask_array(mask)
+    radius, limit = hole_radius(valid), RADIUS_FRACTION * train_size
+    factor = 1
+    while radius / factor > limit and factor < max_factor and min(valid.shape) / (2 * factor) >= min_side:
+        factor *= 2
+    return factor
+
+
+def _downscale(image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]):
+    """Area-average ``image`` (1, 3, H, W) over valid pixels only; a coarse pixel is valid only if
+    all the fine pixels it covers are (so no hole colour leaks into the coarse input)."""
+    h, w = size
+    img = torch.where(mask != 0, image, 0.0)[0].permute(1, 2, 0).numpy()
+    m = mask[0, 0].numpy()
+    small = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    cover = cv2.resize(m, (w, h), interpolation=cv2.INTER_AREA)
+    small = small / np.maximum(cover, 1e-6)[:, :, None]
+    small_mask = (cover > 1 - 1e-4).astype(np.float32)
+    small = np.clip(np.where(small_mask[:, :, None] > 0, small, 0.0), 0, 1).astype(np.float32)
+    return torch.from_numpy(small).permute(2, 0, 1)[None], torch.from_numpy(small_mask)[None, None]
+
+
+def predict_multiscale(
+    model: Model,
+    image: np.ndarray | torch.Tensor,
+    mask: np.ndarray | torch.Tensor,
+    *,
+    tile_size: int = 256,
+    overlap: int = 64,
+    factor: int | None = None,
+    band: float | None = None,
+    batch_size: int = 4,
+    multiple: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    return_prediction: bool = False,
+) -> TiledResult:
+    """Inpaint large holes in large photos: a coarse pass for the structure, a tiled pass for detail.
+
+    A tile at the training size cannot see around a hole wider than about twice
+    ``RADIUS_FRACTION * tile_size``: deep inside such a hole :func:`predict_tiled` paints dark
+    blotches. This function:
+
+    1. **Coarse pass**: shrinks the image and mask by ``factor`` (area averaging; a coarse pixel is
+       valid only if all its fine pixels are), so the holes shrink to the training widths, and
+       inpaints the small image with :func:`predict_tiled`.
+    2. **Start**: upsamples the coarse result (bicubic) to full size and puts it into the holes.
+    3. **Refine** at full resolution with :func:`predict_tiled`: only the *band* of hole pixels
+       within ``band`` pixels of the valid region is treated as hole; deeper hole pixels keep the
+       coarse fill and are shown to the model as known context. Every refined pixel is then
+       within the training radius of known pixels (real or coarse), so the blotches cannot come
+       back, and the band, where detail matters most (it continues the real texture), gets
+       full-resolution detail that matches both sides.
+    4. **Composite**: valid input pixels are returned exactly.
+
+    Args:
+        model, image, mask, tile_size, overlap, batch_size, multiple, device: as in
+            :func:`predict_tiled` (``tile_size`` should be the model's training size).
+        factor: the coarse pass's downscaling (a power of two is usual); ``None`` chooses it
+            from the hole widths with :func:`choose_scale` (1 = holes already fit: plain
+            :func:`predict_tiled`); ``1`` forces single-scale.
+        band: width in pixels of the refined band; default ``RADIUS_FRACTION * tile_size``.
+        progress: tqdm bars for both passes (shown after :data:`PROGRESS_DELAY` seconds).
+        return_prediction: also return the filled image before compositing (float32 (1, 3, H, W)).
+
+    Returns:
+        :class:`TiledResult`; ``scale_factor`` is the factor used; tile counts add up both passes;
+        ``tile_shape`` / ``padded_shape`` describe the full-resolution pass.
+    """
+    multiple = _infer_multiple(model, multiple)
+    if not isinstance(tile_size, (int, np.integer)) or tile_size < 1:
+        raise ValueError(f"tile_size must be a positive int, got {tile_size!r}")
+    inp = _prepare(image, mask)
+    if factor is None:
+        factor = choose_scale(inp.mask[0, 0].numpy().astype(np.uint8), int(tile_size))
+    if not isinstance(factor, (int, np.integer)) or factor < 1:
+        raise ValueError(f"factor must be a positive int (1 = single-scale), got {factor!r}")
+    common = dict(
+        tile_size=tile_size, overlap=overlap, batch_size=batch_size, multiple=multiple, device=device
+    )
+    if factor == 1:
+        return predict_tiled(
+            model, image, mask, progress=progress, return_prediction=return_prediction, **common
+        )
+    band = RADIUS_FRACTION * tile_size if band is None else float(band)
+    if not band > 0:
+        raise ValueError(f"band must be a positive number of pixels, got {band!r}")
+
+    height, width = inp.image.shape[-2:]
+    small_size = (max(1, round(height / factor)), max(1, round(width / factor)))
+    small_image, small_mask = _downscale(inp.image, inp.mask, small_size)
+    coarse = predict_tiled(
+        model, small_image, small_mask, progress=progress, progress_label="coarse tiles", **common
+    )
+    start = F.interpolate(coarse.image, size=(height, width), mode="bicubic", align_corners=False)
+    start = torch.where(inp.mask != 0, inp.image, start.clamp_(0, 1))
+
+    valid = inp.mask[0, 0].numpy().astype(np.uint8)
+    deep = torch.from_numpy(_hole_distance(valid) > band)[None, None]
+    refine_mask = ((inp.mask != 0) | deep).to(torch.float32)
+    fine = predict_tiled(
+        model, start, refine_mask, progress=progress, progress_label="refine tiles", **common
+    )
+    filled = fine.image
+    return TiledResult(
+        image=_finish(inp, filled),
+        tiles_total=coarse.tiles_total + fine.tiles_total,
+        tiles_run=coarse.tiles_run + fine.tiles_run,
+        tile_shape=fine.tile_shape,
+        padded_shape=fine.padded_shape,
+        prediction=filled if return_prediction else None,
+        scale_factor=int(factor),
     )

@@ -39,6 +39,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pconv_lib.layers import check_mask_values
 from pconv_lib.losses import LossWeights, PConvLoss
 from pconv_lib.model import PConvUNet
 from pconv_lib.pretrained import resolve_checkpoint
@@ -54,6 +55,10 @@ class TrainConfig:
 
     Sizes: ``image_size`` must be a multiple of ``2**depth`` (256 with depth 7 and 512 with
     depth 8 are the paper's). ``lr=None`` takes the stage's learning rate (2e-4 / 5e-5).
+    GPU speed options (ignored on the CPU except ``compile``): ``amp`` with ``amp_dtype``
+    ``"float16"`` (with loss scaling) or ``"bfloat16"`` (no scaling needed; Ampere or newer),
+    ``compile`` (``torch.compile`` the model; the first steps are slow while it compiles),
+    ``channels_last`` (NHWC memory format, usually faster convolutions with AMP).
     """
 
     name: str = "pconv"
@@ -71,6 +76,9 @@ class TrainConfig:
     checkpoint_every: int = 1_000
     keep_step_checkpoints: bool = False
     amp: bool = True
+    amp_dtype: str = "float16"
+    compile: bool = False
+    channels_last: bool = False
     seed: int = 0
     num_workers: int = 0
     vgg_weights: str | None = "imagenet"
@@ -78,6 +86,8 @@ class TrainConfig:
     loss_weights: dict[str, float] = field(default_factory=lambda: LossWeights().as_dict())
 
     def __post_init__(self) -> None:
+        if self.amp_dtype not in ("float16", "bfloat16"):
+            raise ValueError(f"amp_dtype must be 'float16' or 'bfloat16', got {self.amp_dtype!r}")
         if self.stage not in STAGE_LR:
             raise ValueError(f"stage must be 'train' or 'finetune', got {self.stage!r}")
         multiple = 2**self.depth
@@ -553,16 +563,26 @@ class Trainer:
         ).to(self.device)
         if init_from is not None:
             load_model_weights(self.model, load_checkpoint(init_from), init_from, expected=config)
+        # masks are validated once per batch on the CPU (_batch_to_device), not inside the model,
+        # so that the GPU never waits for the check (and torch.compile sees one graph)
+        self.model.check_mask = False
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.net: nn.Module = self.model
         if self.world_size > 1:
             self.net = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
+        if config.compile:
+            self.net = torch.compile(self.net)
         self.optimizer = torch.optim.Adam(
             [p for p in self.model.parameters() if p.requires_grad], lr=config.learning_rate
         )
         self.use_amp = config.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.amp_dtype = getattr(torch, config.amp_dtype)
+        # bfloat16 has float32's range: no loss scaling
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
         self.loss = loss or PConvLoss(LossWeights(**config.loss_weights), vgg_weights=config.vgg_weights)
         self.loss = self.loss.to(self.device)
         self.step = 0
@@ -653,12 +673,14 @@ class Trainer:
 
     # ---------------------------------------------------------------- one step
     def _batch_to_device(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        image = batch["image"].to(self.device, non_blocking=True)
-        mask = batch["mask"].to(self.device, non_blocking=True)
+        check_mask_values(batch["mask"])  # once per batch, on the CPU copy: no GPU sync
+        fmt = self.memory_format
+        image = batch["image"].to(self.device, non_blocking=True).contiguous(memory_format=fmt)
+        mask = batch["mask"].to(self.device, non_blocking=True).contiguous(memory_format=fmt)
         return image, mask
 
     def _losses(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[dict, torch.Tensor]:
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             output, _ = self.net(image * mask, mask)
         terms = self.loss(output.float(), image, mask, image * mask)
         return terms, output

@@ -271,23 +271,48 @@ def test_partially_valid_per_channel_mask_counts_channels():
 
 # --------------------------------------------------------------------------- cost
 def test_mask_path_uses_a_single_channel_ones_kernel(monkeypatch):
-    seen = []
-    original = F.conv2d
+    """The window count is a sum pool where pooling fits the geometry, else a ones convolution
+    with one input channel per group; never a C_in -> C_out ones convolution."""
+    seen, pooled = [], []
+    original_conv, original_pool = F.conv2d, F.avg_pool2d
 
     def spy(inp, weight, *args, **kwargs):
         seen.append(tuple(weight.shape))
-        return original(inp, weight, *args, **kwargs)
+        return original_conv(inp, weight, *args, **kwargs)
+
+    def pool_spy(inp, *args, **kwargs):
+        pooled.append(inp.shape[1])
+        return original_pool(inp, *args, **kwargs)
 
     monkeypatch.setattr(F, "conv2d", spy)
+    monkeypatch.setattr(F, "avg_pool2d", pool_spy)
     layer = PartialConv2d(8, 16, 3, padding=1)
     x = torch.randn(1, 8, 10, 10)
     layer(x, torch.ones(1, 8, 10, 10))
     layer(x, torch.ones(1, 1, 10, 10))
     grouped = PartialConv2d(8, 16, 3, padding=1, groups=4)
     grouped(x, torch.ones(1, 8, 10, 10))
-    mask_kernels = [s for s in seen if s[1] == 1]
-    assert mask_kernels == [(1, 1, 3, 3), (1, 1, 3, 3), (4, 1, 3, 3)]
-    assert (16, 8, 3, 3) not in mask_kernels and all(s[0] in (1, 4, 16) for s in seen)
+    assert pooled == [1, 1, 4] and [s for s in seen if s[1] == 1] == []
+    # dilation (or padding beyond half the kernel) falls back to a single-channel ones conv
+    seen.clear()
+    dilated = PartialConv2d(8, 16, 3, padding=2, dilation=2)
+    dilated(x, torch.ones(1, 8, 10, 10))
+    wide = PartialConv2d(8, 16, 3, padding=2)
+    wide(x, torch.ones(1, 1, 10, 10))
+    assert [s for s in seen if s[1] == 1] == [(1, 1, 3, 3), (1, 1, 3, 3)]
+    assert all(s[0] in (1, 16) for s in seen)
+
+
+@pytest.mark.parametrize(
+    "k, stride, padding", [(7, 2, 3), (5, 2, 2), (3, 1, 1), (3, 2, 0), (4, 2, 1), (3, 1, "same")]
+)
+def test_sum_pool_count_equals_ones_convolution(k, stride, padding):
+    layer = PartialConv2d(2, 3, k, stride=stride, padding=padding)
+    mask = (torch.rand(3, 2, 19, 17, generator=torch.Generator().manual_seed(k)) > 0.4).float()
+    channel_sum = mask.sum(1, keepdim=True)
+    pad = (k // 2, k // 2) if padding == "same" else (padding, padding)
+    expected = F.conv2d(channel_sum, torch.ones(1, 1, k, k), None, stride, pad)
+    assert torch.equal(layer._mask_window(channel_sum, 1), expected)
 
 
 def test_border_cache_is_reused():
@@ -536,3 +561,39 @@ def test_forward_masked_rejects_a_full_mask_and_groups():
     grouped = PartialConv2d(4, 4, 3, padding=1, groups=2)
     with pytest.raises(ValueError, match="groups=1"):
         grouped.forward_masked(torch.rand(1, 4, 5, 5), torch.ones(1, 1, 5, 5))
+
+
+# --------------------------------------------------------------------------- non-finite holes
+@pytest.mark.parametrize("fill", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_nan_or_inf_in_holes_give_the_zero_hole_output(fill, per_channel):
+    torch.manual_seed(0)
+    layer = PartialConv2d(3, 4, 3, padding=1)
+    x = torch.rand(2, 3, 9, 9)
+    mask = (torch.rand(2, 3 if per_channel else 1, 9, 9) > 0.5).float()
+    zeroed = torch.where(mask.bool(), x, 0.0)
+    poisoned = torch.where(mask.bool(), x, fill)
+    out, new_mask = layer(poisoned, mask)
+    ref, ref_mask = layer(zeroed, mask)
+    assert bool(torch.isfinite(out).all())
+    assert torch.equal(out, ref) and torch.equal(new_mask, ref_mask)
+    xg = poisoned.clone().requires_grad_(True)
+    layer(xg, mask)[0].sum().backward()
+    assert bool(torch.isfinite(xg.grad).all()) and bool((xg.grad[~mask.bool().expand_as(xg)] == 0).all())
+
+
+@pytest.mark.parametrize("x_dtype, w_dtype", [(torch.float64, torch.float32), (torch.float32, torch.float64)])
+def test_dtype_mismatch_is_one_clear_message(x_dtype, w_dtype):
+    layer = PartialConv2d(3, 4, 3, padding=1).to(w_dtype)
+    x = torch.rand(1, 3, 8, 8, dtype=x_dtype)
+    for mask in (torch.ones(1, 1, 8, 8), None):
+        with pytest.raises(TypeError, match=r"x is torch.float\d+ but the layer's weights are") as info:
+            layer(x, mask)
+        assert "Double" not in str(info.value) and ".to(" in str(info.value)
+
+
+def test_dtype_may_differ_under_autocast():
+    layer = PartialConv2d(3, 4, 3, padding=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = layer(torch.rand(1, 3, 8, 8).bfloat16(), torch.ones(1, 1, 8, 8))
+    assert out.dtype == torch.bfloat16

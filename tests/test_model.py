@@ -309,3 +309,23 @@ def test_block_needs_exactly_one_kind_of_mask():
         block(x, torch.ones(1, 1, 8, 8), mask_sum=torch.ones(1, 1, 8, 8))
     with pytest.raises(ValueError, match="needs a mask"):
         block(x)
+
+
+@pytest.mark.parametrize("fill", [float("nan"), float("inf")])
+def test_nan_or_inf_in_image_holes_do_not_matter(fill):
+    torch.manual_seed(0)
+    model = PConvUNet(depth=3, width=0.125).eval()
+    image = torch.rand(2, 3, 16, 16)
+    mask = torch.ones(2, 1, 16, 16)
+    mask[:, :, 3:9, 4:12] = 0
+    with torch.no_grad():
+        ref, ref_mask = model(image * mask, mask)
+        out, out_mask = model(torch.where(mask.bool(), image, fill), mask)
+    assert bool(torch.isfinite(out).all())
+    assert torch.equal(out, ref) and torch.equal(out_mask, ref_mask)
+
+
+def test_double_image_into_float_model_is_one_clear_message():
+    model = PConvUNet(depth=3, width=0.125)
+    with pytest.raises(TypeError, match="weights are torch.float32.*torch.autocast"):
+        model(torch.rand(1, 3, 8, 8, dtype=torch.float64), torch.ones(1, 1, 8, 8))
