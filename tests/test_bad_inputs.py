@@ -540,7 +540,6 @@ def test_bad_input_in_a_subprocess_has_exit_2_and_no_traceback(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=False, reason="layers fix on h2-gpu branch")
 def test_nan_in_hole_pixels_does_not_spread():
     from pconv_lib.layers import PartialConv2d
     from pconv_lib.model import PConvUNet
@@ -560,7 +559,6 @@ def test_nan_in_hole_pixels_does_not_spread():
         assert torch.isfinite(model(dirty, mask)[0]).all()
 
 
-@pytest.mark.xfail(strict=False, reason="layers fix on h2-gpu branch")
 def test_partial_conv_dtype_mismatch_is_explained():
     from pconv_lib.layers import PartialConv2d
 
