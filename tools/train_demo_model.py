@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -535,17 +536,17 @@ def evaluation_table(
     buckets: Sequence[int] = CARD_BUCKETS,
     seed: int = 0,
     device: str | None = None,
-    images: Sequence[np.ndarray] | None = None,
+    limit: int | None = None,
 ):
     """The table of ``python -m pconv_lib evaluate --checkpoint <file> --size <size> --buckets ...``:
-    the model and the three classical baselines on the held-out scikit-image photos."""
+    the model and the three classical baselines on the held-out scikit-image photos (centre crops
+    of ``size`` px; the first ``limit`` of them when given). Returns an ``EvaluationTable``."""
     from pconv_lib import evaluate
     from pconv_lib.photos import sample_photos
     from pconv_lib.runtime import pick_device
     from pconv_lib.train import model_from_checkpoint
 
-    if images is None:
-        images = list(sample_photos(size=size).values())
+    images = list(sample_photos(size=size).values())[:limit]
     torch_device = pick_device(device)
     model, config = model_from_checkpoint(checkpoint, torch_device)
     methods = {"PConv (this model)": evaluate.model_inpainter(model, 2**config.depth, torch_device)}
@@ -604,6 +605,7 @@ def write_model_card(
     *,
     commit: str = "<filled at merge>",
     notes: str = "",
+    size: int = CARD_SIZE,
 ) -> Path:
     """Write the model card of ``checkpoint`` (an exported demo model) with its evaluation table."""
     state = load_checkpoint(checkpoint)
@@ -658,9 +660,9 @@ overfit within minutes on a GPU (validation and held-out error rise while the tr
 falls), hence the early stop.
 {notes}
 ## Evaluation
-Held-out scikit-image photos, {CARD_SIZE}x{CARD_SIZE} centre crops,
+Held-out scikit-image photos, {size}x{size} centre crops,
 {table.counts[table.buckets[0]]} images per bucket, the same masks for every method (seed 0):
-`python -m pconv_lib evaluate --checkpoint demo --size {CARD_SIZE} --buckets {buckets}`.
+`python -m pconv_lib evaluate --checkpoint demo --size {size} --buckets {buckets}`.
 Cells: L1 (lower is better) / PSNR dB / SSIM (higher is better), on the composited image.
 
 {_markdown_table(table)}
@@ -732,7 +734,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provenance", help="export: the provenance text stored in the file")
     p.add_argument("--notes", type=Path, help="card: a markdown file inserted after the recipe")
     p.add_argument("--commit", default="<filled at merge>", help="card: the commit the model was trained at")
-    p.add_argument("--fetch-command", default="apt-get download", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--eval-size", type=int, default=CARD_SIZE, help="card: evaluation crop size (default 256)"
+    )
+    p.add_argument("--eval-limit", type=int, help="card: evaluate on at most this many photos (default all)")
+    p.add_argument("--fetch-command", default="apt-get download", help="fetch: the download command")
     return p
 
 
@@ -782,7 +788,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for stage in stages:
             if stage == "fetch" and args.debs is None and args.extracted is None:
-                fetch_debs(work / "debs", PACKAGES, args.fetch_command.split())
+                fetch_debs(work / "debs", PACKAGES, shlex.split(args.fetch_command))
             elif stage == "extract" and args.extracted is None:
                 debs = find_debs(args.debs or work / "debs", PACKAGES)
                 extract_photos(debs, [*train_list, *val_list], extracted, args.extractor)
@@ -807,7 +813,9 @@ def main(argv: list[str] | None = None) -> int:
                 provenance = args.provenance or _default_provenance(source)
                 print(f"export: {source} -> {export_checkpoint(source, args.output, provenance)}")
             elif stage == "card":
-                table = evaluation_table(args.output, device=args.device)
+                table = evaluation_table(
+                    args.output, size=args.eval_size, device=args.device, limit=args.eval_limit
+                )
                 print(table.to_text())
                 notes = args.notes.read_text(encoding="utf-8") if args.notes else ""
                 card = write_model_card(
@@ -816,6 +824,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.card or args.output.with_name("MODEL_CARD.md"),
                     commit=args.commit,
                     notes=notes,
+                    size=args.eval_size,
                 )
                 print(f"card: {card}")
     except (DemoBuildError, FileNotFoundError, ValueError) as error:
