@@ -569,24 +569,29 @@ def _markdown_table(table) -> str:
 
 
 def where_it_loses(table, model: str = "PConv (this model)") -> list[str]:
-    """One line per bucket: which baselines beat the model on L1 and on SSIM (honest summary)."""
+    """One line per bucket comparing the model with the best classical method on L1 and SSIM."""
     from pconv_lib.masks import bucket_label
 
     lines = []
+    others = [m for m in table.methods if m != model]
     for bucket in table.buckets:
-        ours = table.scores[model][bucket]
-        others = [m for m in table.methods if m != model]
-        worse_l1 = [m for m in others if table.scores[m][bucket]["L1"] < ours["L1"]]
-        worse_ssim = [m for m in others if table.scores[m][bucket]["SSIM"] > ours["SSIM"]]
-        if not worse_l1 and not worse_ssim:
-            lines.append(f"- {bucket_label(bucket)}: best of the four on L1 and SSIM.")
-        else:
-            parts = []
-            if worse_l1:
-                parts.append(f"L1 behind {', '.join(worse_l1)}")
-            if worse_ssim:
-                parts.append(f"SSIM behind {', '.join(worse_ssim)}")
-            lines.append(f"- {bucket_label(bucket)}: {'; '.join(parts)}.")
+        scores = table.scores
+        ours = scores[model][bucket]
+        best_l1 = min(others, key=lambda m: scores[m][bucket]["L1"])
+        best_ssim = max(others, key=lambda m: scores[m][bucket]["SSIM"])
+        l1_gap = ours["L1"] / scores[best_l1][bucket]["L1"] - 1
+        ssim_gap = ours["SSIM"] - scores[best_ssim][bucket]["SSIM"]
+        beaten_l1 = sum(scores[m][bucket]["L1"] < ours["L1"] for m in others)
+        beaten_ssim = sum(scores[m][bucket]["SSIM"] > ours["SSIM"] for m in others)
+        verdict = (
+            "best of the four on L1 and SSIM"
+            if not beaten_l1 and not beaten_ssim
+            else f"behind {beaten_l1} of {len(others)} classical methods on L1 and {beaten_ssim} on SSIM"
+        )
+        lines.append(
+            f"- {bucket_label(bucket)}: {verdict}; L1 {l1_gap:+.0%} vs the best ({best_l1}), "
+            f"SSIM {ssim_gap:+.3f} vs the best ({best_ssim})."
+        )
     return lines
 
 
@@ -633,10 +638,11 @@ def write_model_card(
   (`apt-get download {" ".join(PACKAGES)}`):
 {photo_summary(train, val)}
 - Licence: these are photographs shipped in Debian's wallpaper packages, each under the licence
-  stated in its package's `debian/copyright` (free licences such as CC-BY-SA / GPL / LGPL). The
-  photos are not in this repository; only the list of file names is, and the script downloads
-  the packages. The model was trained on them; check the `copyright` files before reusing it
-  beyond the course.
+  its package's `/usr/share/doc/<package>/copyright` states: GPL-2+ for the `mate-backgrounds`
+  and `plasma-workspace-wallpapers` photos, CC-BY-4.0, CC-BY-SA-3.0/4.0 or CC0-1.0 (per photo,
+  with its author) for the `lomiri-wallpapers-*` ones. The photos are not in this repository
+  (only the list of their paths is); the script downloads the packages. Check those files
+  before reusing the weights beyond the course.
 - Preparation: each train photo resized (OpenCV `INTER_AREA`) so that its shorter side is
   {", ".join(map(str, TRAIN_SIZES))} px (JPEG quality {JPEG_QUALITY}: {len(train) * len(TRAIN_SIZES)} files);
   each val photo at {VAL_SIZE} px, copied {VAL_COPIES} times. `InpaintingDataset(folder, {config.image_size},
@@ -655,9 +661,9 @@ and is multiplied by 0. Expect smoother fills than the paper's (no texture from 
 `pconv_lib.train.Trainer` with `TrainConfig(image_size={config.image_size}, depth={config.depth},
 width={config.width}, batch_size={config.batch_size}, amp={config.amp}, num_workers={config.num_workers},
 steps_per_epoch={config.steps_per_epoch}, val_steps={config.val_steps}, stage="{config.stage}")`
-(lr {config.learning_rate:g}); the checkpoint with the best validation loss is kept. These photos
-overfit within minutes on a GPU (validation and held-out error rise while the training loss
-falls), hence the early stop.
+(Adam, lr {config.learning_rate:g}), {state["step"]:,} steps. These photos overfit within minutes on a
+GPU (validation and held-out error rise while the training loss falls), so runs are short and
+`tools/train_demo_model.py` keeps the checkpoint with the best validation loss.
 {notes}
 ## Evaluation
 Held-out scikit-image photos, {size}x{size} centre crops,
