@@ -288,3 +288,24 @@ def test_bad_stage_input_is_one_line_not_a_traceback(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: 23 listed photo(s) not found") and err.count("\n") == 1
+
+
+def test_freeze_all_batchnorm_keeps_running_statistics_under_train():
+    from pconv_lib.model import PConvUNet
+
+    model = PConvUNet(depth=3, width=0.125, freeze_encoder_bn=True)
+    keys = list(model.state_dict())
+    assert tdm.freeze_all_batchnorm(model) == sum(
+        isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()
+    )
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    image, mask = torch.rand(2, 3, 32, 32), torch.ones(2, 1, 32, 32)
+    mask[:, :, 8:20, 8:20] = 0
+    output, _ = model(image * mask, mask)
+    output.mean().backward()
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert list(after) == keys  # loads into a plain PConvUNet
+    decoder_bn = [m for m in model.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert decoder_bn and all(not m.training and m.weight.grad is not None for m in decoder_bn)
