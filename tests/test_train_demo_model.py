@@ -251,11 +251,11 @@ def test_tiny_end_to_end_run_writes_a_loadable_model_and_card(tmp_path, capsys):
     args = ["--stage", "all", "--work", str(tmp_path / "work"), "--fetch-command", command]
     args += ["--image-size", "64", "--depth", "5", "--width", "0.125", "--steps", "2", "--batch-size", "2"]
     args += ["--steps-per-epoch", "1", "--val-steps", "1", "--device", "cpu", "--output", str(output)]
-    args += ["--eval-size", "64", "--eval-limit", "2"]
+    args += ["--eval-size", "64", "--eval-limit", "2", "--train-sizes", "64,96", "--val-size", "64"]
     assert tdm.main(args) == 0, capsys.readouterr().err
 
     prepared = tmp_path / "work" / "photos"
-    assert len(list((prepared / "train").glob("*.jpg"))) == 23 * 3
+    assert len(list((prepared / "train").glob("*.jpg"))) == 23 * 2
     assert len(list((prepared / "val").glob("*.jpg"))) == 3 * 12
     state = torch.load(output, weights_only=True)
     assert set(state) == {"model", "config", "step", "provenance"}

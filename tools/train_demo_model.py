@@ -765,6 +765,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch.set_num_threads (e.g. 1 on a shared CPU)")
     p.add_argument("--max-minutes", type=float, help="stop training before an epoch that would end later")
     p.add_argument(
+        "--train-sizes",
+        default=",".join(map(str, TRAIN_SIZES)),
+        help="prepare: shorter sides (px) of the train copies, comma-separated (default 384,640,1024)",
+    )
+    p.add_argument("--val-size", type=int, default=VAL_SIZE, help="prepare: shorter side of the val photos")
+    p.add_argument(
         "--freeze-bn",
         choices=("stage", "all"),
         default="stage",
@@ -847,7 +853,13 @@ def main(argv: list[str] | None = None) -> int:
             elif stage == "prepare":
                 train_files = select_photos(extracted, train_list)
                 val_files = select_photos(extracted, val_list)
-                prepare_photos(list(zip(train_list, train_files)), list(zip(val_list, val_files)), photos_dir)
+                prepare_photos(
+                    list(zip(train_list, train_files)),
+                    list(zip(val_list, val_files)),
+                    photos_dir,
+                    train_sizes=[int(size) for size in args.train_sizes.split(",")],
+                    val_size=args.val_size,
+                )
             elif stage in ("train", "finetune"):
                 config = _config_from_args(args, stage)
                 trained = train_model(
