@@ -696,12 +696,13 @@ weights, which cannot be obtained offline; a stand-in feature extractor fills th
 and is multiplied by 0. Expect smoother fills than the paper's (no texture from the style loss).
 
 ## Recipe
-`pconv_lib.train.Trainer` with `TrainConfig(image_size={config.image_size}, depth={config.depth},
-width={config.width}, batch_size={config.batch_size}, amp={config.amp}, num_workers={config.num_workers},
+The last training stage of this file (its stored config): `pconv_lib.train.Trainer` with
+`TrainConfig(image_size={config.image_size}, depth={config.depth}, width={config.width},
+batch_size={config.batch_size}, amp={config.amp}, num_workers={config.num_workers},
 steps_per_epoch={config.steps_per_epoch}, val_steps={config.val_steps}, stage="{config.stage}")`
-(Adam, lr {config.learning_rate:g}), {state["step"]:,} steps. These photos overfit within minutes on a
-GPU (validation and held-out error rise while the training loss falls), so runs are short and
-`tools/train_demo_model.py` keeps the checkpoint with the best validation loss.
+(Adam, lr {config.learning_rate:g}), {state["step"]:,} steps in that stage. These photos overfit
+within minutes on a GPU (validation and held-out error rise while the training loss falls), so
+runs are short and `tools/train_demo_model.py` keeps the checkpoint with the best validation loss.
 {notes}
 ## Evaluation
 Held-out scikit-image photos, {size}x{size} centre crops,
