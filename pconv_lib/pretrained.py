@@ -7,8 +7,9 @@ hole, total variation). Its model card, ``pconv_lib/weights/MODEL_CARD.md``, giv
 recipe, the hardware and its evaluation table; ``tools/train_demo_model.py`` reproduces it.
 
 The file has the layout of a :class:`pconv_lib.train.Trainer` checkpoint (``model`` state dict,
-``config`` dict, ``step``), so ``--checkpoint demo`` works wherever the command line takes a
-checkpoint. This module depends only on :mod:`pconv_lib.model` (step 3), so any later step may use it.
+``config`` dict, ``step``, plus a ``provenance`` string), so ``--checkpoint demo`` works wherever
+the command line takes a checkpoint. This module depends only on :mod:`pconv_lib.model` (step 3),
+so any later step may use it.
 """
 
 from __future__ import annotations
@@ -85,3 +86,9 @@ def demo_model(device: str | torch.device | None = None, path: str | os.PathLike
 def demo_image_size() -> int:
     """The crop size the demo model was trained on (256)."""
     return int(load_demo_state()["config"]["image_size"])
+
+
+def demo_provenance() -> str:
+    """One line on where the demo model comes from (data, recipe, hardware); details in the model card."""
+    state = load_demo_state()
+    return str(state.get("provenance") or f"step {state.get('step', '?')}; see {MODEL_CARD.name}")

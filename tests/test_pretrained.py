@@ -45,3 +45,34 @@ def test_missing_or_broken_file_is_one_clear_error(tmp_path):
     broken.write_bytes(b"version https://git-lfs.github.com/spec/v1\n")
     with pytest.raises(pretrained.DemoModelUnavailable, match="unreadable"):
         pretrained.demo_model(path=broken)
+
+
+def test_bundled_file_has_the_documented_layout_and_provenance():
+    state = pretrained.load_demo_state()
+    assert set(state) == {"model", "config", "step", "provenance"}
+    assert state["config"]["name"] == "demo" and state["config"]["image_size"] == pretrained.demo_image_size()
+    assert all(
+        v.dtype == torch.float16 and v.device.type == "cpu"
+        for v in state["model"].values()
+        if v.is_floating_point()
+    )
+    # pixel losses only: the card and the provenance say so
+    assert state["config"]["loss_weights"]["perceptual"] == 0 and state["config"]["vgg_weights"] is None
+    assert pretrained.demo_provenance() == state["provenance"] and "Debian wallpaper" in state["provenance"]
+
+
+def test_model_card_is_complete_for_the_bundled_file():
+    card = pretrained.MODEL_CARD.read_text(encoding="utf-8")
+    step = pretrained.load_demo_state()["step"]
+    assert "placeholder" not in card.lower()
+    assert f"Checkpoint step: {step}" in card
+    for text in (
+        "## Data",
+        "## Loss",
+        "## Evaluation",
+        "## Reproduce",
+        "OpenCV Telea",
+        "biharmonic",
+        "commit:",
+    ):
+        assert text in card
