@@ -45,7 +45,7 @@ execute-notebooks: install
 # or with PCONV_FULL=1, e.g. `PCONV_FULL=1 make lab`.
 lab: install
 	@$(PY) -c "from pconv_lib.runtime import describe_mode; print('notebooks will run in', describe_mode())"
-	$(VENV)/bin/jupyter lab --notebook-dir=.
+	$(VENV)/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 
 # Is this machine ready for the course? One line per check with the fix; fails when it is not.
 doctor: install
