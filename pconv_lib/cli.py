@@ -119,8 +119,18 @@ def _add_lr_find(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
 
 
-def run_lr_find(args: argparse.Namespace) -> int:
+def _training_data(args: argparse.Namespace, without_train: str):
+    """The ``--train`` folder as an InpaintingDataset, or the sample photos (saying so) without it."""
     from pconv_lib.data import InpaintingDataset, sample_photo_dataset
+
+    common = dict(masks=args.masks, holes_are=args.holes_are)
+    if args.train is not None:
+        return InpaintingDataset(args.train, args.image_size, seed=args.seed, **common)
+    print(f"no --train folder: {without_train}")
+    return sample_photo_dataset(args.image_size, repeats=50, seed=args.seed, **common)
+
+
+def run_lr_find(args: argparse.Namespace) -> int:
     from pconv_lib.losses import LossWeights, PConvLoss
     from pconv_lib.model import PConvUNet
     from pconv_lib.train import TrainConfig, check_lr_sweep, load_checkpoint, lr_find
@@ -130,12 +140,7 @@ def run_lr_find(args: argparse.Namespace) -> int:
     check_lr_sweep(args.start_lr, args.end_lr, args.steps)
     vgg, weights = _loss_settings(args)
     criterion = PConvLoss(LossWeights(**weights), vgg_weights=vgg)
-    common = dict(masks=args.masks, holes_are=args.holes_are)
-    if args.train is not None:
-        data = InpaintingDataset(args.train, args.image_size, seed=args.seed, **common)
-    else:
-        print("no --train folder: sweeping on the sample photos (a demo; use your training folder)")
-        data = sample_photo_dataset(args.image_size, repeats=50, seed=args.seed, **common)
+    data = _training_data(args, "sweeping on the sample photos (a demo; use your training folder)")
     model = PConvUNet(depth=depth, width=args.width, freeze_encoder_bn=args.stage == "finetune")
     if args.checkpoint is not None:
         model.load_state_dict(load_checkpoint(args.checkpoint)["model"])
@@ -446,11 +451,7 @@ def run_train(args: argparse.Namespace) -> int:
         out_dir=str(args.log_path),
     )
     common = dict(masks=args.masks, holes_are=args.holes_are)
-    if args.train is not None:
-        train_data = InpaintingDataset(args.train, args.image_size, seed=args.seed, **common)
-    else:
-        print("no --train folder: training on the sample photos (a CPU demo, not a real model)")
-        train_data = sample_photo_dataset(args.image_size, repeats=50, seed=args.seed, **common)
+    train_data = _training_data(args, "training on the sample photos (a CPU demo, not a real model)")
     val_data = None
     if args.validation is not None:
         val_data = InpaintingDataset(
