@@ -563,6 +563,7 @@ def export_checkpoint(
     }
     config = dict(state["config"])
     config["name"] = "demo"
+    config["out_dir"] = "runs"  # the training machine's folder means nothing to users
     return save_checkpoint(
         dest, {"model": model, "config": config, "step": int(state["step"]), "provenance": provenance}
     )
