@@ -232,3 +232,14 @@ def test_readme_make_test_by_hand_matches_the_makefile():
     for flag in [*nbval_flags, "--dist", "loadfile", "notebooks", "solutions", "exercises"]:
         assert flag in notebook_line.split(), flag
     assert '$env:PCONV_QUICK = "1"' in section and "set PCONV_QUICK=1" in section
+
+
+def test_the_demo_model_ships_as_package_data():
+    """pip install (not only -e) must carry the demo model and its card (pconv_lib.pretrained)."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "pconv_lib.weights" in setuptools["packages"]
+    patterns = setuptools["package-data"]["pconv_lib.weights"]
+    weights = ROOT / "pconv_lib" / "weights"
+    for name in ("demo_model.pt", "MODEL_CARD.md"):
+        assert (weights / name).is_file()
+        assert any(Path(name).match(p) for p in patterns), name
