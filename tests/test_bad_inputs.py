@@ -214,6 +214,15 @@ def test_stale_tmp_files_are_removed_and_resume_does_not_repeat_metrics(tmp_path
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _default_sigint():
+    """Each test starts with Python's default Ctrl-C handler, however pytest was started (nohup and
+    background jobs start with SIGINT ignored), and the original handler is put back afterwards."""
+    original = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, original)
+
+
 class _SigintAt(nn.Module):
     """The loss, but Ctrl-C arrives during forward call ``at`` (BatchNorm already updated)."""
 
