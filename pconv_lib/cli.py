@@ -327,7 +327,7 @@ def _read_rgb(path: Path) -> np.ndarray:
 
 def _check_output_file(path: Path, flag: str, extensions: tuple[str, ...] = OUTPUT_EXTENSIONS) -> None:
     """An output image path must have a known extension, not be a folder, and be writable."""
-    from pconv_lib.train import check_writable_folder
+    from pconv_lib.files import check_writable_folder
 
     if path.is_dir():
         raise UsageError(f"{flag} {path} is a folder; give a file name such as {path / 'out.png'}")
@@ -385,7 +385,8 @@ def _parse_buckets(text: str) -> list[int]:
 
 def _check_train_args(args: argparse.Namespace) -> None:
     """Everything about ``train`` that can be checked before data, VGG or model are loaded."""
-    from pconv_lib.train import check_run_folder, check_writable_folder
+    from pconv_lib.files import check_writable_folder
+    from pconv_lib.train import check_run_folder
 
     if args.stage == "finetune" and args.checkpoint is None and args.resume is None:
         raise UsageError("--stage finetune needs --checkpoint (the phase 1 weights)")

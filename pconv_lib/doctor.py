@@ -25,10 +25,11 @@ import importlib.metadata
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from pconv_lib.files import check_writable_folder
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MARKS = {OK: "✓", WARN: "!", FAIL: "✗"}
@@ -305,19 +306,17 @@ def check_widgets() -> Check:
 def check_runs(path: str | os.PathLike = "runs") -> Check:
     """Step 4 writes checkpoints to ``runs/<name>/``: the folder (or its parent) must be writable."""
     target = Path(path)
-    folder = target if target.is_dir() else target.parent
-    if target.exists() and not target.is_dir():
+    try:
+        check_writable_folder(target, "runs/ folder")
+    except NotADirectoryError:
         return Check(
             FAIL, "runs/", f"{target.resolve()} exists but is not a folder", f"remove or rename {target}"
         )
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".pconv-doctor-"):
-            pass
-    except OSError as error:
+    except PermissionError as error:
         return Check(
             FAIL,
             "runs/",
-            f"cannot write in {folder.resolve()} ({type(error).__name__})",
+            f"cannot write in {target.resolve()}: {error}",
             "run from a folder you own (e.g. your clone of the course) or fix its permissions",
         )
     state = "writable" if target.is_dir() else "will be created (parent writable)"

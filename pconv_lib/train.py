@@ -27,7 +27,6 @@ import math
 import os
 import shutil
 import signal
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -39,6 +38,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pconv_lib.files import check_writable_folder
 from pconv_lib.layers import check_mask_values
 from pconv_lib.losses import LossWeights, PConvLoss
 from pconv_lib.model import PConvUNet
@@ -201,35 +201,6 @@ def _inside(path: str | os.PathLike, folder: Path) -> bool:
         return Path(path).resolve().parent == folder.resolve()
     except OSError:
         return False
-
-
-def check_writable_folder(folder: str | os.PathLike, what: str = "output folder") -> Path:
-    """Check (by writing a temporary file) that ``folder`` exists or can be created and is writable.
-
-    Nothing is created when ``folder`` does not exist yet: its nearest existing parent is tested.
-
-    Raises:
-        NotADirectoryError: ``folder`` or a parent is a file.
-        PermissionError: it cannot be written (permissions, read-only file system); the message
-            names the path.
-    """
-    folder = Path(folder)
-    probe = folder
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise NotADirectoryError(f"{what} {folder}: {probe} is a file, not a folder; choose another path")
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as error:
-        raise PermissionError(
-            f"{what} {folder} is not writable ({error.strerror or error}, tested in {probe}); "
-            "choose a writable folder (read-only file system or missing permissions)"
-        ) from None
-    return folder
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:

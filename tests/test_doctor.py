@@ -13,7 +13,7 @@ import pytest
 import torch
 import torchvision
 
-from pconv_lib import cli, doctor, losses, pretrained
+from pconv_lib import cli, doctor, files, losses, pretrained
 
 ROOT = Path(__file__).resolve().parent.parent
 DiskUsage = namedtuple("DiskUsage", "total used free")
@@ -241,7 +241,7 @@ def test_runs_not_writable_fails(monkeypatch, tmp_path):
     def refuse(*args, **kwargs):
         raise PermissionError("read-only")
 
-    monkeypatch.setattr(doctor.tempfile, "NamedTemporaryFile", refuse)
+    monkeypatch.setattr(files.tempfile, "TemporaryFile", refuse)
     result = doctor.check_runs(tmp_path / "runs")
     assert result.status == doctor.FAIL and "cannot write" in result.message and result.fix
 
