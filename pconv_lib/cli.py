@@ -299,7 +299,7 @@ OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def _device(name: str | None):
-    from pconv_lib.train import resolve_device
+    from pconv_lib.runtime import resolve_device
 
     return resolve_device(name)
 

@@ -80,6 +80,38 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def resolve_device(name: str | torch.device | None = None) -> torch.device:
+    """:func:`pick_device`, checking that a named device exists here.
+
+    Raises:
+        ValueError: an unknown device name, or CUDA / MPS asked for where it is not available.
+    """
+    if name is None or isinstance(name, torch.device):
+        return pick_device(None if name is None else str(name))
+    try:
+        device = torch.device(str(name))
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}: use cpu, cuda, cuda:N or mps (or omit it)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {name!r} asked for, but no CUDA GPU is available here "
+                "(torch.cuda.is_available() is False): use --device cpu or leave --device out"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                f"numbered 0..{torch.cuda.device_count() - 1}"
+            )
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device {name!r} asked for, but Apple MPS is not available here: use cpu")
+    elif device.type != "cpu":
+        raise ValueError(f"device {name!r} is not supported: use cpu, cuda, cuda:N or mps")
+    return device
+
+
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python, NumPy and torch; return a fresh ``numpy.random.Generator`` for ``seed``."""
     random.seed(seed)

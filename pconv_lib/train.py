@@ -43,7 +43,7 @@ from pconv_lib.layers import check_mask_values
 from pconv_lib.losses import LossWeights, PConvLoss
 from pconv_lib.model import PConvUNet
 from pconv_lib.pretrained import resolve_checkpoint
-from pconv_lib.runtime import pick_device
+from pconv_lib.runtime import resolve_device
 
 STAGE_LR = {"train": 2e-4, "finetune": 5e-5}
 CHECKPOINT_FORMAT = 1
@@ -318,38 +318,6 @@ def model_from_checkpoint(
     model = PConvUNet(depth=config.depth, width=config.width)
     load_model_weights(model, state, path)
     return model.to(device or "cpu").eval(), config
-
-
-def resolve_device(name: str | torch.device | None = None) -> torch.device:
-    """:func:`pick_device`, checking that a named device exists here.
-
-    Raises:
-        ValueError: an unknown device name, or CUDA / MPS asked for where it is not available.
-    """
-    if name is None or isinstance(name, torch.device):
-        return pick_device(None if name is None else str(name))
-    try:
-        device = torch.device(str(name))
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}: use cpu, cuda, cuda:N or mps (or omit it)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device {name!r} asked for, but no CUDA GPU is available here "
-                "(torch.cuda.is_available() is False): use --device cpu or leave --device out"
-            )
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
-                f"numbered 0..{torch.cuda.device_count() - 1}"
-            )
-    elif device.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ValueError(f"device {name!r} asked for, but Apple MPS is not available here: use cpu")
-    elif device.type != "cpu":
-        raise ValueError(f"device {name!r} is not supported: use cpu, cuda, cuda:N or mps")
-    return device
 
 
 def check_batchnorm_batch(batch_size: int, image_size: int, depth: int) -> None:
@@ -1005,7 +973,7 @@ def lr_find(
             f"the dataset has {len(data)} items, fewer than one batch of {batch_size}: "  # type: ignore[arg-type]
             "lower batch_size or add images"
         )
-    device = pick_device(None if device is None else str(device))
+    device = resolve_device(device)
     trial = copy.deepcopy(model).to(device).train()
     loss = loss.to(device)
     optimizer = torch.optim.Adam([p for p in trial.parameters() if p.requires_grad], lr=start_lr)
