@@ -50,8 +50,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pconv_lib.predict import model_device as _model_device
-from pconv_lib.predict import pad_to, predict_padded, round_up, run_model
+from pconv_lib.predict import model_device, pad_to, predict_padded, round_up, run_model
 
 __all__ = [
     "TiledResult",
@@ -340,18 +339,9 @@ def _warn_if_training(model: Model) -> None:
         )
 
 
-def _run(model: Model, image: torch.Tensor, mask: torch.Tensor, device: torch.device):
-    """Run the model once on a batch; return float32 (N, 3, h, w) on the CPU."""
-    return run_model(model, image, mask, device)
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return round_up(value, multiple)
-
-
 def _plan_axis(length: int, tile_size: int, overlap: int, multiple: int) -> tuple[int, int, int]:
     """(tile, padded length, pad before) for one axis."""
-    tile = min(tile_size, _round_up(length, multiple))
+    tile = min(tile_size, round_up(length, multiple))
     if length <= tile:
         padded = tile
     else:
@@ -423,14 +413,14 @@ def predict_tiled(
     if tile_size % multiple:
         raise ValueError(
             f"tile_size ({tile_size}) must be a multiple of {multiple} (the model's size "
-            f"multiple, 2**depth); try {_round_up(tile_size, multiple)}"
+            f"multiple, 2**depth); try {round_up(tile_size, multiple)}"
         )
     _check_overlap(overlap, tile_size)
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     inp = _prepare(image, mask)
     _warn_if_training(model)
-    dev = _model_device(model, device)
+    dev = model_device(model, device)
 
     height, width = inp.image.shape[-2:]
     th, ph, pad_top = _plan_axis(height, tile_size, overlap, multiple)
@@ -463,7 +453,7 @@ def predict_tiled(
             batch = to_run[start : start + batch_size]
             tiles = torch.cat([padded_image[:, :, t : t + th, l : l + tw] for t, l in batch])
             masks = torch.cat([padded_mask[:, :, t : t + th, l : l + tw] for t, l in batch])
-            out = _run(model, tiles, masks, dev)
+            out = run_model(model, tiles, masks, dev)
             for (t, l), pred in zip(batch, out, strict=True):
                 acc[:, t : t + th, l : l + tw] += pred * window
                 weight[t : t + th, l : l + tw] += window
@@ -507,8 +497,8 @@ def predict_whole(
     inp = _prepare(image, mask)
     _warn_if_training(model)
     height, width = inp.image.shape[-2:]
-    ph, pw = _round_up(height, multiple), _round_up(width, multiple)
-    blended = predict_padded(model, inp.image, inp.mask, multiple, _model_device(model, device))
+    ph, pw = round_up(height, multiple), round_up(width, multiple)
+    blended = predict_padded(model, inp.image, inp.mask, multiple, model_device(model, device))
     return TiledResult(
         image=_finish(inp, blended),
         tiles_total=1,
@@ -563,7 +553,7 @@ def predict_naive_chunks(
         raise ValueError(f"overlap must be an int in [0, 2 * chunk), got {overlap!r}")
     inp = _prepare(image, mask)
     _warn_if_training(model)
-    dev = _model_device(model, device)
+    dev = model_device(model, device)
     height, width = inp.image.shape[-2:]
     ph, pw = max(height, chunk), max(width, chunk)
     padded_image = F.pad(inp.image, (0, pw - width, 0, ph - height), value=1.0)
@@ -577,7 +567,7 @@ def predict_naive_chunks(
         for r0, r1 in rows:
             for c0, c1 in cols:
                 region = (slice(None), slice(None), slice(r0, r1), slice(c0, c1))
-                pred = _run(model, padded_image[region], padded_mask[region], dev)[0]
+                pred = run_model(model, padded_image[region], padded_mask[region], dev)[0]
                 old = filled[r0:r1, c0:c1]
                 recon[:, r0:r1, c0:c1] = torch.where(
                     old, (recon[:, r0:r1, c0:c1] + pred) / 2, pred
