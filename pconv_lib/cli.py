@@ -386,6 +386,7 @@ def _parse_buckets(text: str) -> list[int]:
 def _check_train_args(args: argparse.Namespace) -> None:
     """Everything about ``train`` that can be checked before data, VGG or model are loaded."""
     from pconv_lib.files import check_writable_folder
+    from pconv_lib.pretrained import resolve_checkpoint
     from pconv_lib.train import check_run_folder
 
     if args.stage == "finetune" and args.checkpoint is None and args.resume is None:
@@ -408,7 +409,7 @@ def _check_train_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--{flag} {folder}: no such folder")
     for flag in ("checkpoint", "resume"):
         path = getattr(args, flag)
-        if path is not None and str(path) != "demo" and not path.is_file():
+        if path is not None and not resolve_checkpoint(path).is_file():
             raise UsageError(f"--{flag} {path}: no such checkpoint file")
     _device(args.device)
     run_dir = args.log_path / name
