@@ -18,6 +18,12 @@ by channel. The last level concatenates the input image and its mask. Channel co
 scaled by ``width`` (``max(1, round(c * width))``) for small CPU models; ``in_channels`` and
 ``out_channels`` are not scaled.
 
+The paper's ablation (Fig. 2 e-f, section 5.1): the *same* network with ordinary convolutions,
+``PConvUNet(..., layer="ordinary")``. Every ``PartialConv2d`` becomes an ``nn.Conv2d`` of the same
+shape (same depth, widths, BatchNorm, skips and parameter count); the holes of the input image
+are filled with a constant (``hole_fill``: 0.5, the paper's 127.5/255, or a per-channel colour
+such as the training set's mean pixel) and no mask is used anywhere inside.
+
 Convolutions followed by BatchNorm have no bias (BN's shift replaces it); the first encoder layer
 and the last decoder layer, which have no BN, have one. Masks follow the library convention
 ``1 = valid, 0 = hole``. Images are float ``(N, in_channels, H, W)``, typically in [0, 1]; the
@@ -26,7 +32,8 @@ output is unbounded (no sigmoid, as in the paper).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -37,10 +44,12 @@ from pconv_lib.layers import PartialConv2d, _zero_holes
 __all__ = [
     "MIN_DEPTH",
     "MAX_DEPTH",
+    "LAYERS",
     "LayerSpec",
     "PConvBlock",
     "PConvUNet",
     "architecture",
+    "build_model",
     "count_parameters",
     "encoder_channels",
     "expected_parameter_count",
@@ -48,6 +57,8 @@ __all__ = [
 
 MIN_DEPTH = 3
 MAX_DEPTH = 10
+#: The two layer kinds: the paper's partial convolution, and the ordinary-convolution ablation.
+LAYERS = ("partial", "ordinary")
 
 
 class LayerSpec(NamedTuple):
@@ -150,19 +161,24 @@ class PConvBlock(nn.Module):
     Returns ``(features, new_mask)``; ``new_mask`` is ``(N, 1, H', W')``, 1 = valid.
     BatchNorm and activation are applied everywhere, holes included; the next layer ignores
     hole values because it multiplies by the mask.
+
+    ``layer="ordinary"`` (the ablation): an ``nn.Conv2d`` of the same shape instead; it takes
+    ``mask=None`` and returns ``(features, None)``.
     """
 
-    def __init__(self, spec: LayerSpec, check_mask: bool = False) -> None:
+    def __init__(self, spec: LayerSpec, check_mask: bool = False, layer: str = "partial") -> None:
         super().__init__()
-        self.conv = PartialConv2d(
-            spec.in_channels,
-            spec.out_channels,
-            spec.kernel_size,
-            stride=spec.stride,
-            padding=spec.kernel_size // 2,
-            bias=not spec.batch_norm,
-            check_mask=check_mask,
+        conv_args = dict(
+            stride=spec.stride, padding=spec.kernel_size // 2, bias=not spec.batch_norm
         )
+        if layer == "ordinary":
+            self.conv: nn.Conv2d = nn.Conv2d(
+                spec.in_channels, spec.out_channels, spec.kernel_size, **conv_args
+            )
+        else:
+            self.conv = PartialConv2d(
+                spec.in_channels, spec.out_channels, spec.kernel_size, **conv_args, check_mask=check_mask
+            )
         self.bn = nn.BatchNorm2d(spec.out_channels) if spec.batch_norm else None
         if spec.activation == "relu":
             self.act: nn.Module = nn.ReLU(inplace=True)
@@ -173,11 +189,13 @@ class PConvBlock(nn.Module):
 
     def forward(
         self, x: Tensor, mask: Tensor | None = None, *, mask_sum: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor | None]:
         """``(features, new_mask)`` from ``x`` and its ``mask``, or, with ``mask_sum``, from an input
         already multiplied by a per-channel mask and that mask summed over channels
         (:meth:`PartialConv2d.forward_masked`; the UNet decoder calls its blocks this way, so a
         forward hook on a decoder block sees ``kwargs["mask_sum"]``)."""
+        if not isinstance(self.conv, PartialConv2d):
+            return self._finish(self.conv(x), None)
         if mask_sum is not None:
             if mask is not None:
                 raise ValueError("give either mask or mask_sum (with a pre-masked x), not both")
@@ -186,7 +204,7 @@ class PConvBlock(nn.Module):
             raise ValueError("PConvBlock needs a mask (1 = valid, 0 = hole) or mask_sum")
         return self._finish(*self.conv(x, mask))
 
-    def _finish(self, h: Tensor, new_mask: Tensor) -> tuple[Tensor, Tensor]:
+    def _finish(self, h: Tensor, new_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
         if self.bn is not None:
             h = self.bn(h)
         return self.act(h), new_mask
@@ -212,6 +230,12 @@ class PConvUNet(nn.Module):
         in_channels, out_channels: image channels in and out (3 and 3 for RGB).
         freeze_encoder_bn: start with the encoder BatchNorm layers frozen (fine-tuning stage),
             see :meth:`freeze_encoder_bn`.
+        layer: ``"partial"`` (the paper's network) or ``"ordinary"`` (the ablation: ``nn.Conv2d``
+            everywhere, the input's holes filled with ``hole_fill``, no mask inside).
+        hole_fill: what fills the holes of the input of an ``"ordinary"`` network: one value for
+            all channels (default 0.5, the paper's 127.5 / 255) or one per channel (e.g. the
+            training set's mean pixel, :func:`pconv_lib.data.mean_pixel`). Stored in the
+            ``state_dict`` (buffer ``hole_fill``) of ordinary networks only.
         check_mask: check once per forward, at the model's entry, that mask values are exactly
             0 or 1 (inner layers never check). On a GPU this waits for the GPU once per forward;
             it is skipped under ``torch.compile``. For training, validate the batch on the data
@@ -227,7 +251,7 @@ class PConvUNet(nn.Module):
     * ``output``: ``(N, out_channels, H, W)``, the raw prediction (compose it with the input,
       ``mask * image + (1 - mask) * output``, for the final picture).
     * ``output_mask``: ``(N, 1, H, W)``, 1 where the network saw valid pixels; all ones unless
-      a hole is wider than the receptive field.
+      a hole is wider than the receptive field (always all ones for ``layer="ordinary"``).
 
     In training mode BatchNorm needs more than one value per channel at the deepest level,
     which is ``(H / 2**depth) x (W / 2**depth)`` per image: use batch >= 2 or inputs of at least
@@ -242,17 +266,30 @@ class PConvUNet(nn.Module):
         out_channels: int = 3,
         freeze_encoder_bn: bool = False,
         *,
+        layer: str = "partial",
+        hole_fill: float | Sequence[float] = 0.5,
         check_mask: bool = True,
     ) -> None:
         super().__init__()
+        if layer not in LAYERS:
+            raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")
         specs = architecture(depth, width, in_channels, out_channels)
         self.depth = depth
         self.width = float(width)
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.layer = layer
         self.check_mask = check_mask
-        self.encoder = nn.ModuleList(PConvBlock(s) for s in specs[:depth])
-        self.decoder = nn.ModuleList(PConvBlock(s) for s in specs[depth:])
+        self.encoder = nn.ModuleList(PConvBlock(s, layer=layer) for s in specs[:depth])
+        self.decoder = nn.ModuleList(PConvBlock(s, layer=layer) for s in specs[depth:])
+        if layer == "ordinary":
+            fill = torch.as_tensor(hole_fill, dtype=torch.float32).reshape(-1)
+            if fill.numel() not in (1, in_channels):
+                raise ValueError(
+                    f"hole_fill must be one value or {in_channels} (one per channel), "
+                    f"got {fill.tolist()}"
+                )
+            self.register_buffer("hole_fill", fill.expand(in_channels).reshape(1, -1, 1, 1).clone())
         self._encoder_bn_frozen = False
         if freeze_encoder_bn:
             self.freeze_encoder_bn(True)
@@ -311,24 +348,50 @@ class PConvUNet(nn.Module):
             if size % multiple:
                 raise ValueError(_size_hint(name, size, multiple, self.depth))
         first = self.encoder[0].conv
-        # the first layer's checks, once: dtype, device, shapes, values (inner masks are built here)
-        first._check_input(image)
-        first._check_mask(image, mask, values=self.check_mask)
+        # the first layer's checks, once: dtype, device, shapes, values (inner masks are built
+        # here); the ordinary twin's first layer is an nn.Conv2d, checked the same way
+        PartialConv2d._check_input(first, image)
+        PartialConv2d._check_mask(first, image, mask, values=self.check_mask)
 
     def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Inpaint ``image`` where ``mask`` is 0; returns ``(output, output_mask)``."""
         self._check_inputs(image, mask)
-        feats = [image]
-        masks = [mask]
+        if self.layer == "ordinary":
+            # the ablation: holes get a constant colour, and the network never sees the mask
+            filled = torch.where(mask != 0, image, self.hole_fill.to(image.dtype))
+            feats, _ = self.encode(filled, None)
+            output, _ = self.decode(feats, None)
+            return output, torch.ones_like(output[:, :1])
+        feats, masks = self.encode(image, mask)
+        return self.decode(feats, masks)
+
+    def encode(self, image: Tensor, mask: Tensor | None) -> tuple[list[Tensor], list[Tensor] | None]:
+        """Run the encoder; returns the features of every level, input first (``depth + 1``
+        tensors, the skips of the decoder), and their masks (``None`` for ``layer="ordinary"``)."""
+        feats, masks = [image], [mask]
         h, m = image, mask
         for block in self.encoder:
             h, m = block(h, m)
             feats.append(h)
             masks.append(m)
+        return feats, (masks if mask is not None else None)
+
+    def decode(self, feats: list[Tensor], masks: list[Tensor] | None) -> tuple[Tensor, Tensor | None]:
+        """Run the decoder on what :meth:`encode` returned; returns ``(output, output_mask)``.
+
+        Each level upsamples the features (and mask) by 2, nearest, concatenates the skip of the
+        same resolution and runs its block.
+        """
+        h = feats[-1]
+        m = masks[-1] if masks is not None else None
         for j, block in enumerate(self.decoder):
             skip_index = self.depth - 1 - j
-            skip, skip_mask = feats[skip_index], masks[skip_index]
+            skip = feats[skip_index]
             h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+            if masks is None:
+                h, _ = block(torch.cat((h, skip), dim=1))
+                continue
+            skip_mask = masks[skip_index]
             m = F.interpolate(m, scale_factor=2.0, mode="nearest")
             # The paper's decoder sees the per-channel mask cat(m repeated over h's channels,
             # skip_mask repeated over skip's channels). We never build it: the masked input is
@@ -343,3 +406,26 @@ class PConvUNet(nn.Module):
                 skip_sum = skip_mask.sum(1, keepdim=True)
             h, m = block(x_masked, mask_sum=m * h.shape[1] + skip_sum)
         return h, m
+
+
+def build_model(config: Mapping[str, Any] | Any, **overrides: Any) -> PConvUNet:
+    """The :class:`PConvUNet` a training config describes (a ``TrainConfig`` or its dict form).
+
+    Reads ``depth``, ``width`` and, when present, ``layer`` and ``hole_fill`` (older checkpoints
+    have neither: they are partial-convolution networks). ``overrides`` go to the constructor
+    (e.g. ``freeze_encoder_bn=True``).
+    """
+    if isinstance(config, Mapping):
+        get = config.get
+    else:
+        def get(key: str, default: Any = None) -> Any:
+            return getattr(config, key, default)
+
+    kwargs: dict[str, Any] = dict(
+        depth=int(get("depth")),
+        width=float(get("width")),
+        layer=get("layer", None) or "partial",
+        hole_fill=get("hole_fill", None) if get("hole_fill", None) is not None else 0.5,
+    )
+    kwargs.update(overrides)
+    return PConvUNet(**kwargs)

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from pconv_lib.model import PConvUNet
+from pconv_lib.model import PConvUNet, build_model
 
 DEMO_NAME = "demo"
 DEMO_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "demo_model.pt"
@@ -75,7 +75,7 @@ def demo_model(device: str | torch.device | None = None, path: str | os.PathLike
     """
     state = load_demo_state(path)
     config = state["config"]
-    model = PConvUNet(depth=int(config["depth"]), width=float(config["width"]))
+    model = build_model(config)
     try:
         model.load_state_dict({k: v.float() for k, v in state["model"].items()})
     except RuntimeError as error:

@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from pconv_lib.data import InpaintingDataset, read_image  # noqa: E402
+from pconv_lib.data import InpaintingDataset, mean_pixel, read_image  # noqa: E402
 from pconv_lib.losses import LossWeights, PConvLoss  # noqa: E402
 from pconv_lib.pretrained import DEMO_CHECKPOINT, MODEL_CARD  # noqa: E402
 from pconv_lib.train import TrainConfig, Trainer, load_checkpoint, save_checkpoint  # noqa: E402
@@ -759,6 +759,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, help="crop size, default 256")
     p.add_argument("--width", type=float, help="channel width multiplier, default 0.5")
     p.add_argument("--depth", type=int, help="default 7")
+    p.add_argument(
+        "--layer",
+        choices=("partial", "ordinary"),
+        default="partial",
+        help="partial (the demo model) or ordinary (the paper's ablation: nn.Conv2d, holes filled)",
+    )
+    p.add_argument(
+        "--hole-fill",
+        default="0.5",
+        help="ordinary layer: what fills the holes, a number in [0, 1] (0.5 = the paper's 127.5) or "
+        "'mean' (the train photos' mean pixel)",
+    )
     p.add_argument("--steps-per-epoch", type=int, help="validate every N steps (default 1000; finetune 50)")
     p.add_argument("--val-steps", type=int, help="validation batches (default 4)")
     p.add_argument("--num-workers", type=int, help="data loader workers (default 6; 0 on CPU)")
@@ -817,7 +829,22 @@ def _config_from_args(args: argparse.Namespace, stage: str) -> TrainConfig:
         num_workers=args.num_workers if args.num_workers is not None else (0 if cpu else None),
         lr=args.lr,
         out_dir=str(args.work / "runs"),
+        layer=args.layer,
+        hole_fill=_hole_fill(args),
     )
+
+
+def _hole_fill(args: argparse.Namespace) -> float | list[float]:
+    """``--hole-fill``: a number in [0, 1], or 'mean' for the mean pixel of the train photos."""
+    if args.hole_fill == "mean":
+        return mean_pixel(args.work / "photos" / "train")
+    try:
+        value = float(args.hole_fill)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise DemoBuildError(f"--hole-fill must be a number in [0, 1] or 'mean', got {args.hole_fill!r}")
+    return value
 
 
 def _default_provenance(checkpoint: Path, stage_note: str = "") -> str:
