@@ -13,6 +13,8 @@ Library modules are imported inside each check so that importing this module sta
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -48,14 +50,113 @@ def _fail(message: str) -> None:
     raise ExerciseCheckError(message)
 
 
+def _first_line(error: BaseException, limit: int = 300) -> str:
+    """``"TypeError: what it says"``, first line only, at most ``limit`` characters."""
+    return f"{type(error).__name__}: {error}".splitlines()[0][:limit].rstrip(".")
+
+
+def _guarded(check: Callable[..., bool]) -> Callable[..., bool]:
+    """Make a check turn any unexpected exception into an :class:`ExerciseCheckError`.
+
+    The contract checks below catch wrong types, shapes and dtypes first; this is the net under
+    them, so that whatever the learner's function returns or raises, the check answers with one
+    message and never fails inside its own code with a bare AttributeError or TypeError.
+    """
+
+    @functools.wraps(check)
+    def guarded(*args: Any, **kwargs: Any) -> bool:
+        try:
+            return check(*args, **kwargs)
+        except ExerciseCheckError:
+            raise
+        except Exception as error:  # the learner's code, or what it returned, broke the check
+            raise ExerciseCheckError(
+                f"{check.__name__} could not run your function to the end ({_first_line(error)}): "
+                "compare the types, shapes and dtypes it takes and returns with the task's description"
+            ) from None
+
+    return guarded
+
+
+def _same_error(error: BaseException, reproduce: Callable[[], Any]) -> bool:
+    """True when ``reproduce()`` (a suspected mistake, redone by the check) raises the same error.
+
+    A crash is explained only when the suspected mistake, recomputed on the same inputs, fails
+    with the same exception type and text: the diagnosis is confirmed, not guessed from words.
+    """
+    try:
+        reproduce()
+    except Exception as again:
+        return type(again) is type(error) and str(again) == str(error)
+    return False
+
+
 def _describe_array(value: Any) -> str:
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            return f"tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape}, dtype {value.dtype}"
-    return f"{type(value).__name__} {value!r}"
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+def _require_tensor(value: Any, what: str, *, like: Any = None, dtype: Any = None,
+                    shape: tuple[int, ...] | None = None, also: Any = None) -> None:
+    """The contract before the values: a torch tensor (not NumPy), dtype and device, then shape.
+
+    ``like``: a tensor whose dtype and device the result must have (the spec's "in the input's
+    dtype"); ``dtype`` overrides the dtype; ``also``: a second accepted dtype.
+    """
+    import torch
+
+    if isinstance(value, np.ndarray):
+        _fail(f"{what} is a NumPy array ({_describe_array(value)}): return a torch tensor. Keep the "
+              "computation in torch (no .numpy(), np.* functions or np.array(...)), so that it runs "
+              "on a GPU and gradients can flow through it")
+    if not isinstance(value, torch.Tensor):
+        _fail(f"{what} should be a torch tensor, got {_describe_array(value)}")
+    want = dtype if dtype is not None else (like.dtype if like is not None else None)
+    if want is not None and value.dtype not in (want, also):
+        _fail(f"{what} has dtype {value.dtype}, expected {want}: create new tensors with the input's "
+              "dtype and device (dtype=x.dtype, device=x.device) or convert with .to(x.dtype)")
+    if like is not None and value.device != like.device:
+        _fail(f"{what} is on {value.device}, but the inputs are on {like.device}: create new tensors "
+              "on the input's device (device=x.device), never a fixed one")
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        _fail(f"{what} has shape {tuple(value.shape)}, expected {tuple(shape)}")
+
+
+def _require_unchanged(call: str, inputs: list[tuple[str, Any, Any]]) -> None:
+    """Fail when the learner's function modified one of its inputs in place.
+
+    ``inputs``: (name, original, the copy that was passed); the check calls the learner's function
+    with copies and compares them with the originals afterwards.
+    """
+    import torch
+
+    for name, original, passed in inputs:
+        if original is None:
+            continue
+        if isinstance(original, torch.Tensor):
+            same = isinstance(passed, torch.Tensor) and torch.equal(original, passed)
+        else:
+            same = np.array_equal(original, passed)
+        if not same:
+            _fail(f"{call} changed its input `{name}` in place: the caller's data must stay as it was. "
+                  f"Compute new tensors (y = {name} * m, or {name}.clone() first) instead of in-place "
+                  "operations (*=, +=, methods ending in _, or assigning into a slice)")
 
 
 def compare_arrays(name: str, got: Any, expected: np.ndarray, *, atol: float = 1e-6) -> None:
-    """Raise :class:`ExerciseCheckError` explaining how ``got`` differs from ``expected``."""
+    """Raise :class:`ExerciseCheckError` naming the first value where ``got`` differs from ``expected``.
+
+    The neutral message of every check: "first mismatch at index [...]: expected ..., got ...".
+    """
     try:
         import torch
 
@@ -69,14 +170,17 @@ def compare_arrays(name: str, got: Any, expected: np.ndarray, *, atol: float = 1
         _fail(f"{name} should be an array like {_describe_array(expected)}, got {_describe_array(got)}")
     if got.shape != expected.shape:
         _fail(f"{name} has shape {got.shape}, expected {expected.shape}")
-    diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
-    if not np.all(np.isfinite(got.astype(np.float64))):
-        _fail(f"{name} contains inf or NaN at {np.argwhere(~np.isfinite(got))[0].tolist()}")
+    if not np.issubdtype(got.dtype, np.number) and got.dtype != bool:
+        _fail(f"{name} holds {got.dtype} values, expected numbers like {expected.dtype}")
+    got64, expected64 = got.astype(np.float64), expected.astype(np.float64)
+    if not np.all(np.isfinite(got64)):
+        _fail(f"{name} contains inf or NaN at index {np.argwhere(~np.isfinite(got64))[0].tolist()}")
+    diff = np.abs(got64 - expected64)
     if diff.max(initial=0.0) > atol:
-        where = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        where = tuple(np.argwhere(diff > atol)[0])
         _fail(
-            f"{name} differs at index {list(map(int, where))}: got {got[where]!r}, expected "
-            f"{expected[where]!r} ({int((diff > atol).sum())} of {diff.size} values differ)"
+            f"{name}: first mismatch at index {list(map(int, where))}: expected {expected64[where]:.6g}, "
+            f"got {got64[where]:.6g} ({int((diff > atol).sum())} of {diff.size} values differ)"
         )
 
 
@@ -85,6 +189,7 @@ def compare_arrays(name: str, got: Any, expected: np.ndarray, *, atol: float = 1
 # --------------------------------------------------------------------------------------------
 
 
+@_guarded
 def check_hole_ratio(hole_ratio: Callable[[np.ndarray], float]) -> bool:
     """Check a learner's ``hole_ratio(mask) -> float`` (1 = valid, 0 = hole)."""
     from pconv_lib import masks
@@ -95,12 +200,14 @@ def check_hole_ratio(hole_ratio: Callable[[np.ndarray], float]) -> bool:
     ]
     cases += [(f"random mask (seed {s})", masks.random_irregular_mask(64, 48, s)) for s in range(5)]
     for label, mask in cases:
-        ok, got = _call(hole_ratio, mask.copy())
+        passed = mask.copy()
+        ok, got = _call(hole_ratio, passed)
         if not ok:
             return _todo("hole_ratio")
+        _require_unchanged(f"hole_ratio({label})", [("mask", mask, passed)])
         expected = masks.hole_ratio(mask)
         if not isinstance(got, (float, np.floating)):
-            _fail(f"hole_ratio should return a float, got {type(got).__name__} for {label}")
+            _fail(f"hole_ratio should return a float, got {_describe_array(got)} for {label}")
         if abs(float(got) - expected) > 1e-9:
             hint = ""
             if abs(float(got) - (1 - expected)) < 1e-9:
@@ -109,26 +216,50 @@ def check_hole_ratio(hole_ratio: Callable[[np.ndarray], float]) -> bool:
     return _passed(f"hole_ratio agrees with pconv_lib.masks.hole_ratio on {len(cases)} masks")
 
 
+@_guarded
 def check_hole_ratio_bucket(hole_ratio_bucket: Callable[[float], int | None]) -> bool:
     """Check a learner's ``hole_ratio_bucket(ratio) -> int | None`` (the paper's 6 buckets)."""
     from pconv_lib import masks
 
     probes = [0.0, 0.005, 0.01, 0.0100001, 0.05, 0.1, 0.1000001, 0.15, 0.2, 0.25, 0.3, 0.35,
               0.4, 0.45, 0.5, 0.5000001, 0.55, 0.6, 0.6000001, 0.8, 1.0]
+    answers = []
     for ratio in probes:
         ok, got = _call(hole_ratio_bucket, ratio)
         if not ok:
             return _todo("hole_ratio_bucket")
-        expected = masks.hole_ratio_bucket(ratio)
-        if got != expected:
-            _fail(
-                f"hole_ratio_bucket({ratio}) returned {got!r}, expected {expected!r}: buckets are "
-                "half-open intervals (low, high], so 0.1 is in bucket 0 and 0.1000001 in bucket 1; "
-                "ratios <= 0.01 or > 0.6 are outside every bucket (None)"
-            )
+        if got is not None and (isinstance(got, bool) or not isinstance(got, (int, np.integer))):
+            _fail(f"hole_ratio_bucket({ratio}) returned {_describe_array(got)}: return the bucket's "
+                  "number as an int (0..5), or None outside every bucket")
+        answers.append(None if got is None else int(got))
+
+    def bucket_with(inside: Callable[[float, float, float], bool], first: int = 0) -> list[int | None]:
+        """The answers of a bucket function whose intervals are tested by ``inside``."""
+        result: list[int | None] = []
+        for ratio in probes:
+            found = [i for i, (low, high) in enumerate(masks.HOLE_RATIO_BUCKETS) if inside(ratio, low, high)]
+            result.append(found[0] + first if found else None)
+        return result
+
+    expected = [masks.hole_ratio_bucket(r) for r in probes]
+    variants = [  # (the answers of a suspected mistake, what to change)
+        (bucket_with(lambda r, lo, hi: lo <= r < hi), "intervals [low, high) are closed on the wrong side"),
+        (bucket_with(lambda r, lo, hi: lo <= r <= hi), "intervals [low, high] include their low end"),
+        (bucket_with(lambda r, lo, hi: lo < r < hi), "intervals (low, high) leave out their high end"),
+        (bucket_with(lambda r, lo, hi: lo < r <= hi, first=1), "bucket numbers start at 1; they start at 0"),
+    ]
+    for ratio, got, want in zip(probes, answers, expected):
+        if got != want:
+            hint = next((h for v, h in variants if v == answers and v != expected), "")
+            if hint:
+                hint = (f" Your answers on all {len(probes)} probe ratios are those of buckets whose {hint}: "
+                        "buckets are half-open intervals (low, high], so 0.1 is in bucket 0 and 0.1000001 "
+                        "in bucket 1; ratios <= 0.01 or > 0.6 are outside every bucket (None).")
+            _fail(f"hole_ratio_bucket({ratio}) returned {got!r}, expected {want!r}.{hint}")
     return _passed(f"hole_ratio_bucket puts all {len(probes)} probe ratios in the right bucket")
 
 
+@_guarded
 def check_stroke_drawer(
     draw: Callable[[np.ndarray, np.random.Generator, int], None], *, quiet: bool = False
 ) -> bool:
@@ -147,8 +278,9 @@ def check_stroke_drawer(
                   "do), not return a new image")
         values = set(np.unique(canvas).tolist())
         if not values <= {0, 1}:
+            not_255 = ", not 255" if values == {0, 255} else ""
             _fail(f"the canvas must only hold 0 and 1 (1 = drawn = future hole), found {values}; "
-                  "draw with colour 1, not 255")
+                  f"draw with colour 1{not_255}")
         if canvas.sum() == 0:
             _fail(f"nothing was drawn on the {canvas.shape[0]}x{canvas.shape[1]} canvas for seed {seed}: "
                   "is the stroke inside the image? cv2 takes points as (x, y) = (column, row), and "
@@ -181,6 +313,7 @@ def _circle_of(canvas: np.ndarray) -> tuple[int, int, int] | None:
     return int(left + right) // 2, int(top + bottom) // 2, int(right - left) // 2
 
 
+@_guarded
 def check_circle_drawer(draw: Callable[[np.ndarray, np.random.Generator, int], None]) -> bool:
     """Check a learner's ``draw_random_circle(canvas, rng, max_size)``: one **filled** circle of
     value 1, centre anywhere in the image, radius 3..``max_size`` (both included), drawn in place
@@ -255,34 +388,46 @@ def _seeded_features(seed: int, shape: tuple[int, ...]):
     return torch.rand(shape, generator=generator, dtype=torch.float64)
 
 
+@_guarded
 def check_gram_matrix(gram_matrix: Callable) -> bool:
-    """Check a learner's ``gram_matrix(features (N, C, H, W)) -> (N, C, C)``, F Fᵀ / (C·H·W)."""
+    """Check a learner's ``gram_matrix(features (N, C, H, W)) -> (N, C, C)``, F Fᵀ / (C·H·W).
+
+    F is one image's features as a (C, H·W) matrix, so F Fᵀ is C×C (entry (c, d): the dot product
+    of channels c and d). Contract first: a tensor (not NumPy) in the features' dtype and device,
+    shape (N, C, C), ``features`` unchanged; then the values, with a hint only when the learner's
+    result equals a recomputed mistake (a missing or partial normalisation, FᵀF).
+    """
+    import torch
+
     from pconv_lib import losses
 
     for seed, shape in enumerate([(1, 2, 3, 3), (2, 4, 5, 7), (3, 8, 6, 4)]):
         features = _seeded_features(seed, shape)
-        ok, got = _call(gram_matrix, features.clone())
+        passed = features.clone()
+        ok, got = _call(gram_matrix, passed)
         if not ok:
             return _todo("gram_matrix")
-        expected = losses.gram_matrix(features).double()
+        call = f"gram_matrix(features of shape {shape})"
+        _require_unchanged(call, [("features", features, passed)])
         n, c, h, w = shape
-        if hasattr(got, "shape") and tuple(got.shape) == (n, c, c):
-            got_d = got.double()
-            scale_hints = {
-                c * h * w: "it is not normalised: divide by C·H·W",
-                h * w: "it is divided by C only: divide by C·H·W",
-                c: "it is divided by H·W only: divide by C·H·W",
-            }
-            for factor, hint in scale_hints.items():
-                if factor != 1 and bool((got_d - expected * factor).abs().max() < 1e-6 * factor):
-                    _fail(f"gram_matrix is {factor}x too large for features of shape {shape}: {hint}")
-            if bool((got_d - expected.transpose(1, 2)).abs().max() > 1e-6) and bool(
-                (got_d - got_d.transpose(1, 2)).abs().max() > 1e-6
-            ):
-                _fail(
-                    "gram_matrix is not symmetric: compute F @ F.transpose(1, 2) with F of shape (N, C, H·W)"
-                )
-        compare_arrays(f"gram_matrix for features of shape {shape}", got, expected, atol=1e-6)
+        flat = features.reshape(n, c, h * w)
+        if isinstance(got, torch.Tensor) and tuple(got.shape) == (n, h * w, h * w):
+            if _close(got, flat.transpose(1, 2) @ flat / (c * h * w), atol=1e-9):
+                _fail(f"{call} has shape {tuple(got.shape)}, expected ({n}, {c}, {c}): you computed FᵀF, "
+                      "the (H·W)×(H·W) products of positions. The Gram matrix compares channels: with F of "
+                      "shape (N, C, H·W), compute F @ F.transpose(1, 2), which is (N, C, C)")
+        _require_tensor(got, call, like=features, shape=(n, c, c), also=torch.float32)
+        expected = losses.gram_matrix(features).double()
+        got_d = got.detach().double()
+        scale_hints = {
+            c * h * w: "it is not normalised: divide by C·H·W",
+            h * w: "it is divided by C only: divide by C·H·W",
+            c: "it is divided by H·W only: divide by C·H·W",
+        }
+        for factor, hint in scale_hints.items():
+            if factor != 1 and bool((got_d - expected * factor).abs().max() < 1e-6 * factor):
+                _fail(f"{call} is {factor}x too large: {hint}")
+        compare_arrays(call, got, expected, atol=1e-6)
     return _passed("gram_matrix matches pconv_lib.losses.gram_matrix, normalised by C·H·W")
 
 
@@ -353,6 +498,7 @@ def _tv_variants(comp, mask) -> list[tuple[str, Any]]:
     ]
 
 
+@_guarded
 def check_total_variation_loss(total_variation_loss: Callable) -> bool:
     """Check a learner's ``total_variation_loss(comp, mask)`` (TV over the dilated hole region)."""
     import torch
@@ -366,16 +512,20 @@ def check_total_variation_loss(total_variation_loss: Callable) -> bool:
         mask[1, :, 10:15, 6:11] = 0
         if seed == 3:
             mask[:] = 1
-        ok, got = _call(total_variation_loss, comp.clone(), mask.clone())
+        passed = (comp.clone(), mask.clone())
+        ok, got = _call(total_variation_loss, *passed)
         if not ok:
             return _todo("total_variation_loss")
-        if isinstance(got, torch.Tensor) and got.numel() != 1:
-            _fail(f"total_variation_loss should return one number (a scalar tensor), got shape "
+        call = f"total_variation_loss(comp {tuple(comp.shape)}, mask {tuple(mask.shape)}) (test {seed + 1})"
+        _require_unchanged(call, [("comp", comp, passed[0]), ("mask", mask, passed[1])])
+        if isinstance(got, (float, int, np.floating)):
+            _fail(f"{call} returned a Python number, {float(got):.6f}: return the tensor itself (no .item() "
+                  "or float()), so that backward() can reach the network through it")
+        _require_tensor(got, call, like=comp, also=torch.float32)
+        if got.numel() != 1:
+            _fail(f"{call} should return one number (a scalar tensor), got shape "
                   f"{tuple(got.shape)}: sum the weighted differences over everything, then divide.")
-        try:
-            got_value = float(got)
-        except (TypeError, ValueError):
-            _fail(f"total_variation_loss should return a scalar tensor, got {_describe_array(got)}")
+        got_value = float(got.detach())
         expected = float(losses.total_variation_loss(comp, mask).double())
         if abs(got_value - expected) > 1e-6:
             hint = ""
@@ -386,8 +536,7 @@ def check_total_variation_loss(total_variation_loss: Callable) -> bool:
                     if abs(got_value - float(value)) < 1e-9 + 1e-6 * abs(float(value)):
                         hint = " " + message
                         break
-            _fail(f"total_variation_loss gives {got_value:.6f}, expected {expected:.6f} "
-                  f"(test {seed + 1}).{hint}")
+            _fail(f"{call} gives {got_value:.6f}, expected {expected:.6f}.{hint}")
     return _passed("total_variation_loss matches the library on 4 masks, including one without holes")
 
 
@@ -401,8 +550,9 @@ def _total_of(total_loss: Callable, values: dict[str, float]) -> tuple[bool, Any
     import torch
 
     terms = {name: torch.tensor(float(v), requires_grad=True) for name, v in values.items()}
+    passed = dict(terms)
     try:
-        ok, got = _call(total_loss, dict(terms))
+        ok, got = _call(total_loss, passed)
     except KeyError as error:
         key = error.args[0] if error.args else "?"
         if key == "total":
@@ -412,6 +562,15 @@ def _total_of(total_loss: Callable, values: dict[str, float]) -> tuple[bool, Any
               f"{', '.join(_PAPER_WEIGHTS)}.")
     if not ok:
         return False, None, terms
+    if passed.keys() != terms.keys() or any(passed[k] is not terms[k] for k in terms):
+        _fail("total_loss changed the dict `terms` it was given (added, removed or replaced an entry): "
+              "read the six terms and return the total; leave `terms` as it was")
+    for name, value in values.items():
+        if float(terms[name].detach()) != float(torch.tensor(float(value))):
+            _fail(f"total_loss changed the tensor terms[{name!r}] in place: compute new tensors "
+                  "(w * terms[name]) instead of in-place operations (*=, +=, methods ending in _)")
+    if isinstance(got, np.ndarray):
+        _require_tensor(got, "the result of total_loss")
     if not isinstance(got, torch.Tensor):
         _fail(f"total_loss returned {_describe_array(got)}: return a tensor (no .item() or float()), "
               "or backward() has nothing to differentiate.")
@@ -424,6 +583,7 @@ def _total_of(total_loss: Callable, values: dict[str, float]) -> tuple[bool, Any
     return True, got, terms
 
 
+@_guarded
 def check_total_loss(total_loss: Callable) -> bool:
     """Check a learner's ``total_loss(terms: dict[str, Tensor]) -> Tensor`` (the paper's weighted sum).
 
@@ -532,6 +692,7 @@ def _uncovered_box(covered: np.ndarray) -> str:
     return text + "; consecutive tiles must start tile - overlap pixels apart, so that they overlap"
 
 
+@_guarded
 def check_tile_grid(tile_grid: Callable[[int, int, int, int], list[tuple[int, int]]]) -> bool:
     """Check a learner's ``tile_grid(height, width, tile, overlap) -> [(top, left), ...]``.
 
@@ -608,14 +769,17 @@ def check_tile_grid(tile_grid: Callable[[int, int, int, int], list[tuple[int, in
     return _passed(f"tile_grid covers all {len(cases)} test images exactly like pconv_lib.tiling.tile_grid")
 
 
+@_guarded
 def check_blend_window(blend_window: Callable[[int, int], Any]) -> bool:
     """Check a learner's ``blend_window(tile, overlap) -> (tile, tile)`` blending weights.
 
     The shape of the ramp is free (sin², linear, ...), so properties are checked: shape, strictly
     positive and finite, at most 1, symmetric, separable, equal to 1 in the middle and rising
     from the border over the first ``overlap`` pixels. The pass message says whether it is also
-    the library's sin² ramp.
+    the library's sin² ramp. Contract first: a float32 torch tensor (the spec's), not NumPy.
     """
+    import torch
+
     from pconv_lib import tiling
 
     cases = [(64, 16), (96, 32), (128, 0), (32, 16), (48, 5)]  # (tile, overlap), 2 * overlap <= tile
@@ -625,17 +789,11 @@ def check_blend_window(blend_window: Callable[[int, int], Any]) -> bool:
         ok, got = _call(blend_window, tile, overlap)
         if not ok:
             return _todo("blend_window")
-        try:
-            import torch
-
-            if isinstance(got, torch.Tensor):
-                got = got.detach().cpu().numpy()
-        except ImportError:  # pragma: no cover - torch is a dependency
-            pass
-        if not isinstance(got, np.ndarray):
-            _fail(f"{call} should return a (tile, tile) tensor or array, got {type(got).__name__}")
-        if got.shape != (tile, tile):
-            _fail(f"{call} has shape {got.shape}, expected ({tile}, {tile}): one weight per tile pixel")
+        _require_tensor(got, call, dtype=torch.float32)
+        if tuple(got.shape) != (tile, tile):
+            _fail(f"{call} has shape {tuple(got.shape)}, expected ({tile}, {tile}): one weight per tile "
+                  "pixel")
+        got = got.detach().cpu().numpy()
         w = got.astype(np.float64)
         if not np.all(np.isfinite(w)):
             _fail(f"{call} contains inf or NaN")
@@ -672,6 +830,13 @@ def check_blend_window(blend_window: Callable[[int, int], Any]) -> bool:
             _fail(
                 f"{call}: the window should rise from the border towards the middle over the "
                 f"first {overlap} pixels, found {np.round(ramp[:4], 3).tolist()}..."
+            )
+        below_one = int(np.argmax(w[:, centre] >= 1 - 1e-6)) if tile > 2 * overlap else overlap
+        if overlap > 0 and below_one < overlap:
+            _fail(
+                f"{call}: the ramp reaches 1 at pixel {below_one}, but it should rise across all "
+                f"`overlap` = {overlap} pixels (0..{overlap - 1}), staying below 1 there: it spans "
+                f"{below_one} pixels instead of {overlap} (sample it at (i + 0.5) / overlap)"
             )
         if overlap >= 4 and ramp[-1] < 0.75:
             _fail(
@@ -731,89 +896,174 @@ def _pconv_case_text(kernel: int, stride: int, padding: int, dilation: int, kind
     )
 
 
-def _call_explained(function: Callable, name: str, where: str, *args: Any) -> tuple[bool, Any]:
-    """Like :func:`_call`, but a crash becomes an ExerciseCheckError that says where and why."""
+def _works(thunk: Callable[[], Any]) -> bool:
+    """True when ``thunk()`` returns without raising (a probe of the learner's function)."""
+    try:
+        thunk()
+    except Exception:
+        return False
+    return True
+
+
+def _call_diagnosed(
+    function: Callable, name: str, where: str, args: tuple, diagnoses: list[tuple[Callable[..., bool], str]]
+) -> tuple[bool, Any]:
+    """Like :func:`_call`, but a crash becomes an ExerciseCheckError that says where, and why when known.
+
+    ``diagnoses``: (confirm, hint) pairs; ``confirm(error)`` recomputes a suspected mistake (or
+    calls the learner's function again with one thing changed) and says whether it explains the
+    crash. The first confirmed hint is added; none is guessed from the error's wording.
+    """
     try:
         return _call(function, *args)
     except ExerciseCheckError:
         raise
     except Exception as error:  # the learner's code crashed: explain instead of a bare traceback
-        text = f"{type(error).__name__}: {error}".splitlines()[0][:300]
-        hint = ""
-        if "NoneType" in text:
-            hint = (" The bias can be None (a layer built with bias=False): add it only "
-                    "`if bias is not None`.")
-        elif "dtype" in text.lower() or "scalar type" in text.lower():
-            hint = (" Create the ones kernel with the mask's dtype and device "
-                    "(dtype=mask.dtype, device=mask.device).")
-        elif "pad should be" in text:
-            hint = (" Max pooling cannot take every padding a convolution can: count the valid pixels "
-                    "with a convolution instead, which takes the layer's stride, padding and dilation.")
-        elif "must match the size of tensor b" in text:
-            hint = (" Broadcasting lines up the last axes: a bias of shape (C_out,) meets the width "
-                    "axis of an (N, C_out, H', W') output. Give it the shape (1, C_out, 1, 1) first.")
-        _fail(f"{name} crashed for {where}: {text.rstrip('.')}.{hint}")
+        hint = next((" " + text for confirm, text in diagnoses if _confirmed(confirm, error)), "")
+        _fail(f"{name} crashed for {where}: {_first_line(error)}.{hint}")
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _require_finite(values: np.ndarray, what: str, where: str) -> None:
-    """Fail with the division-by-zero hint when ``values`` holds inf or NaN."""
-    if not np.all(np.isfinite(values)):
-        _fail(
-            f"{what} contains inf or NaN for {where}: a window with no valid pixel "
-            "divides by zero. Clamp the count to at least 1 before dividing "
-            "(count.clamp_min(1)), then multiply by (count > 0)"
-        )
+def _confirmed(confirm: Callable[[Exception], bool], error: Exception) -> bool:
+    try:
+        return bool(confirm(error))
+    except Exception:  # a diagnosis that cannot be run confirms nothing
+        return False
 
 
-def _as_float64(value: Any, what: str) -> np.ndarray:
-    """A torch tensor or NumPy array as a float64 NumPy array, or a plain-words failure."""
+def _float32_probe(function: Callable, args: tuple) -> Callable[[Exception], bool]:
+    """Confirms a dtype mistake: the same call with float32 tensors runs."""
     import torch
 
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().to(torch.float64).numpy()
-    if isinstance(value, np.ndarray):
-        return value.astype(np.float64)
-    _fail(f"{what} should be a tensor, got {type(value).__name__}")
-    raise AssertionError("unreachable")  # pragma: no cover
+    def confirm(error: Exception) -> bool:
+        converted = tuple(a.float() if isinstance(a, torch.Tensor) else a for a in args)
+        return _works(lambda: function(*converted))
+
+    return confirm
+
+
+def _maxpool_probe(mask: Any, k: int, stride: int, padding: int, dilation: int) -> Callable[..., bool]:
+    """Confirms a new mask by max pooling: F.max_pool2d with the layer's arguments fails the same way."""
+    import torch.nn.functional as F
+
+    return lambda error: _same_error(error, lambda: F.max_pool2d(mask, k, stride, padding, dilation))
+
+
+def _bias_none_probe(function: Callable, args: tuple, c_out: int) -> Callable[[Exception], bool]:
+    """Confirms a missing ``bias is None`` test: the same call with a zero bias tensor runs."""
+    import torch
+
+    if args[3] is not None:
+        return lambda error: False
+    with_bias = args[:3] + (torch.zeros(c_out, dtype=args[0].dtype),) + args[4:]
+    return lambda error: _works(lambda: function(*with_bias))
+
+
+def _bias_shape_probe(expected_out: Any, bias: Any) -> Callable[[Exception], bool]:
+    """Confirms a bias added without a reshape: ``out + bias`` fails the same way."""
+    import torch
+
+    if bias is None:
+        return lambda error: False
+    return lambda error: _same_error(error, lambda: torch.zeros_like(expected_out) + bias)
+
+
+_DTYPE_HINT = ("It runs with float32 inputs but crashes with these float64 ones: create every new tensor "
+               "(the ones kernel) with the input's dtype and device (dtype=mask.dtype, device=mask.device).")
+_MAXPOOL_HINT = ("F.max_pool2d with these arguments raises exactly this error: max pooling cannot take every "
+                 "padding a convolution can. Count the valid pixels with a convolution instead, which takes "
+                 "the layer's stride, padding and dilation.")
+_BIAS_SHAPE_HINT = ("Adding the bias of shape (C_out,) to the (N, C_out, H', W') output raises exactly this "
+                    "error: broadcasting lines up the last axes, so the bias meets the width axis. Give it "
+                    "the shape (1, C_out, 1, 1) first.")
+
+
+def _conv_shape(size: tuple[int, int], k: int, stride: int, padding: int, dilation: int) -> tuple[int, int]:
+    return tuple((s + 2 * padding - dilation * (k - 1) - 1) // stride + 1 for s in size)  # type: ignore[return-value]
+
+
+def _shape_hint(got: tuple[int, ...], expected: tuple[int, ...], size: tuple[int, int], k: int,
+                stride: int, padding: int, dilation: int) -> str:
+    """A hint only when ``got`` is the shape of the same convolution with some arguments left at default."""
+    if len(got) != 4 or got[:2] != expected[:2]:
+        return ""
+    args = {"stride": (stride, 1), "padding": (padding, 0), "dilation": (dilation, 1)}
+    names = [n for n, (value, default) in args.items() if value != default]
+    for count in range(1, len(names) + 1):
+        for dropped in itertools.combinations(names, count):
+            kept = {n: (1 if n != "padding" else 0) if n in dropped else v for n, (v, _) in args.items()}
+            if _conv_shape(size, k, **kept) == tuple(got[2:]):
+                left = ", ".join(f"{n}={1 if n != 'padding' else 0}" for n in dropped)
+                return (f": it is the shape of the same convolution with {left} (the default), so pass "
+                        "stride, padding and dilation to F.conv2d, so that the windows are the layer's")
+    return ""
+
+
+def _require_finite(values: np.ndarray, what: str, where: str, empty: np.ndarray) -> None:
+    """Fail on inf or NaN; the division-by-zero hint only when they sit in windows with no valid pixel."""
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return
+    first = np.argwhere(bad)[0].tolist()
+    if np.all(np.broadcast_to(empty, values.shape)[bad]):
+        _fail(
+            f"{what} contains inf or NaN for {where}, exactly in windows with no valid pixel (first at "
+            f"index {first}): the division by the count divides by zero there. Clamp the count to at "
+            "least 1 before dividing (count.clamp_min(1)), then multiply by (count > 0)"
+        )
+    _fail(f"{what} contains inf or NaN for {where}, first at index {first}")
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    return value.detach().cpu().to(dtype=value.dtype if value.is_floating_point() else None).double().numpy()
 
 
 def _unpack_pair(got: Any, name: str, names: str) -> tuple[Any, Any]:
     if not isinstance(got, (tuple, list)) or len(got) != 2:
-        _fail(f"{name} should return a pair {names}, got {type(got).__name__}")
+        _fail(f"{name} should return a pair {names}, got {_describe_array(got)}")
     return got[0], got[1]
 
 
-def _check_new_mask(
-    got: Any, expected: np.ndarray, name: str, where: str, input_mask: Any = None
-) -> None:
-    """The learner's new mask against the library's: dtype, shape, binary, orientation, values."""
+def _require_order(first: Any, second: Any, expected: tuple[Any, Any], name: str, names: str,
+                   where: str) -> None:
+    """Fail when the two results are the expected ones in swapped order (recomputed, so confirmed)."""
     import torch
 
-    if isinstance(got, torch.Tensor) and input_mask is not None and got.dtype != input_mask.dtype:
+    if not all(isinstance(v, torch.Tensor) for v in (first, second)):
+        return
+    if _close(first, expected[1], atol=1e-6) and _close(second, expected[0], atol=1e-6) and not _close(
+        first, expected[0], atol=1e-6
+    ):
+        _fail(f"{name} returned its two results in swapped order for {where}: return {names}, in this order")
+
+
+def _check_new_mask(got: Any, expected: np.ndarray, name: str, where: str, input_mask: Any,
+                    count: np.ndarray) -> None:
+    """The learner's new mask against the library's: type, dtype, shape, binary, orientation, values."""
+    import torch
+
+    if isinstance(got, torch.Tensor) and got.dtype != input_mask.dtype:
         _fail(
             f"new_mask of {name} has dtype {got.dtype}, expected the mask's dtype {input_mask.dtype} "
             f"for {where}: the next layer multiplies by it and takes it as its mask, which must be "
-            "float 0.0 / 1.0 (convert the comparison's result with .to(mask.dtype))"
+            "float 0.0 / 1.0 (convert with .to(mask.dtype))"
         )
-    got = _as_float64(got, f"new_mask of {name}")
+    _require_tensor(got, f"new_mask of {name}", like=input_mask)
+    got = _to_numpy(got)
     if got.shape != expected.shape:
-        _fail(
-            f"new_mask of {name} has shape {got.shape}, expected {expected.shape} for {where}: "
-            "count the valid pixels with the layer's stride, padding and dilation"
-        )
+        _fail(f"new_mask of {name} has shape {got.shape}, expected {expected.shape} for {where}")
     values = np.unique(got)
     if not np.all(np.isfinite(got)) or not set(values.tolist()) <= {0.0, 1.0}:
         shown = ", ".join(f"{v:g}" for v in values[:5]) + (", ..." if values.size > 5 else "")
+        the_count = " It is the count of valid pixels itself; " if np.array_equal(got, count) else " "
         _fail(
             f"new_mask of {name} must hold exactly 0.0 and 1.0 (1 = valid), found {{{shown}}} for "
-            f"{where}: it is 1 where the window has at least one valid pixel, e.g. (count > 0) "
-            "converted to the mask's dtype, not the count itself"
+            f"{where}.{the_count}new_mask is 1 where the window has at least one valid pixel, e.g. "
+            "(count > 0) converted to the mask's dtype"
         )
     if not np.array_equal(got, expected):
-        if input_mask is not None and got.shape == tuple(input_mask.shape) and np.array_equal(
-            got, _as_float64(input_mask, "mask")
-        ):
+        mask = _to_numpy(input_mask)
+        if got.shape == mask.shape and np.array_equal(got, mask):
             _fail(
                 f"new_mask of {name} is the input mask, unchanged, for {where}: return the updated "
                 "mask (1 where the window saw at least one valid pixel), which the holes shrink in"
@@ -831,13 +1081,16 @@ def _check_new_mask(
         compare_arrays(f"new_mask of {name} for {where}", got, expected, atol=0.0)
 
 
+@_guarded
 def check_mask_update(mask_ratio_and_update: Callable) -> bool:
     """Check a learner's ``mask_ratio_and_update(mask, kernel_size, stride, padding, dilation)``.
 
     ``mask`` is single-channel ``(N, 1, H, W)``, 1 = valid; the function returns ``(ratio,
-    new_mask)``, both ``(N, 1, H', W')``: ``ratio = k*k / sum(M)`` where ``sum(M) > 0`` else 0,
-    ``new_mask = 1`` where ``sum(M) > 0`` else 0. Compared with
-    :class:`pconv_lib.layers.PartialConv2d`'s mask path, on float64 masks.
+    new_mask)``, both ``(N, 1, H', W')`` tensors in the mask's dtype: ``ratio = k*k / sum(M)``
+    where ``sum(M) > 0`` else 0, ``new_mask = 1`` where ``sum(M) > 0`` else 0. Compared with
+    :class:`pconv_lib.layers.PartialConv2d`'s mask path on float64 masks, then once on a float16
+    mask (the exercise asks for a division guard that holds in float16 too). The mask must be
+    left unchanged.
     """
     import torch
     import torch.nn.functional as F
@@ -845,28 +1098,49 @@ def check_mask_update(mask_ratio_and_update: Callable) -> bool:
     from pconv_lib.layers import PartialConv2d
 
     name = "mask_ratio_and_update"
-    for seed, (batch, height, width, k, stride, padding, dilation, kind) in enumerate(_PCONV_CASES):
-        mask = _pconv_mask(seed, batch, height, width, kind)
+    cases = [(c, torch.float64) for c in _PCONV_CASES] + [((2, 16, 16, 3, 1, 1, 1, "random"), torch.float16)]
+    for seed, ((batch, height, width, k, stride, padding, dilation, kind), dtype) in enumerate(cases):
+        mask = _pconv_mask(seed, batch, height, width, kind).to(dtype)
         where = _pconv_case_text(k, stride, padding, dilation, kind, mask.shape)
-        ok, got = _call_explained(mask_ratio_and_update, name, where, mask.clone(), k, stride, padding,
-                                  dilation)
+        if dtype == torch.float16:
+            where += " in float16"
+        args = (mask.clone(), k, stride, padding, dilation)
+        ok, got = _call_diagnosed(mask_ratio_and_update, name, where, args, [
+            (_float32_probe(mask_ratio_and_update, args), _DTYPE_HINT),
+            (_maxpool_probe(mask, k, stride, padding, dilation), _MAXPOOL_HINT),
+        ])
         if not ok:
             return _todo(name)
+        _require_unchanged(f"{name} for {where}", [("mask", mask, args[0])])
         ratio, new_mask = _unpack_pair(got, name, "(ratio, new_mask)")
+        mask64 = mask.double()
         layer = PartialConv2d(1, 1, k, stride, padding, dilation, bias=False, dtype=torch.float64)
-        expected_ratio, expected_mask = (t.numpy() for t in layer._ratio_and_mask(mask, False, torch.float64))
+        expected_ratio, expected_mask = (
+            t.numpy() for t in layer._ratio_and_mask(mask64, False, torch.float64)
+        )
         ones = torch.ones(1, 1, k, k, dtype=torch.float64)
-        count = F.conv2d(mask, ones, None, stride, padding, dilation).numpy()
-
-        ratio = _as_float64(ratio, f"ratio of {name}")
-        if ratio.shape != expected_ratio.shape:
+        count = F.conv2d(mask64, ones, None, stride, padding, dilation).numpy()
+        _require_order(ratio, new_mask, (torch.from_numpy(expected_ratio), torch.from_numpy(expected_mask)),
+                       name, "(ratio, new_mask)", where)
+        _require_tensor(ratio, f"ratio of {name}", like=mask)
+        if tuple(ratio.shape) != expected_ratio.shape:
+            hint = _shape_hint(tuple(ratio.shape), expected_ratio.shape, (height, width), k, stride, padding,
+                               dilation)
+            _fail(f"ratio of {name} has shape {tuple(ratio.shape)}, expected {expected_ratio.shape} for "
+                  f"{where}{hint}")
+        ratio = _to_numpy(ratio)
+        if dtype == torch.float16 and not np.all(np.isfinite(ratio)):
             _fail(
-                f"ratio of {name} has shape {ratio.shape}, expected {expected_ratio.shape} for {where}: "
-                "pass stride, padding and dilation to F.conv2d, so that the windows are the layer's"
+                f"ratio of {name} contains inf or NaN for {where}, although it is finite for every float64 "
+                "mask: the guard against dividing by zero does not hold in float16, which cannot store "
+                "numbers below 6e-8 (a small epsilon becomes 0) or above 65504 (k*k divided by a small "
+                "epsilon overflows). Clamp the count to at least 1 before dividing (count.clamp_min(1)), "
+                "then multiply by (count > 0)"
             )
-        _require_finite(ratio, f"ratio of {name}", where)
-        _check_new_mask(new_mask, expected_mask, name, where, mask)
-        if np.allclose(ratio, expected_ratio, rtol=1e-9, atol=1e-9):
+        _require_finite(ratio, f"ratio of {name}", where, count == 0)
+        _check_new_mask(new_mask, expected_mask, name, where, mask, count)
+        tolerance = 2e-3 if dtype == torch.float16 else 1e-9
+        if np.allclose(ratio, expected_ratio, rtol=tolerance, atol=tolerance):
             continue
         empty, valid = count == 0, count > 0
         safe_count = np.maximum(count, 1)
@@ -885,30 +1159,55 @@ def check_mask_update(mask_ratio_and_update: Callable) -> bool:
              f"{k * k} pixels: sum(1) = k*k"),
         ]
         for candidate, hint in wrong_answers:
-            if np.allclose(ratio[valid], candidate[valid], rtol=1e-9, atol=1e-9):
+            if np.allclose(ratio[valid], candidate[valid], rtol=tolerance, atol=tolerance):
                 _fail(f"{hint} (for {where})")
-        if np.allclose(ratio, expected_ratio, rtol=1e-6, atol=0):
+        epsilon = (k * k / ratio[valid] - count[valid]) if np.all(ratio[valid] > 0) else np.zeros(1)
+        if dtype == torch.float64 and 0 < epsilon.min() and np.allclose(epsilon, epsilon.mean(), rtol=1e-3):
             got_value, want = float(ratio[valid].flat[0]), float(expected_ratio[valid].flat[0])
             _fail(
                 f"ratio of {name} is off by a tiny amount (e.g. {got_value:.10g} instead of {want:.10g}) "
-                f"for {where}: an epsilon added to the count changes "
-                "every ratio (and vanishes in float16). Guard the division by clamping the count to at "
-                "least 1 instead; empty windows get ratio 0 anyway"
+                f"for {where}: it equals k*k / (count + {epsilon.mean():.2g}). An epsilon added to the count "
+                "changes every ratio (and vanishes in float16). Guard the division by clamping the count to "
+                "at least 1 instead; empty windows get ratio 0 anyway"
             )
-        compare_arrays(f"ratio of {name} for {where}", ratio, expected_ratio, atol=1e-9)
+        compare_arrays(f"ratio of {name} for {where}", ratio, expected_ratio, atol=tolerance * 50)
     return _passed(
-        f"{name} matches PartialConv2d's mask path on {len(_PCONV_CASES)} masks "
-        "(all hole, all valid, strides, paddings, dilations)"
+        f"{name} matches PartialConv2d's mask path on {len(cases)} masks "
+        "(all hole, all valid, strides, paddings, dilations, float16)"
     )
 
 
+def _bias_axis_hint(out: Any, base: np.ndarray, valid: np.ndarray, bias: Any) -> str:
+    """A hint when ``out`` is the right result with the bias added along another axis (recomputed)."""
+    if bias is None:
+        return ""
+    b = bias.numpy()
+    shapes = {"the batch axis": (-1, 1, 1, 1), "the height axis": (1, 1, -1, 1),
+              "the width axis": (1, 1, 1, -1)}
+    for axis, shape in shapes.items():
+        try:
+            with np.errstate(all="ignore"):
+                candidates = [base + b.reshape(shape), (base + b.reshape(shape)) * valid]
+        except ValueError:  # does not broadcast
+            continue
+        for candidate in candidates:
+            same = candidate.shape == tuple(out.shape) and np.allclose(
+                _to_numpy(out), candidate, rtol=1e-7, atol=1e-9)
+            if same:
+                return (f": the bias was added along {axis} (a bias reshaped to {shape}). It belongs to the "
+                        "output channels: give it the shape (1, C_out, 1, 1)")
+    return ""
+
+
+@_guarded
 def check_partial_conv_forward(partial_conv_forward: Callable) -> bool:
     """Check a learner's ``partial_conv_forward(x, mask, weight, bias, stride, padding, dilation)``.
 
     ``x`` ``(N, C_in, H, W)``, single-channel ``mask`` ``(N, 1, H, W)`` (1 = valid), ``weight``
-    ``(C_out, C_in, k, k)``, ``bias`` ``(C_out,)`` or None; returns ``(out, new_mask)``. Compared
-    with :class:`pconv_lib.layers.PartialConv2d` (weights copied) on float64 inputs whose hole
-    pixels hold random values; typical mistakes are recognised and explained.
+    ``(C_out, C_in, k, k)``, ``bias`` ``(C_out,)`` or None; returns ``(out, new_mask)``, tensors in
+    the input's dtype, with no input changed. Compared with :class:`pconv_lib.layers.PartialConv2d`
+    (weights copied) on float64 inputs whose hole pixels hold random values; a mistake is named
+    only when the learner's result equals that mistake recomputed.
     """
     import torch
     import torch.nn.functional as F
@@ -927,14 +1226,6 @@ def check_partial_conv_forward(partial_conv_forward: Callable) -> bool:
         where = _pconv_case_text(k, stride, padding, dilation, kind, mask.shape)
         where += f", {c_in} -> {c_out} channels" + ("" if with_bias else ", bias=None")
 
-        ok, got = _call_explained(
-            partial_conv_forward, name, where, x.clone(), mask.clone(), weight.clone(),
-            None if bias is None else bias.clone(), stride, padding, dilation,
-        )
-        if not ok:
-            return _todo(name)
-        out, new_mask = _unpack_pair(got, name, "(out, new_mask)")
-
         layer = PartialConv2d(c_in, c_out, k, stride, padding, dilation, bias=with_bias, dtype=torch.float64)
         with torch.no_grad():
             layer.weight.copy_(weight)
@@ -943,19 +1234,38 @@ def check_partial_conv_forward(partial_conv_forward: Callable) -> bool:
             expected_out, expected_mask = layer(x, mask)
         expected = expected_out.numpy()
 
-        out = _as_float64(out, f"out of {name}")
-        if out.shape != expected.shape:
-            _fail(
-                f"out of {name} has shape {out.shape}, expected {expected.shape} for {where}: "
-                "pass stride, padding and dilation to every F.conv2d call"
-            )
-        _require_finite(out, f"out of {name}", where)
-        _check_new_mask(new_mask, expected_mask.numpy(), name, where, mask)
-        if np.allclose(out, expected, rtol=1e-7, atol=1e-9):
-            continue
+        args = (x.clone(), mask.clone(), weight.clone(), None if bias is None else bias.clone(), stride,
+                padding, dilation)
+        ok, got = _call_diagnosed(partial_conv_forward, name, where, args, [
+            (_bias_none_probe(partial_conv_forward, args, c_out),
+             "It runs with a bias tensor but crashes with bias=None. The bias can be None (a layer built "
+             "with bias=False): add it only `if bias is not None`."),
+            (_float32_probe(partial_conv_forward, args), _DTYPE_HINT),
+            (_maxpool_probe(mask, k, stride, padding, dilation), _MAXPOOL_HINT),
+            (_bias_shape_probe(expected_out, bias), _BIAS_SHAPE_HINT),
+        ])
+        if not ok:
+            return _todo(name)
+        _require_unchanged(f"{name} for {where}", [("x", x, args[0]), ("mask", mask, args[1]),
+                                                   ("weight", weight, args[2]), ("bias", bias, args[3])])
+        out, new_mask = _unpack_pair(got, name, "(out, new_mask)")
+        _require_order(out, new_mask, (expected_out, expected_mask), name, "(out, new_mask)", where)
+        _require_tensor(out, f"out of {name}", like=x)
 
         ratio, valid = (t.numpy() for t in layer._ratio_and_mask(mask, False, torch.float64))
         raw = F.conv2d(x * mask, weight, None, stride, padding, dilation).numpy()
+        if tuple(out.shape) != expected.shape:
+            hint = _shape_hint(tuple(out.shape), expected.shape, (height, width), k, stride, padding,
+                               dilation)
+            hint = hint or _bias_axis_hint(out, raw * ratio, valid, bias)
+            _fail(f"out of {name} has shape {tuple(out.shape)}, expected {expected.shape} for {where}{hint}")
+        count = F.conv2d(mask, torch.ones(1, 1, k, k, dtype=torch.float64), None, stride, padding, dilation)
+        out = _to_numpy(out)
+        _require_finite(out, f"out of {name}", where, count.numpy() == 0)
+        _check_new_mask(new_mask, expected_mask.numpy(), name, where, mask, count.numpy())
+        if np.allclose(out, expected, rtol=1e-7, atol=1e-9):
+            continue
+
         plain = F.conv2d(x, weight, None, stride, padding, dilation).numpy()
         b = np.zeros((1, c_out, 1, 1)) if bias is None else bias.numpy().reshape(1, -1, 1, 1)
         window = k * k
@@ -984,6 +1294,9 @@ def check_partial_conv_forward(partial_conv_forward: Callable) -> bool:
                 out, candidate, rtol=1e-7, atol=1e-9
             ):
                 _fail(f"{hint} (for {where})")
+        hint = _bias_axis_hint(torch.from_numpy(out), raw * ratio, valid, bias)
+        if hint:
+            _fail(f"out of {name} differs for {where}{hint}")
         compare_arrays(
             f"out of {name} for {where} (does check_mask_update pass?)", out, expected, atol=1e-7
         )
@@ -1073,40 +1386,53 @@ _ORDER_HINT = (
 )
 
 
-def _crash_hint(text: str) -> str:
-    """A hint for a crash inside the learner's decoder code, from the error's first line."""
-    if "Sizes of tensors must match except in dimension" in text:
-        return (" torch.cat needs the same height and width everywhere: x and its mask are (h, w), the "
-                "skip tensors (2h, 2w). Upsample x and its mask by 2 first")
-    if "but this layer expects in_channels" in text:
-        return (" The partial convolution takes the upsampled features and the skip features together: "
-                "give it the features that concat_skip(x, mask, skip_x, skip_mask) returns")
-    if "does not match x shape" in text or "mask shape" in text:
-        return (" The partial convolution needs one mask channel per feature channel (or a single "
-                "one): give it the mask that concat_skip returns, with its features")
-    if "mask must be 1 = valid, 0 = hole" in text:
-        return " The partial convolution received a non-binary mask; " + _NEAREST_HINT
-    if "expand" in text:
-        return (" expand(-1, C, -1, -1) repeats a tensor that has 1 channel; a mask that already has "
-                "C channels can be used as it is")
-    return ""
+_CAT_SIZE_HINT = ("torch.cat of x and skip_x (or of their masks) without upsampling raises exactly this "
+                  "error: x and its mask are (h, w), the skip tensors (2h, 2w). Upsample x and its mask "
+                  "by 2 first")
 
 
-def _call_crash_explained(function: Callable, call: str, *args: Any) -> tuple[bool, Any]:
-    """Like :func:`_call`, but a crash becomes an ExerciseCheckError that names the call and a hint."""
+def _call_crash_explained(
+    function: Callable, call: str, args: tuple, diagnoses: list[tuple[Callable[[Exception], bool], str]]
+) -> tuple[bool, Any]:
+    """Like :func:`_call`, but a crash becomes an ExerciseCheckError that names the call.
+
+    A hint is added only when one of ``diagnoses`` (confirm, hint) confirms it by redoing the
+    suspected mistake on the same inputs and getting the same error.
+    """
     try:
         return _call(function, *args)
     except ExerciseCheckError:
         raise
     except Exception as error:
-        text = f"{type(error).__name__}: {error}".splitlines()[0][:300]
-        hint = _crash_hint(text)
+        text = _first_line(error)
+        hint = next((" " + h for confirm, h in diagnoses if _confirmed(confirm, error)), "")
         if hint:  # the library's own advice is for library users; keep its first clause only
-            text = text.split("; ")[0][:200]
-        _fail(f"{call} crashed: {text.rstrip('.')}.{hint}")
+            text = text.split("; ")[0][:200].rstrip(".")
+        _fail(f"{call} crashed: {text}.{hint}")
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _concat_probes(x: Any, mask: Any, skip_x: Any, skip_mask: Any) -> list[tuple[Callable[..., bool], str]]:
+    """Crash diagnoses for concat_skip: concatenating before upsampling (features or masks)."""
+    import torch
+
+    def no_upsampling(error: Exception) -> bool:
+        return _same_error(error, lambda: torch.cat((x, skip_x), 1)) or _same_error(
+            error, lambda: torch.cat((mask, skip_mask), 1))
+
+    return [(no_upsampling, _CAT_SIZE_HINT)]
+
+
+def _bilinear_mask(mask: Any, skip_mask: Any, c_x: int, c_skip: int) -> Any:
+    """The concatenated mask as a bilinear upsampling would make it (a suspected mistake)."""
+    import torch
+    import torch.nn.functional as F
+
+    up = F.interpolate(mask, scale_factor=2.0, mode="bilinear", align_corners=False)
+    return torch.cat((up.expand(-1, c_x, -1, -1), skip_mask.expand(-1, c_skip, -1, -1)), dim=1)
+
+
+@_guarded
 def check_concat_skip(concat_skip: Callable) -> bool:
     """Check a learner's ``concat_skip(x, mask, skip_x, skip_mask) -> (features, mask)``.
 
@@ -1134,40 +1460,46 @@ def check_concat_skip(concat_skip: Callable) -> bool:
             f"concat_skip(x {tuple(x.shape)}, mask {tuple(mask.shape)}, skip_x {tuple(skip_x.shape)}, "
             f"skip_mask {tuple(skip_mask.shape)})"
         )
-        ok, got = _call_crash_explained(concat_skip, call, *inputs)
+        ok, got = _call_crash_explained(concat_skip, call, inputs, _concat_probes(x, mask, skip_x, skip_mask))
         if not ok:
             return _todo("concat_skip")
+        _require_unchanged(call, list(zip(("x", "mask", "skip_x", "skip_mask"), (x, mask, skip_x, skip_mask),
+                                          inputs)))
         features, got_mask = _as_pair(got, call)
-        originals = (x, mask, skip_x, skip_mask)
-        for name, before, after in zip(("x", "mask", "skip_x", "skip_mask"), originals, inputs):
-            if not torch.equal(before, after):
-                _fail(f"{call} changed its input `{name}` in place: build new tensors instead")
         exp_features, exp_mask = _reference_concat_skip(x, mask, skip_x, skip_mask)
+        _require_order(features, got_mask, (exp_features, exp_mask), call, "(features, mask)", "these inputs")
+        _require_tensor(features, f"the features of {call}", like=x)
+        _require_tensor(got_mask, f"the mask of {call}", like=mask)
+        up = F.interpolate(x, scale_factor=2.0, mode="nearest")
         if tuple(features.shape) != tuple(exp_features.shape):
             hint = ""
-            if tuple(features.shape[2:]) != tuple(exp_features.shape[2:]):
-                hint = " Upsample x by 2 so that it has the skip's height and width."
-            elif features.shape[1] != c_x + c_skip:
-                hint = f" Concatenate along the channels (dim=1): {c_x} + {c_skip} = {c_x + c_skip}."
+            batch_cat = torch.cat((up, skip_x), dim=0) if up.shape[1] == skip_x.shape[1] else features[:0]
+            if _close(features, batch_cat):
+                hint = " You concatenated along the batch axis: concatenate along the channels (dim=1)."
             _fail(f"{call}: features have shape {tuple(features.shape)}, expected "
                   f"{tuple(exp_features.shape)}.{hint}")
         if not bool(((got_mask == 0) | (got_mask == 1)).all()):
-            _fail(f"{call}: the mask holds values {_distinct_values(got_mask)}; {_NEAREST_HINT}")
+            hint = "the mask must hold only 0 and 1 (1 = valid, 0 = hole)"
+            if _close(got_mask, _bilinear_mask(mask, skip_mask, c_x, c_skip)):
+                hint = "it is the mask upsampled with bilinear interpolation; " + _NEAREST_HINT
+            _fail(f"{call}: the mask holds values {_distinct_values(got_mask)}; {hint}")
         bilinear = torch.cat((F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False),
                               skip_x), dim=1)
         if _close(features, bilinear) and not _close(features, exp_features):
             _fail(f"{call}: the features were upsampled with bilinear interpolation; {_NEAREST_HINT}")
-        up = F.interpolate(x, scale_factor=2.0, mode="nearest")
         if not _close(features, exp_features) and _close(features, torch.cat((skip_x, up), dim=1)):
             _fail(f"{call}: features and masks concatenated in the wrong order (skip first); {_ORDER_HINT}")
         compare_arrays(f"features of {call}", features, exp_features, atol=1e-6)
         if tuple(got_mask.shape) != tuple(exp_mask.shape):
-            _fail(
-                f"{call}: the mask has shape {tuple(got_mask.shape)} but the features "
-                f"{tuple(features.shape)}: mask channels must match feature channels one to one. "
-                f"Expand the upsampled mask to x's {c_x} channels and skip_mask to skip_x's "
-                f"{c_skip} channels (m.expand(-1, C, -1, -1)) before concatenating them"
-            )
+            unexpanded = (n, 1 + skip_channels, 2 * h, 2 * w)
+            hint = ""
+            if tuple(got_mask.shape) == unexpanded:
+                hint = (f": it is the two masks concatenated as they are, {1 + skip_channels} channels, "
+                        "but mask channels must match feature channels one to one: expand the upsampled "
+                        f"mask to x's {c_x} channels and skip_mask to skip_x's {c_skip} channels "
+                        "(m.expand(-1, C, -1, -1)) before concatenating them")
+            _fail(f"{call}: the mask has shape {tuple(got_mask.shape)}, expected {tuple(exp_mask.shape)} "
+                  f"(one mask channel per feature channel){hint}")
         up_mask = F.interpolate(mask, scale_factor=2.0, mode="nearest")
         swapped = torch.cat((skip_mask.expand(-1, c_skip, -1, -1), up_mask.expand(-1, c_x, -1, -1)), dim=1)
         if not _close(got_mask, exp_mask) and _close(got_mask, swapped):
@@ -1232,6 +1564,38 @@ def _find_layers(block: Any) -> tuple[Any, Any]:
     return pconvs[0], bns[0]
 
 
+def _block_probes(conv: Any, x: Any, mask: Any, skip_x: Any, skip_mask: Any) -> list[tuple[Callable, str]]:
+    """Crash diagnoses for DecoderBlock.forward: the learner's own convolution, given what a suspected
+    mistake would give it, fails with the same error."""
+    import torch
+    import torch.nn.functional as F
+
+    up, up_mask = F.interpolate(x, scale_factor=2.0), F.interpolate(mask, scale_factor=2.0)
+    features, cat_mask = _reference_concat_skip(x, mask, skip_x, skip_mask)
+    c_x, c_skip = x.shape[1], skip_x.shape[1]
+
+    def run(*args: Any) -> Callable[[], Any]:
+        def call() -> Any:
+            with torch.no_grad():
+                return conv(*args)
+        return call
+
+    return [
+        (lambda e: _same_error(e, run(up, up_mask)) or _same_error(e, run(x, mask)),
+         "Your PartialConv2d, given the upsampled x alone, raises exactly this error. It takes the upsampled "
+         "features and the skip features together: give it the features that concat_skip(x, mask, skip_x, "
+         "skip_mask) returns"),
+        (lambda e: _same_error(e, run(features, torch.cat((up_mask, skip_mask), 1))),
+         "Your PartialConv2d, given the two masks concatenated without expanding them, raises exactly this "
+         "error. It needs one mask channel per feature channel (or a single one): give it the mask that "
+         "concat_skip returns, with its features"),
+        (lambda e: _same_error(e, run(features, _bilinear_mask(mask, skip_mask, c_x, c_skip))),
+         "Your PartialConv2d, given a bilinearly upsampled mask, raises exactly this error; "
+         + _NEAREST_HINT),
+    ]
+
+
+@_guarded
 def check_decoder_block(decoder_block: type) -> bool:
     """Check a learner's ``DecoderBlock(in_channels, out_channels)`` class.
 
@@ -1295,13 +1659,20 @@ def check_decoder_block(decoder_block: type) -> bool:
         for mode in ("eval", "train"):
             block.train(mode == "train")
             ref.train(mode == "train")
-            ok, got = _call_crash_explained(block, f"{call} in {mode} mode", x.clone(), mask.clone(),
-                                            skip_x.clone(), skip_mask.clone())
+            inputs = (x.clone(), mask.clone(), skip_x.clone(), skip_mask.clone())
+            ok, got = _call_crash_explained(block, f"{call} in {mode} mode", inputs,
+                                            _block_probes(conv, x, mask, skip_x, skip_mask))
             if not ok:
                 return _todo("DecoderBlock")
+            _require_unchanged(call, list(zip(("x", "mask", "skip_x", "skip_mask"),
+                                              (x, mask, skip_x, skip_mask), inputs)))
             out, new_mask = _as_pair(got, call)
             with torch.no_grad():
                 expected, expected_mask = ref(features, cat_mask)
+            _require_order(out, new_mask, (expected, expected_mask), call, "(features, new_mask)",
+                           f"{mode} mode")
+            _require_tensor(out, f"the features of {call}", like=x)
+            _require_tensor(new_mask, f"the mask of {call}", like=mask)
             if tuple(out.shape) != tuple(expected.shape):
                 _fail(f"{call} in {mode} mode: features have shape {tuple(out.shape)}, expected "
                       f"{tuple(expected.shape)}")

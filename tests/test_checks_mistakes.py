@@ -119,7 +119,7 @@ def _mask_path(kind="right"):
         ("k", "k = 3 as the window size.*k\\*k = 9"),
         ("bool", "dtype torch.bool.*to\\(mask.dtype\\)"),
         ("all-valid", "1 everywhere.*must stay holes"),
-        ("maxpool", "Max pooling cannot take every padding"),
+        ("maxpool", "F.max_pool2d with these arguments raises exactly this error: max pooling cannot"),
     ],
 )
 def test_mask_path_mistakes_are_explained(kind, message):

@@ -96,7 +96,7 @@ def test_library_blend_window_passes(capsys):
 def test_other_smooth_ramps_are_accepted(capsys):
     def linear(tile, overlap):
         r = _ramp(tile, overlap, (np.arange(overlap) + 0.5) / max(overlap, 1))
-        return np.outer(r, r).astype(np.float32)
+        return torch.from_numpy(np.outer(r, r)).float()
 
     assert checks.check_blend_window(linear) is True
     assert "different ramp" in capsys.readouterr().out
@@ -110,7 +110,7 @@ def test_blend_window_stub_is_not_implemented(capsys):
 def test_zero_border_is_explained():
     def from_zero(tile, overlap):
         r = torch.from_numpy(_ramp(tile, overlap, np.linspace(0, 1, overlap)))
-        return torch.outer(r, r)
+        return torch.outer(r, r).float()
 
     with pytest.raises(checks.ExerciseCheckError, match="zeros at the border.*divide by zero"):
         checks.check_blend_window(from_zero)
@@ -120,7 +120,7 @@ def test_one_sided_ramp_is_explained():
     def rise_only(tile, overlap):
         r = np.ones(tile)
         r[:overlap] = (np.arange(overlap) + 0.5) / overlap
-        return np.outer(r, r)
+        return torch.from_numpy(np.outer(r, r)).float()
 
     with pytest.raises(checks.ExerciseCheckError, match="not symmetric"):
         checks.check_blend_window(rise_only)
@@ -129,7 +129,7 @@ def test_one_sided_ramp_is_explained():
 def test_non_separable_window_is_explained():
     def pyramid(tile, overlap):
         r = _ramp(tile, overlap, (np.arange(overlap) + 0.5) / max(overlap, 1))
-        return np.minimum(r[:, None], r[None, :])
+        return torch.from_numpy(np.minimum(r[:, None], r[None, :])).float()
 
     with pytest.raises(checks.ExerciseCheckError, match="not separable"):
         checks.check_blend_window(pyramid)
@@ -137,4 +137,4 @@ def test_non_separable_window_is_explained():
 
 def test_one_dimensional_window_is_explained():
     with pytest.raises(checks.ExerciseCheckError, match=r"has shape \(64,\), expected \(64, 64\)"):
-        checks.check_blend_window(lambda tile, overlap: np.ones(tile))
+        checks.check_blend_window(lambda tile, overlap: torch.ones(tile))
