@@ -1413,14 +1413,21 @@ def _call_crash_explained(
 
 
 def _concat_probes(x: Any, mask: Any, skip_x: Any, skip_mask: Any) -> list[tuple[Callable[..., bool], str]]:
-    """Crash diagnoses for concat_skip: concatenating before upsampling (features or masks)."""
+    """Crash diagnoses for concat_skip: concatenating before upsampling, or along the batch axis."""
     import torch
+    import torch.nn.functional as F
 
     def no_upsampling(error: Exception) -> bool:
         return _same_error(error, lambda: torch.cat((x, skip_x), 1)) or _same_error(
             error, lambda: torch.cat((mask, skip_mask), 1))
 
-    return [(no_upsampling, _CAT_SIZE_HINT)]
+    def batch_axis(error: Exception) -> bool:
+        up = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return _same_error(error, lambda: torch.cat((up, skip_x), 0))
+
+    return [(no_upsampling, _CAT_SIZE_HINT),
+            (batch_axis, "torch.cat of the upsampled x and skip_x along dim=0 raises exactly this error: "
+                         "concatenate along the channels (dim=1), the batch axis stays as it is")]
 
 
 def _bilinear_mask(mask: Any, skip_mask: Any, c_x: int, c_skip: int) -> Any:
