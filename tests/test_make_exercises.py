@@ -154,3 +154,19 @@ def test_exercises_have_no_outputs():
     for path in sorted((ROOT / "exercises").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name
+
+
+@pytest.mark.parametrize("folder", ["solutions", "exercises"])
+def test_no_answer_key_before_or_after_the_exercise(folder):
+    """Issue 19: no mistake -> message table (a key to the fixes); questions come after the last check."""
+    for path in sorted((ROOT / folder).glob("0*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        cells = notebook.cells
+        for cell in cells:
+            if cell.cell_type == "markdown":
+                assert "| mistake |" not in cell.source, f"{path.name}: a mistakes table gives the fixes away"
+        checks = [i for i, c in enumerate(cells) if c.cell_type == "code" and "checks.check_" in c.source]
+        questions = [i for i, c in enumerate(cells)
+                     if c.cell_type == "markdown" and "questions to ask" in c.source]
+        assert checks and questions == [len(cells) - 1], f"{path.name}: the questions close the notebook"
+        assert questions[0] > checks[-1]
