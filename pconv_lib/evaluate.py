@@ -199,3 +199,26 @@ def evaluate_methods(
         m: {b: {k: v / len(images) for k, v in sums[m][b].items()} for b in buckets} for m in methods
     }
     return table
+
+
+def best_baseline_ratios(table: EvaluationTable, models: list[str]) -> str:
+    """Per bucket, each of ``models``' L1 divided by the best classical method's L1 in that bucket.
+
+    Below 1 the model beats every baseline of :data:`BASELINES` in the table; the last line names
+    the best baseline per bucket. The honest comparison: against the best, not an average.
+    """
+    baselines = [m for m in table.methods if m in BASELINES]
+    labels = [mask_lib.bucket_label(b) for b in table.buckets]
+    width = max(len(m) for m in models + ["best classical method"]) + 2
+    lines = ["L1 / best classical method's L1 (below 1: the model wins)"]
+    lines.append(" " * width + "".join(f"{label:>13}" for label in labels))
+    best = {b: min(baselines, key=lambda m: table.scores[m][b]["L1"]) for b in table.buckets}
+    for model in models:
+        cells = "".join(
+            f"{table.scores[model][b]['L1'] / table.scores[best[b]]['L1']:>13.3f}" for b in table.buckets
+        )
+        lines.append(f"{model:<{width}}{cells}")
+    short = {"OpenCV Telea": "Telea", "OpenCV Navier-Stokes": "NS", "scikit-image biharmonic": "biharm."}
+    names = "".join(f"{short[best[b]]:>13}" for b in table.buckets)
+    lines.append(f"{'best classical method':<{width}}{names}")
+    return "\n".join(lines)

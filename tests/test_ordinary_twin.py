@@ -111,3 +111,18 @@ def test_old_configs_build_partial_networks() -> None:
     assert model.layer == "partial" and isinstance(model.encoder[0].conv, PartialConv2d)
     with pytest.raises(ValueError, match="layer must be one of"):
         TrainConfig(image_size=32, depth=4, layer="Ordinary")
+
+
+def test_best_baseline_ratios_divides_by_the_best_classical_method_per_bucket() -> None:
+    from pconv_lib.evaluate import BASELINES, EvaluationTable, best_baseline_ratios
+
+    names = ["mine", *BASELINES]
+    table = EvaluationTable(names, [1, 2])
+    l1 = {"mine": (0.010, 0.030), "OpenCV Telea": (0.020, 0.024), "OpenCV Navier-Stokes": (0.012, 0.025),
+          "scikit-image biharmonic": (0.015, 0.020)}
+    table.scores = {m: {b: {"L1": l1[m][i], "PSNR": 30.0, "SSIM": 0.9} for i, b in enumerate([1, 2])}
+                    for m in names}
+    text = best_baseline_ratios(table, ["mine"])
+    row = next(line for line in text.splitlines() if line.startswith("mine"))
+    assert row.split()[1:] == [f"{0.010 / 0.012:.3f}", f"{0.030 / 0.020:.3f}"]
+    assert text.splitlines()[-1].split()[-2:] == ["NS", "biharm."]
