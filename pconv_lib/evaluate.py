@@ -215,7 +215,7 @@ def best_baseline_ratios(table: EvaluationTable, models: list[str]) -> str:
     best = {b: min(baselines, key=lambda m: table.scores[m][b]["L1"]) for b in table.buckets}
     for model in models:
         cells = "".join(
-            f"{table.scores[model][b]['L1'] / table.scores[best[b]]['L1']:>13.3f}" for b in table.buckets
+            f"{table.scores[model][b]['L1'] / table.scores[best[b]][b]['L1']:>13.3f}" for b in table.buckets
         )
         lines.append(f"{model:<{width}}{cells}")
     short = {"OpenCV Telea": "Telea", "OpenCV Navier-Stokes": "NS", "scikit-image biharmonic": "biharm."}
