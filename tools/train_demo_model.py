@@ -26,6 +26,9 @@ Stages (``--stage``; ``all`` runs fetch, extract, prepare, train, export, card i
 - ``export``: write ``--output`` (default the bundled ``demo_model.pt``) from ``--checkpoint``
   (default: the best checkpoint of the stage's run): fp16 weights, CPU tensors,
   ``{"model", "config", "step", "provenance"}``.
+- ``heldout``: extract the photos of ``tools/demo_photos/heldout.txt`` (other photographs of the
+  same packages, never trained on) into ``<work>/photos/heldout`` at 320 px (shorter side), the
+  held-out set of ``tools/compare_models.py``.
 - ``card``: evaluate that file exactly as ``python -m pconv_lib evaluate --checkpoint <file>
   --size 256 --buckets 1,2,3,4`` does and write ``MODEL_CARD.md`` next to it.
 
@@ -73,6 +76,9 @@ PACKAGES = (
 LIST_DIR = ROOT / "tools" / "demo_photos"
 TRAIN_LIST = LIST_DIR / "train.txt"
 VAL_LIST = LIST_DIR / "val.txt"
+#: Photographs of the same packages that are never trained on: the held-out evaluation set.
+HELDOUT_LIST = LIST_DIR / "heldout.txt"
+HELDOUT_SIZE = 320
 #: Shorter side (px) of the three copies of every train photo, and of the validation photos.
 TRAIN_SIZES = (384, 640, 1024)
 VAL_SIZE = 512
@@ -737,7 +743,7 @@ reproducible, so expect numbers close to, not equal to, the table above.
 # Command line
 # --------------------------------------------------------------------------------------------
 
-STAGES = ("fetch", "extract", "prepare", "train", "finetune", "export", "card", "all")
+STAGES = ("fetch", "extract", "prepare", "train", "finetune", "export", "card", "heldout", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -901,6 +907,15 @@ def main(argv: list[str] | None = None) -> int:
                     progress=sys.stderr.isatty(),
                     freeze_bn=args.freeze_bn,
                 )
+            elif stage == "heldout":
+                heldout_list = read_photo_list(HELDOUT_LIST)
+                extract_photos(find_debs(args.debs or work / "debs", PACKAGES), heldout_list, extracted,
+                               args.extractor)
+                folder = _fresh_folder(photos_dir / "heldout")
+                for photo, file in zip(heldout_list, select_photos(extracted, heldout_list), strict=True):
+                    write_jpeg(resize_shorter(_read(file), HELDOUT_SIZE), folder / f"{photo.name}.jpg")
+                print(f"heldout: {len(heldout_list)} photos at {HELDOUT_SIZE} px in {folder}; compare with "
+                      f"python tools/compare_models.py demo=demo --images {folder} --size 256")
             elif stage == "export":
                 source = args.checkpoint or trained or work / "runs" / (args.name or "demo-train") / "best.pt"
                 state = load_checkpoint(source)
