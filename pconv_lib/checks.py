@@ -122,8 +122,11 @@ def _require_tensor(value: Any, what: str, *, like: Any = None, dtype: Any = Non
         _fail(f"{what} should be a torch tensor, got {_describe_array(value)}")
     want = dtype if dtype is not None else (like.dtype if like is not None else None)
     if want is not None and value.dtype not in (want, also):
-        _fail(f"{what} has dtype {value.dtype}, expected {want}: create new tensors with the input's "
-              "dtype and device (dtype=x.dtype, device=x.device) or convert with .to(x.dtype)")
+        if like is None:
+            _fail(f"{what} has dtype {value.dtype}, expected {want}, as the task says: convert the result "
+                  f"with .to({want})")
+        _fail(f"{what} has dtype {value.dtype}, expected {want}, the input's: create new tensors with the "
+              "input's dtype and device (dtype=x.dtype, device=x.device) or convert with .to(x.dtype)")
     if like is not None and value.device != like.device:
         _fail(f"{what} is on {value.device}, but the inputs are on {like.device}: create new tensors "
               "on the input's device (device=x.device), never a fixed one")
@@ -148,8 +151,8 @@ def _require_unchanged(call: str, inputs: list[tuple[str, Any, Any]]) -> None:
             same = np.array_equal(original, passed)
         if not same:
             _fail(f"{call} changed its input `{name}` in place: the caller's data must stay as it was. "
-                  f"Compute new tensors (y = {name} * m, or {name}.clone() first) instead of in-place "
-                  "operations (*=, +=, methods ending in _, or assigning into a slice)")
+                  "Compute new arrays or tensors (y = a * b, or work on a copy) instead of in-place "
+                  "operations (*=, +=, ^=, methods ending in _, or assigning into a slice)")
 
 
 def compare_arrays(name: str, got: Any, expected: np.ndarray, *, atol: float = 1e-6) -> None:
@@ -242,19 +245,21 @@ def check_hole_ratio_bucket(hole_ratio_bucket: Callable[[float], int | None]) ->
         return result
 
     expected = [masks.hole_ratio_bucket(r) for r in probes]
-    variants = [  # (the answers of a suspected mistake, what to change)
-        (bucket_with(lambda r, lo, hi: lo <= r < hi), "intervals [low, high) are closed on the wrong side"),
-        (bucket_with(lambda r, lo, hi: lo <= r <= hi), "intervals [low, high] include their low end"),
-        (bucket_with(lambda r, lo, hi: lo < r < hi), "intervals (low, high) leave out their high end"),
-        (bucket_with(lambda r, lo, hi: lo < r <= hi, first=1), "bucket numbers start at 1; they start at 0"),
+    half_open = ("buckets are half-open intervals (low, high], so 0.1 is in bucket 0 and 0.1000001 in "
+                 "bucket 1; ratios <= 0.01 or > 0.6 are outside every bucket (None).")
+    variants = [  # (the answers of a suspected mistake, what it is)
+        (bucket_with(lambda r, lo, hi: lo <= r < hi), "intervals [low, high), closed on the wrong side: "
+         + half_open),
+        (bucket_with(lambda r, lo, hi: lo <= r <= hi), "closed intervals [low, high]: " + half_open),
+        (bucket_with(lambda r, lo, hi: lo < r < hi), "open intervals (low, high): " + half_open),
+        (bucket_with(lambda r, lo, hi: lo < r <= hi, first=1), "the right buckets, numbered from 1: bucket "
+         "numbers start at 0."),
     ]
     for ratio, got, want in zip(probes, answers, expected):
         if got != want:
             hint = next((h for v, h in variants if v == answers and v != expected), "")
             if hint:
-                hint = (f" Your answers on all {len(probes)} probe ratios are those of buckets whose {hint}: "
-                        "buckets are half-open intervals (low, high], so 0.1 is in bucket 0 and 0.1000001 "
-                        "in bucket 1; ratios <= 0.01 or > 0.6 are outside every bucket (None).")
+                hint = f" Your answers on all {len(probes)} probe ratios are those of {hint}"
             _fail(f"hole_ratio_bucket({ratio}) returned {got!r}, expected {want!r}.{hint}")
     return _passed(f"hole_ratio_bucket puts all {len(probes)} probe ratios in the right bucket")
 

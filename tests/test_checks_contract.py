@@ -46,7 +46,7 @@ def test_bucket_numbers_from_one_are_named():
         bucket = masks.hole_ratio_bucket(ratio)
         return None if bucket is None else bucket + 1
 
-    _raises(checks.check_hole_ratio_bucket, one_based, "bucket numbers start at 1")
+    _raises(checks.check_hole_ratio_bucket, one_based, "numbered from 1: bucket numbers start at 0")
 
 
 def test_bucket_unrelated_mistake_gets_no_interval_hint():

@@ -1,0 +1,219 @@
+"""The documentation says what the notebooks and the code really do (issue 19).
+
+- every line INSTRUCTORS.md or README.md quotes as notebook output is in the committed outputs;
+- the number of check-mark lines the instructors are told to expect is the number the solutions print;
+- every run time the docs quote is the one ``tools/measure_times.py`` measured (``docs/run_times.md``);
+- the Gram matrix and the loss weights are written the same way in the docs, the notebooks and the code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTRUCTORS = (ROOT / "INSTRUCTORS.md").read_text(encoding="utf-8")
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+
+spec = importlib.util.spec_from_file_location("measure_times", ROOT / "tools" / "measure_times.py")
+measure_times = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(measure_times)
+
+
+def _notebook(folder: str, step: int) -> Path:
+    (path,) = sorted((ROOT / folder).glob(f"0{step}_*.ipynb"))
+    return path
+
+
+def _outputs(path: Path) -> str:
+    """All text the committed notebook printed (streams and plain-text results), one string."""
+    texts = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                texts.append(output.get("text", ""))
+            elif "text/plain" in output.get("data", {}):
+                texts.append(output["data"]["text/plain"])
+    return "\n".join(texts)
+
+
+def _see_table() -> dict[int, tuple[str, str]]:
+    """INSTRUCTORS.md's "what learners should see" table: {step: (lesson column, exercise column)}."""
+    start = INSTRUCTORS.index("| step | lesson: what learners should see | exercise: done when |")
+    rows = {}
+    for line in INSTRUCTORS[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        rows[int(cells[0])] = (cells[1], cells[2])
+    return rows
+
+
+def test_the_table_covers_every_step():
+    assert sorted(_see_table()) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 4, 5])
+def test_quoted_lesson_output_is_in_the_committed_outputs(step):
+    lesson, _ = _see_table()[step]
+    quotes = re.findall(r'"([^"]+)"', lesson)
+    assert quotes, f"step {step}: the row quotes no output to look for"
+    printed = _outputs(_notebook("notebooks", step))
+    missing = [q for q in quotes if q not in printed]
+    assert not missing, f"INSTRUCTORS.md quotes {missing} for notebook 0{step}, which does not print it"
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 4, 5])
+def test_check_mark_lines_the_instructors_expect(step):
+    _, exercise = _see_table()[step]
+    match = re.search(r"\b(one|two|three|four|five|six) ✓ lines?\b", exercise)
+    assert match, f"step {step}: say how many ✓ lines the exercise prints ('two ✓ lines (...)')"
+    printed = _outputs(_notebook("solutions", step))
+    passes = [line for line in printed.splitlines() if line.startswith("\u2705")]
+    assert len(passes) == NUMBERS[match[1]], f"solutions/0{step} prints {len(passes)} ✓ lines: {passes}"
+
+
+def test_not_implemented_message_is_what_a_check_prints(capsys):
+    from pconv_lib import checks
+
+    def stub(*args):
+        raise NotImplementedError
+
+    checks.check_hole_ratio(stub)
+    printed = capsys.readouterr().out
+    for doc in (INSTRUCTORS, README):
+        for quote in re.findall(r'"(not implemented[^"]*)"', doc):
+            assert quote in printed
+
+
+def test_first_cell_line_is_what_describe_mode_prints_on_a_laptop(monkeypatch):
+    from pconv_lib import runtime
+
+    (quoted,) = re.findall(r"Every notebook's first cell prints `([^`]+?)(?:\.\.\.)?`", INSTRUCTORS)
+    for variable in ("CI", "PCONV_QUICK", "PCONV_FULL"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.describe_mode().startswith(quoted.strip())
+
+
+# ---- run times: one script measures them, the docs quote its table -----------------------------
+
+
+def _measured() -> dict[str, dict[str, int | None]]:
+    conditions, rows = measure_times.read_table()
+    assert conditions.startswith("Measured"), "docs/run_times.md is missing: run tools/measure_times.py"
+    return rows
+
+
+def test_run_time_table_is_written_by_the_script():
+    text = (ROOT / "docs" / "run_times.md").read_text(encoding="utf-8")
+    assert text.startswith(measure_times.HEADER)
+    rows = _measured()
+    for step in range(1, 6):
+        name = _notebook("notebooks", step).stem
+        assert name in rows and None not in rows[name].values(), f"{name}: run tools/measure_times.py"
+
+
+def test_readme_course_map_quotes_the_measured_lesson_times():
+    rows = _measured()
+    quoted = dict(re.findall(r"(?m)^\| ([1-9]) \| \[0\d_.*\| ~(\d+) s \|$", README))
+    assert sorted(quoted) == ["1", "2", "3", "4", "5"], "README's course map lost its run-time column"
+    for step, seconds in quoted.items():
+        name = _notebook("notebooks", int(step)).stem
+        assert name in rows, f"docs/run_times.md has no row for {name}: run tools/measure_times.py"
+        assert int(seconds) == rows[name]["lesson"], (
+            f"README quotes ~{seconds} s for {name}, docs/run_times.md says {rows[name]['lesson']} s: "
+            "run tools/measure_times.py --docs-only")
+
+
+def test_instructors_schedule_quotes_the_measured_times():
+    rows = _measured()
+    schedule = re.findall(r"(?m)^\| \d\d:\d\d \| .*\*\*step ([1-9]),.*\| (lesson \d+ s.*solution \d+ s) \|$",
+                          INSTRUCTORS)
+    assert [int(step) for step, _ in schedule] == [1, 2, 3, 4, 5]
+    for step, cell in schedule:
+        name = _notebook("notebooks", int(step)).stem
+        assert name in rows, f"docs/run_times.md has no row for {name}: run tools/measure_times.py"
+        lesson, solution = (int(v) for v in re.findall(r"(?:lesson|solution) (\d+) s", cell))
+        assert (lesson, solution) == (rows[name]["lesson"], rows[name]["solution"]), (
+            f"INSTRUCTORS.md quotes lesson {lesson} s, solution {solution} s for {name}; docs/run_times.md "
+            f"says {rows[name]}: run tools/measure_times.py --docs-only")
+    (doctor,) = re.findall(r"doctor: ~(\d+) s", INSTRUCTORS)
+    assert "doctor" in rows and int(doctor) == rows["doctor"]["lesson"]
+
+
+def test_no_other_run_time_is_quoted_for_a_notebook():
+    """The measured numbers are the only run times of single notebooks in the two docs."""
+    for doc in (README, INSTRUCTORS):
+        for line in doc.splitlines():
+            if re.search(r"\blesson \d+ s\b|\bsolution \d+ s\b|~\d+ s \|$", line):
+                assert line.startswith("|"), f"a run time outside the tables the script maintains: {line}"
+
+
+def test_update_docs_rewrites_the_quoted_numbers(tmp_path, monkeypatch):
+    readme, instructors = tmp_path / "README.md", tmp_path / "INSTRUCTORS.md"
+    readme.write_text(README, encoding="utf-8")
+    instructors.write_text(INSTRUCTORS, encoding="utf-8")
+    monkeypatch.setattr(measure_times, "README", readme)
+    monkeypatch.setattr(measure_times, "INSTRUCTORS", instructors)
+    rows = {_notebook("notebooks", s).stem: {"lesson": 100 + s, "solution": 200 + s} for s in range(1, 6)}
+    rows["doctor"] = {"lesson": 77, "solution": None}
+    assert measure_times.update_docs(rows) == ["README.md", "INSTRUCTORS.md"]
+    assert "| ~103 s |" in readme.read_text(encoding="utf-8")
+    text = instructors.read_text(encoding="utf-8")
+    assert "lesson 105 s" in text and "solution 201 s" in text and "doctor: ~77 s" in text
+    table = tmp_path / "run_times.md"
+    measure_times.write_table("Measured today", rows, table)
+    assert measure_times.read_table(table) == ("Measured today", rows)
+
+
+# ---- formulas: docs, notebooks and code agree ----------------------------------------------------
+
+GRAM_FFT = re.compile(r"F ?F(?:ᵀ|\^T|\^\{?\\top\}?)")
+GRAM_FTF = re.compile(r"F(?:ᵀ|\^T|\^\{?\\top\}?) ?F\b")
+
+
+def _markdown(path: Path) -> str:
+    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+
+
+def test_gram_matrix_is_f_f_transpose_everywhere():
+    from pconv_lib import checks, losses
+
+    sources = {
+        "docs/DESIGN.md": (ROOT / "docs" / "DESIGN.md").read_text(encoding="utf-8"),
+        "notebooks/04 (markdown)": _markdown(_notebook("notebooks", 4)),
+        "pconv_lib/losses.py gram_matrix": losses.gram_matrix.__doc__,
+        "pconv_lib/checks.py check_gram_matrix": checks.check_gram_matrix.__doc__,
+    }
+    for where, text in sources.items():
+        assert GRAM_FFT.search(text), f"{where} does not write the Gram matrix as F Fᵀ / (C·H·W)"
+        assert re.search(r"C ?·? ?H ?·? ?W", text), f"{where}: the normalisation C·H·W is missing"
+    for where in ("docs/DESIGN.md", "notebooks/04 (markdown)", "pconv_lib/losses.py gram_matrix"):
+        assert not GRAM_FTF.search(sources[where]), f"{where} writes FᵀF, the code computes F Fᵀ"
+    exercise = _markdown(_notebook("solutions", 4))
+    assert not GRAM_FTF.search(exercise)
+    # and the code computes it: F is one image's (C, H·W) matrix
+    features = torch.rand(2, 3, 4, 5, generator=torch.Generator().manual_seed(0))
+    flat = features.reshape(2, 3, 20)
+    assert torch.allclose(losses.gram_matrix(features), flat @ flat.transpose(1, 2) / 60)
+
+
+def test_loss_weights_agree_across_docs_notebook_and_code():
+    from pconv_lib import losses
+
+    weights = losses.LossWeights.paper()
+    assert (weights.valid, weights.hole, weights.perceptual, weights.style_out, weights.style_comp,
+            weights.tv) == (1.0, 6.0, 0.05, 120.0, 120.0, 0.1)
+    design = (ROOT / "docs" / "DESIGN.md").read_text(encoding="utf-8")
+    paper = "L = L_valid + 6 L_hole + 0.05 L_perceptual + 120 (L_style_out + L_style_comp) + 0.1 L_tv"
+    assert paper in design
+    exercise = _markdown(_notebook("solutions", 4))
+    assert (r"L = 1\,L_{valid} + 6\,L_{hole} + 0.05\,L_{perceptual} + 120\,(L_{style,out} + "
+            r"L_{style,comp}) + 0.1\,L_{tv}") in exercise
