@@ -14,6 +14,7 @@ Library modules are imported inside each check so that importing this module sta
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -278,7 +279,7 @@ def check_stroke_drawer(
         ok, returned = _call(draw, canvas, np.random.default_rng(seed), 12)
         if not ok:
             return _todo(getattr(draw, "__name__", "the stroke function"))
-        if returned is not None and canvas.sum() == 0:
+        if isinstance(returned, np.ndarray) and returned.any() and canvas.sum() == 0:
             _fail("the stroke function must draw on `canvas` in place (cv2 drawing functions "
                   "do), not return a new image")
         values = set(np.unique(canvas).tolist())
@@ -1622,6 +1623,7 @@ def check_decoder_block(decoder_block: type) -> bool:
     """
     import torch
     import torch.nn.functional as F
+    from torch import nn
 
     from pconv_lib.model import LayerSpec, PConvBlock
 
@@ -1635,11 +1637,17 @@ def check_decoder_block(decoder_block: type) -> bool:
         try:
             with torch.random.fork_rng(devices=[]):  # the learner's weight init must not move the seed
                 ok, block = _call(decoder_block, c_in, c_out)
-        except TypeError as error:
-            _fail(f"{made} failed ({error}); the constructor takes (in_channels, out_channels), "
-                  "in_channels counting the upsampled and the skip features together")
+        except Exception as error:
+            hint = ""
+            two_arguments = _works(lambda: inspect.signature(decoder_block).bind(1, 1))
+            if isinstance(error, TypeError) and not two_arguments:
+                hint = ("; its constructor cannot be called with two arguments: it takes (in_channels, "
+                        "out_channels), in_channels counting the upsampled and the skip features together")
+            _fail(f"{made} failed ({_first_line(error)}){hint}")
         if not ok:
             return _todo("DecoderBlock")
+        if not isinstance(block, nn.Module):
+            _fail(f"{made} gave {_describe_array(block)}: DecoderBlock must be an nn.Module subclass")
         conv, bn = _find_layers(block)
         if (conv.in_channels, conv.out_channels) != (c_in, c_out):
             _fail(f"{made}: its PartialConv2d maps {conv.in_channels} -> {conv.out_channels} "

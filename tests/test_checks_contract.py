@@ -348,3 +348,18 @@ def test_wrong_types_get_a_message_never_a_crash(check, answer):
 def test_decoder_block_that_is_not_a_module_gets_a_message():
     with pytest.raises(checks.ExerciseCheckError):
         checks.check_decoder_block(lambda i, o: "not a module")
+
+
+def test_decoder_block_constructor_hint_only_when_the_signature_is_wrong():
+    class ThreeArguments(torch.nn.Module):
+        def __init__(self, in_channels, skip_channels, out_channels):
+            super().__init__()
+
+    class BrokenInside(torch.nn.Module):
+        def __init__(self, in_channels, out_channels):
+            super().__init__()
+            self.conv = PartialConv2d(in_channels, out_channels, "3")  # a TypeError of another kind
+
+    _raises(checks.check_decoder_block, ThreeArguments, "cannot be called with two arguments")
+    _raises(checks.check_decoder_block, BrokenInside, r"DecoderBlock\(10, 5\) failed",
+            absent=("two arguments",))
