@@ -29,10 +29,17 @@ any long computation, and never a traceback. Exit codes:
     1    unexpected internal error (a bug: rerun with PCONV_TRACEBACK=1 and report the traceback)
     2    bad input: arguments, files, folders, checkpoints, devices (the message says what to fix)
     3    training stopped because the loss became NaN or infinite (last.pt keeps the last good state)
-    130  interrupted with Ctrl-C (training first saves interrupted.pt, a consistent state)
+    129  stopped by SIGHUP (terminal closed)  } training first finishes its step and saves
+    130  interrupted with Ctrl-C (SIGINT)       } interrupted.pt (a consistent state); rerun the
+    143  stopped by SIGTERM (docker stop, ...)  } same command plus --resume <it> to continue
 
 A run folder ``<log-path>/<name>`` that already holds a run is refused: continue it with
-``--resume``, choose a new ``--name`` or pass ``--overwrite``.
+``--resume``, choose a new ``--name`` or pass ``--overwrite`` (which deletes only the files
+training writes: checkpoints, metrics.csv, samples/step_*.png, TensorBoard events). While a run
+trains, its folder holds a lock file ``.pconv.lock`` with its PID: a second run there is refused.
+Photos are checked from their headers before decoding: more than ``PCONV_MAX_PIXELS`` pixels
+(default 100 million; ``--max-pixels`` for ``train``/``predict``) or more than the free memory is
+refused (``predict``) or skipped with a warning (training and evaluation folders).
 """
 
 from __future__ import annotations
@@ -51,14 +58,18 @@ EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGHUP gives 129, SIGTERM 143 (128 + the signal number)
 
 EXIT_CODES_HELP = """exit codes:
   0    success
   1    unexpected internal error (a bug: rerun with PCONV_TRACEBACK=1 and report it)
   2    bad input: arguments, files, folders, checkpoints, devices (the message says what to fix)
   3    training stopped: the loss became NaN or infinite (last.pt keeps the last good state)
-  130  interrupted with Ctrl-C (training saves interrupted.pt, a consistent state, first)"""
+  129  stopped by SIGHUP (terminal closed); 130: Ctrl-C (SIGINT); 143: SIGTERM (docker stop,
+       schedulers): training first saves interrupted.pt (a consistent state); rerun the same
+       command plus --resume <that file> to continue
+environment: PCONV_MAX_PIXELS  photos with more pixels are refused before decoding
+                               (default 100000000; also --max-pixels)"""
 
 
 class UsageError(ValueError):
@@ -125,7 +136,8 @@ def _training_data(args: argparse.Namespace, without_train: str):
 
     common = dict(masks=args.masks, holes_are=args.holes_are)
     if args.train is not None:
-        return InpaintingDataset(args.train, args.image_size, seed=args.seed, **common)
+        limit = getattr(args, "max_pixels", None)
+        return InpaintingDataset(args.train, args.image_size, seed=args.seed, max_pixels=limit, **common)
     print(f"no --train folder: {without_train}")
     return sample_photo_dataset(args.image_size, repeats=50, seed=args.seed, **common)
 
@@ -211,6 +223,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="where runs go (checkpoints, TensorBoard, CSV, samples)",
     )
     p.add_argument("--num-workers", type=int, default=4)
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="skip training photos with more pixels (default: $PCONV_MAX_PIXELS or 100000000)",
+    )
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on GPU")
     p.add_argument(
         "--amp-dtype",
@@ -251,6 +269,12 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model first")
     p.add_argument("--device", default=None)
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="refuse larger photos before decoding (default: $PCONV_MAX_PIXELS or 100000000)",
+    )
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -272,6 +296,24 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("doctor", help="check this machine for the course: one line per check, with the fix")
     doctor.build_parser(p)
+
+
+def _explicit_flags(argv: list[str]) -> set[str]:
+    """The ``dest`` names of the options given on the command line ``argv`` (not defaulted):
+    the same parser with every default suppressed leaves only those in the namespace."""
+    parser = build_parser()
+    parsers = [parser]
+    while parsers:
+        current = parsers.pop()
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.dest != "help":
+                action.default = argparse.SUPPRESS
+    try:
+        return set(vars(parser.parse_args(argv))) - {"command"}
+    except SystemExit:  # cannot happen after the first parse succeeded; be safe
+        return set()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -312,17 +354,20 @@ def _positive(args: argparse.Namespace, *names: str, minimum: int | float = 1) -
             raise UsageError(f"{flag} must be at least {minimum}, got {value}")
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    from pconv_lib.data import read_image
+#: Memory ``predict`` needs per image pixel (decoded photo, float copies, padding, blending
+#: accumulators, hole distances), used to refuse a photo before decoding it.
+PREDICT_BYTES_PER_PIXEL = 80
+
+
+def _read_rgb(path: Path, max_pixels: int | None = None) -> np.ndarray:
+    """The --image photo, upright; its header is checked (pixel limit, memory) before decoding."""
+    from pconv_lib.data import load_image
 
     if path.is_dir():
         raise UsageError(f"--image {path} is a folder; name one image file")
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    image = read_image(path)
-    if image is None:
-        raise UsageError(f"{path} is not a readable image (corrupt file or unknown format)")
-    return image
+    return load_image(
+        path, max_pixels=max_pixels, bytes_per_pixel=PREDICT_BYTES_PER_PIXEL, what="inpainting it"
+    )
 
 
 def _check_output_file(path: Path, flag: str, extensions: tuple[str, ...] = OUTPUT_EXTENSIONS) -> None:
@@ -340,19 +385,26 @@ def _check_output_file(path: Path, flag: str, extensions: tuple[str, ...] = OUTP
     check_writable_folder(path.parent, f"{flag} {path}: the folder")
 
 
-def _probe_images(folder: Path, what: str, sample: int = 16) -> None:
-    """Refuse a folder in which none of (up to) ``sample`` evenly spread photos can be read."""
-    from pconv_lib.data import find_images, read_image
+def _probe_images(folder: Path, what: str, sample: int = 16, max_pixels: int | None = None) -> None:
+    """Refuse a folder in which none of (up to) ``sample`` evenly spread photos can be read
+    (headers first: an oversized photo is not decoded)."""
+    from pconv_lib.data import find_images, load_image
 
     files = find_images(folder)
     step = max(1, len(files) // sample)
     probed = files[::step][:sample]
-    if all(read_image(path) is None for path in probed):
-        checked = "all" if len(probed) == len(files) else f"{len(probed)} evenly spread"
-        raise UsageError(
-            f"{what} {folder}: none of the image files could be read ({checked} of {len(files)} "
-            f"checked, e.g. {probed[0].name} is corrupt or not an image); check the folder"
-        )
+    reasons = []
+    for path in probed:
+        try:
+            load_image(path, max_pixels=max_pixels)
+            return
+        except (OSError, ValueError) as error:
+            reasons.append(str(error))
+    checked = "all" if len(probed) == len(files) else f"{len(probed)} evenly spread"
+    raise UsageError(
+        f"{what} {folder}: none of the image files could be read ({checked} of {len(files)} "
+        f"checked, e.g. {reasons[0]}); check the folder"
+    )
 
 
 def _check_checkpoint_exists(path: Path | None) -> None:
@@ -360,6 +412,17 @@ def _check_checkpoint_exists(path: Path | None) -> None:
 
     if path is not None and not resolve_checkpoint(path).exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    """Encode ``image`` (OpenCV's BGR or grey ``uint8``) by ``path``'s extension and write it
+    through a temporary file and a rename: a full disk leaves no half-written file."""
+    from pconv_lib.files import write_atomically
+
+    ok, data = cv2.imencode(path.suffix.lower(), image)
+    if not ok:
+        raise OSError(f"could not encode {path} as {path.suffix} (choose .png or .jpg)")
+    write_atomically(path, data.tobytes())
 
 
 def _parse_buckets(text: str) -> list[int]:
@@ -383,26 +446,78 @@ def _parse_buckets(text: str) -> list[int]:
 # --------------------------------------------------------------------------------------------
 
 
+#: TrainConfig field -> the flags that set it (for --resume: only flags given override the checkpoint's).
+_CONFIG_FLAGS: dict[str, tuple[str, ...]] = {
+    "stage": ("stage",),
+    "image_size": ("image_size",),
+    "depth": ("depth",),
+    "width": ("width",),
+    "batch_size": ("batch_size",),
+    "lr": ("lr",),
+    "steps": ("steps",),
+    "steps_per_epoch": ("steps_per_epoch",),
+    "val_steps": ("val_steps",),
+    "log_every": ("log_every",),
+    "sample_every": ("sample_every",),
+    "checkpoint_every": ("checkpoint_every",),
+    "amp": ("no_amp",),
+    "amp_dtype": ("amp_dtype",),
+    "compile": ("compile",),
+    "channels_last": ("channels_last",),
+    "seed": ("seed",),
+    "num_workers": ("num_workers",),
+    "vgg_weights": ("vgg_path", "pixel_losses", "random_vgg"),
+    "loss_weights": ("vgg_path", "pixel_losses", "random_vgg"),
+}
+
+#: Settings a resumed run cannot change (they define the model in the checkpoint).
+_FIXED_ON_RESUME = ("stage", "image_size", "depth", "width", "layer", "hole_fill")
+
+
+def _check_ranges(args: argparse.Namespace, names: tuple[str, ...]) -> None:
+    """Numbers out of range: one line naming the flag and its valid range, before any allocation."""
+    from pconv_lib.train import LIMITS, lr_error, range_error
+
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and name in LIMITS:
+            problem = range_error(name, value, "--" + name.replace("_", "-"))
+            if problem:
+                raise UsageError(problem)
+    if getattr(args, "lr", None) is not None:
+        problem = lr_error(args.lr, "--lr")
+        if problem:
+            raise UsageError(problem)
+    if getattr(args, "max_pixels", None) is not None and args.max_pixels < 1:
+        raise UsageError(f"--max-pixels must be at least 1 (a number of pixels), got {args.max_pixels}")
+
+
+def _same_or_nested(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
+def _flag_given(args: argparse.Namespace, dest: str) -> bool:
+    return dest in getattr(args, "explicit", set())
+
+
 def _check_train_args(args: argparse.Namespace) -> None:
     """Everything about ``train`` that can be checked before data, VGG or model are loaded."""
     from pconv_lib.files import check_writable_folder
     from pconv_lib.pretrained import resolve_checkpoint
-    from pconv_lib.train import check_run_folder
+    from pconv_lib.train import _inside, check_run_folder
 
     if args.stage == "finetune" and args.checkpoint is None and args.resume is None:
         raise UsageError("--stage finetune needs --checkpoint (the phase 1 weights)")
     name = args.name.strip()
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         raise UsageError(f"--name must be a plain folder name (no slashes), got {args.name!r}")
-    _positive(args, "image_size", "batch_size", "steps", "steps_per_epoch", "val_steps")
-    _positive(args, "log_every", "sample_every", "checkpoint_every", "depth")
-    _positive(args, "num_workers", minimum=0)
-    if not args.width > 0:
-        raise UsageError(f"--width must be > 0 (1.0 = the paper's channels), got {args.width}")
-    if args.lr is not None and not args.lr > 0:
-        raise UsageError(f"--lr must be > 0, got {args.lr}")
+    _check_ranges(args, ("image_size", "depth", "width", "batch_size", "steps", "steps_per_epoch"))
+    _check_ranges(args, ("val_steps", "log_every", "sample_every", "checkpoint_every", "seed", "num_workers"))
     if args.vgg_path is not None and not args.random_vgg and not args.vgg_path.is_file():
         raise UsageError(f"--vgg-path {args.vgg_path}: no such file (give the VGG16 .pth weights file)")
+    if _flag_given(args, "holes_are") and args.masks is None:
+        raise UsageError("--holes-are describes --masks files, but --masks is missing: add it or drop it")
     for flag in ("train", "validation", "test", "masks"):
         folder = getattr(args, flag)
         if folder is not None and not folder.is_dir():
@@ -413,23 +528,34 @@ def _check_train_args(args: argparse.Namespace) -> None:
             raise UsageError(f"--{flag} {path}: no such checkpoint file")
     _device(args.device)
     run_dir = args.log_path / name
+    for flag in ("train", "validation", "test", "masks"):  # outputs never mix with inputs
+        folder = getattr(args, flag)
+        if folder is not None and _same_or_nested(run_dir, folder):
+            raise UsageError(
+                f"the run folder {run_dir} (--log-path/--name) and --{flag} {folder} overlap: training "
+                "writes checkpoints and sample images there; choose a --log-path outside your photo folders"
+            )
+    if args.resume is not None and args.overwrite and _inside(args.resume, run_dir):
+        raise UsageError(
+            f"--overwrite would delete the run that --resume {args.resume} continues; drop --overwrite"
+        )
     check_writable_folder(run_dir, "--log-path run folder")
     check_run_folder(run_dir, resume=args.resume, overwrite=args.overwrite)
     if args.train is not None:
-        _probe_images(args.train, "--train")
+        _probe_images(args.train, "--train", max_pixels=args.max_pixels)
     if args.validation is not None:
-        _probe_images(args.validation, "--validation")
+        _probe_images(args.validation, "--validation", max_pixels=args.max_pixels)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from pconv_lib.data import InpaintingDataset, sample_photo_dataset
-    from pconv_lib.train import TrainConfig, Trainer
+def _train_config(args: argparse.Namespace):
+    """The run's TrainConfig: from the flags; with --resume, the checkpoint's settings with only
+    the flags actually given applied on top (settings that define the model must not change)."""
+    from pconv_lib.train import TrainConfig, load_checkpoint
 
-    _check_train_args(args)
     depth = args.depth or (8 if args.image_size >= 512 else 7)
     vgg, loss_weights = _loss_settings(args)
-    config = TrainConfig(
-        name=args.name,
+    values = dict(
+        name=args.name.strip(),
         stage=args.stage,
         image_size=args.image_size,
         depth=depth,
@@ -452,18 +578,48 @@ def run_train(args: argparse.Namespace) -> int:
         loss_weights=loss_weights,
         out_dir=str(args.log_path),
     )
+    if args.resume is None:
+        return TrainConfig(**values)
+    saved = dict(load_checkpoint(args.resume)["config"])
+    merged = {**saved, "name": values["name"], "out_dir": values["out_dir"]}
+    for field, dests in _CONFIG_FLAGS.items():
+        if any(_flag_given(args, dest) for dest in dests):
+            merged[field] = values[field]
+    for field in _FIXED_ON_RESUME:
+        if field in saved and merged.get(field) != saved[field]:
+            flag = "--" + field.replace("_", "-")
+            raise UsageError(
+                f"--resume {args.resume} was trained with {field}={saved[field]!r}; it cannot continue with "
+                f"{flag} {merged.get(field)!r}: drop {flag}, or start a new run (--checkpoint, new --name)"
+            )
+    try:
+        return TrainConfig.from_dict(merged)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--resume {args.resume}: its config is invalid ({error})") from None
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from pconv_lib.data import InpaintingDataset, sample_photo_dataset
+    from pconv_lib.train import Trainer
+
+    _check_train_args(args)
+    config = _train_config(args)
+    args.image_size, args.seed = config.image_size, config.seed  # the data follows the run's config
+    limit = dict(max_pixels=args.max_pixels)
     common = dict(masks=args.masks, holes_are=args.holes_are)
     train_data = _training_data(args, "training on the sample photos (a CPU demo, not a real model)")
     val_data = None
     if args.validation is not None:
         val_data = InpaintingDataset(
-            args.validation, args.image_size, seed=args.seed + 1, flip=False, **common
+            args.validation, args.image_size, seed=args.seed + 1, flip=False, **common, **limit
         )
     elif args.train is None:
         val_data = sample_photo_dataset(args.image_size, repeats=2, seed=args.seed + 1, flip=False, **common)
     test_data = None  # sample grids come from the test photos when given
     if args.test is not None:
-        test_data = InpaintingDataset(args.test, args.image_size, seed=args.seed + 2, flip=False, **common)
+        test_data = InpaintingDataset(
+            args.test, args.image_size, seed=args.seed + 2, flip=False, **common, **limit
+        )
     trainer = Trainer(
         config,
         train_data,
@@ -478,6 +634,12 @@ def run_train(args: argparse.Namespace) -> int:
         if args.resume is not None:
             trainer.resume(args.resume)
             print(f"resumed {args.resume} at step {trainer.step}")
+            if args.checkpoint is not None:
+                print(f"note: --checkpoint {args.checkpoint} is not used: a resumed run has its own weights")
+            if trainer.resume_changes:
+                pairs = trainer.resume_changes.items()
+                changed = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in pairs)
+                print(f"changed on resume (applied, and recorded in the checkpoints): {changed}")
         trainer.fit()
     finally:
         trainer.close()
@@ -492,30 +654,90 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _check_predict_args(args: argparse.Namespace) -> None:
     from pconv_lib.masks import HOLE_RATIO_BUCKETS
+    from pconv_lib.train import range_error
 
-    _positive(args, "tile_size")
+    if args.tile_size is not None:
+        problem = range_error("image_size", args.tile_size, "--tile-size")
+        if problem:
+            raise UsageError(problem)
     _positive(args, "overlap", minimum=0)
     if args.tile_size is not None and args.overlap is not None and args.overlap >= args.tile_size:
         raise UsageError(f"--overlap {args.overlap} must be smaller than --tile-size {args.tile_size}")
     if not 0 <= args.bucket < len(HOLE_RATIO_BUCKETS):
         raise UsageError(f"--bucket must be 0..{len(HOLE_RATIO_BUCKETS) - 1}, got {args.bucket}")
+    _check_ranges(args, ("seed",))
+    if args.mask is not None:
+        given = [f"--{d}" for d in ("bucket", "seed") if _flag_given(args, d)]
+        if given:
+            raise UsageError(
+                f"{' and '.join(given)} {'choose' if len(given) > 1 else 'chooses'} the random mask, but "
+                f"--mask {args.mask} is given: drop "
+                f"{' and '.join(given)} or --mask"
+            )
+    elif _flag_given(args, "holes_are"):
+        raise UsageError("--holes-are describes the --mask file, but --mask is missing: add it or drop it")
     _check_output_file(args.output, "--output")
     if args.save_mask is not None:
         _check_output_file(args.save_mask, "--save-mask", extensions=(".png",))
+    _check_distinct(
+        {"--output": args.output, "--save-mask": args.save_mask},
+        {"--image": args.image, "--mask": args.mask, "--checkpoint": args.checkpoint},
+    )
     _device(args.device)
     _check_checkpoint_exists(args.checkpoint)
 
 
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _check_distinct(outputs: dict[str, Path | None], inputs: dict[str, Path | None]) -> None:
+    """No output may be an input or another output of the same command (it would be destroyed)."""
+    named_outputs = [(flag, path) for flag, path in outputs.items() if path is not None]
+    for i, (flag, path) in enumerate(named_outputs):
+        for other_flag, other in [*named_outputs[i + 1 :], *inputs.items()]:
+            if other is not None and _same_path(path, other):
+                raise UsageError(
+                    f"{flag} {path} is the same file as {other_flag} {other}: writing it would destroy "
+                    f"that; choose another {flag}"
+                )
+
+
 def _load_predict_mask(args: argparse.Namespace, height: int, width: int) -> np.ndarray:
-    """The mask for ``predict`` (1 = valid): from --mask (checked: not all holes, hint when
-    inverted) or a random one."""
+    """The mask for ``predict`` (1 = valid): from --mask (header checked first; EXIF orientation
+    applied as for the photo; refused when its aspect ratio differs from the photo's, resized
+    (nearest) when only its resolution does; not all holes; hint when inverted) or a random one."""
     from pconv_lib import masks as mask_lib
+    from pconv_lib.data import apply_orientation
+    from pconv_lib.files import check_image_resources, read_image_header
 
     if args.mask is None:
         return mask_lib.random_mask_in_bucket(height, width, args.bucket, args.seed)
-    mask = mask_lib.load_mask_png(args.mask, holes_are=args.holes_are)
+    if args.mask.is_dir():
+        raise UsageError(f"--mask {args.mask} is a folder; name one mask image file")
+    if not args.mask.is_file():
+        raise FileNotFoundError(f"mask file not found: {args.mask}")
+    header = read_image_header(args.mask)
+    check_image_resources(header, args.mask, limit=args.max_pixels, bytes_per_pixel=16, what="loading it")
+    mask = apply_orientation(mask_lib.load_mask_png(args.mask, holes_are=args.holes_are), header.orientation)
+    mh, mw = mask.shape
+    # the same aspect ratio up to the rounding of one mask pixel
+    if abs(mw * height / mh - width) > max(1.0, height / mh) + 1e-9:
+        turned = abs(mh * height / mw - width) <= max(1.0, height / mw) + 1e-9
+        raise UsageError(
+            f"--mask {args.mask} is {mw}x{mh} but the photo is {width}x{height} (both as displayed, EXIF "
+            "orientation applied): another aspect ratio, so stretching it would move the holes"
+            + ("; it matches the photo turned by 90 degrees - was it drawn on the un-rotated photo?"
+               if turned else "")
+            + "; give a mask drawn on this photo (same aspect ratio)"
+        )
     if mask.shape != (height, width):
-        print(f"resizing mask {mask.shape[::-1]} to the image size {width}x{height} (nearest)")
+        print(f"resizing mask {mw}x{mh} to the image size {width}x{height} (nearest, same aspect ratio)")
         mask = mask_lib.resize_mask(mask, (height, width))
     ratio = mask_lib.hole_ratio(mask)
     other = "white" if args.holes_are == "black" else "black"
@@ -542,7 +764,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from pconv_lib.train import model_from_checkpoint
 
     _check_predict_args(args)
-    image = _read_rgb(args.image)
+    image = _read_rgb(args.image, args.max_pixels)
     height, width = image.shape[:2]
     mask = _load_predict_mask(args, height, width)
     device = _device(args.device)
@@ -563,11 +785,9 @@ def run_predict(args: argparse.Namespace) -> int:
         device=device,
         progress=True,
     )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(args.output), cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {args.output} (disk full or not writable?)")
+    _write_image(args.output, cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR))
     if args.save_mask is not None:
-        mask_lib.save_mask_png(mask, args.save_mask)
+        _write_image(args.save_mask, mask_lib.validate_mask(mask) * 255)
     print(f"{args.output}: {mask_lib.hole_stats(mask)}; {result.summary()}")
     return EXIT_OK
 
@@ -593,7 +813,8 @@ def _check_evaluate_args(args: argparse.Namespace) -> list[int]:
 def _read_evaluation_images(folder: Path, size: int, limit: int) -> list[np.ndarray]:
     """Up to ``limit`` readable photos of ``folder``, centre-cropped; unreadable files are
     skipped with a warning naming them, and a folder with none readable is an error."""
-    from pconv_lib.data import find_images, read_image
+    from pconv_lib.data import find_images, load_image
+    from pconv_lib.files import ImageTooLarge
     from pconv_lib.photos import center_crop_resize
 
     images, skipped = [], []
@@ -601,11 +822,17 @@ def _read_evaluation_images(folder: Path, size: int, limit: int) -> list[np.ndar
     for path in files:
         if len(images) == limit:
             break
-        image = read_image(path)
-        if image is None:
+        try:
+            image = load_image(path)
+        except ImageTooLarge as error:  # header checked first: nothing was decoded
+            _warn(f"skipping {error}")
+            continue
+        except (OSError, ValueError):
             skipped.append(path.name)
-        else:
-            images.append(center_crop_resize(image, size, size))
+            continue
+        images.append(center_crop_resize(image, size, size))
+    if not images and not skipped:
+        raise UsageError(f"--images {folder}: every photo is over the pixel limit (see the warnings)")
     if not images:
         raise UsageError(
             f"--images {folder}: all {len(skipped)} image file(s) were skipped as unreadable "
@@ -675,13 +902,55 @@ def run_doctor(args: argparse.Namespace) -> int:
     return doctor.main(args=args)
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP outside training: raised by the handler that :func:`main` installs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def _install_stop_handlers() -> dict[int, object]:
+    """SIGTERM/SIGHUP (unless ignored, as under ``nohup``) raise :class:`_Stopped`, so that any
+    command ends with one line and exit code 128 + the signal; returns the handlers replaced.
+    Training replaces these with its own (finish the step, save ``interrupted.pt``)."""
+    import signal
+    import threading
+
+    replaced: dict[int, object] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return replaced
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is None or signal.getsignal(signum) == signal.SIG_IGN:
+            continue
+        try:
+            replaced[signum] = signal.signal(signum, _stop_on_signal)
+        except (ValueError, OSError):
+            pass
+    return replaced
+
+
+def _restore_handlers(replaced: dict[int, object]) -> None:
+    import signal
+
+    for signum, handler in replaced.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)  # type: ignore[arg-type]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (see the module docstring)."""
-    from pconv_lib.train import TrainingDiverged, TrainingInterrupted
+    from pconv_lib.train import TrainingDiverged, TrainingInterrupted, signal_name
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)  # argparse prints usage errors itself (exit 2)
     if args.command == "doctor":
         return run_doctor(args)
+    args.explicit = _explicit_flags(argv)
     runners: dict[str, Callable[[argparse.Namespace], int]] = {
         "train": run_train,
         "predict": run_predict,
@@ -689,19 +958,30 @@ def main(argv: list[str] | None = None) -> int:
         "lr-find": run_lr_find,
     }
     runner = runners[args.command]
+    replaced = _install_stop_handlers()
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
             return runner(args)
         except TrainingInterrupted as error:
-            print(f"interrupted: {error}", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            print(str(error), file=sys.stderr)
+            return 128 + error.signum
+        except _Stopped as error:
+            print(f"stopped by {signal_name(error.signum)}: nothing was written", file=sys.stderr)
+            return 128 + error.signum
         except KeyboardInterrupt:
             print("interrupted (Ctrl-C)", file=sys.stderr)
             return EXIT_INTERRUPTED
         except TrainingDiverged as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_DIVERGED
+        except MemoryError:
+            print(
+                f"error: {args.command} ran out of memory; use a smaller image, batch size, "
+                "--image-size or --tile-size (or free memory)",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
         except _bad_input_errors() as error:
             if os.environ.get("PCONV_TRACEBACK"):
                 raise
@@ -716,6 +996,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return EXIT_UNEXPECTED
+        finally:
+            _restore_handlers(replaced)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from pconv_lib.files import ImageRejected, check_image_resources, read_image_header
 from pconv_lib.masks import MaskFolder, random_irregular_mask
 from pconv_lib.photos import sample_photo, sample_photo_names
 
@@ -59,7 +60,10 @@ def find_images(root: str | os.PathLike) -> list[Path]:
 
     Extensions: :data:`IMAGE_EXTENSIONS`, case-insensitive. Hidden files and folders (name
     starting with ``.``) are skipped. Sorting makes the index → file mapping identical on every
-    machine.
+    machine. Symbolic links are followed, but the walk is finite: a folder reached again (a link
+    loop, or two links to one folder) is walked once, and a file reached by several paths is
+    listed once (the first in sorted order); a ``UserWarning`` says how many were left out.
+    Broken links are skipped.
 
     Raises:
         FileNotFoundError: if ``root`` is not a directory.
@@ -68,36 +72,109 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
-    files = []
+    found: list[tuple[str, Path, tuple[int, int]]] = []
+    seen_dirs: set[tuple[int, int]] = set()
+    repeated = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        try:
+            info = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (info.st_dev, info.st_ino) in seen_dirs:  # a link loop or a second link to a folder
+            dirnames[:] = []
+            repeated += 1
+            continue
+        seen_dirs.add((info.st_dev, info.st_ino))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
-                files.append(Path(dirpath) / name)
+                path = Path(dirpath) / name
+                try:
+                    target = os.stat(path)
+                except OSError:  # a broken link
+                    continue
+                found.append((path.relative_to(root).as_posix(), path, (target.st_dev, target.st_ino)))
+    files, seen_files = [], set()
+    for _, path, key in sorted(found, key=lambda item: item[0]):
+        if key in seen_files:
+            repeated += 1
+            continue
+        seen_files.add(key)
+        files.append(path)
+    if repeated:
+        warnings.warn(
+            f"{root}: left out {repeated} folder(s) or file(s) reached a second time through symbolic "
+            "links (link loops or duplicate links); each photo is used once",
+            UserWarning,
+            stacklevel=2,
+        )
     if not files:
         raise ValueError(
             f"no images found in {root} (searched recursively for files ending in "
             f"{', '.join(IMAGE_EXTENSIONS)}, any case); check the path"
         )
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+    return files
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray | None:
-    """Read a photo as ``uint8`` (H, W, 3) RGB, or return None if it is unreadable/corrupt.
+def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn an (H, W[, C]) array stored with EXIF orientation ``orientation`` (1-8) upright, as
+    a photo viewer shows it (the same result as Pillow's ``ImageOps.exif_transpose``)."""
+    transforms = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    if orientation not in transforms:
+        return image
+    return np.ascontiguousarray(transforms[orientation](image))
+
+
+def load_image(
+    path: str | os.PathLike,
+    *,
+    max_pixels: int | None = None,
+    bytes_per_pixel: float = 6.0,
+    what: str = "decoding it",
+) -> np.ndarray:
+    """Read a photo as ``uint8`` (H, W, 3) RGB, upright (EXIF orientation applied), checking its
+    header first: nothing is decoded when it has more pixels than the limit
+    (:func:`pconv_lib.files.max_pixels`: ``max_pixels``, ``$PCONV_MAX_PIXELS`` or 100 megapixels)
+    or when ``bytes_per_pixel`` times its pixel count exceeds the available memory.
 
     Grey images are repeated over three channels, alpha is dropped, 16-bit images are scaled
-    to 8 bits (OpenCV's ``IMREAD_COLOR``). Works with non-ASCII paths.
+    to 8 bits. Works with non-ASCII paths.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ImageRejected: (a ``ValueError``) corrupt, not an image, or too large; the one-line
+            message names the file and the reason (:class:`~pconv_lib.files.ImageTooLarge` for size).
     """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    header = read_image_header(path)
+    check_image_resources(header, path, limit=max_pixels, bytes_per_pixel=bytes_per_pixel, what=what)
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError:
-        return None
-    if data.size == 0:
-        return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
+    except (OSError, cv2.error) as error:
+        raise ImageRejected(f"{path} could not be decoded ({str(error).strip().splitlines()[-1]})") from None
     if image is None or image.ndim != 3 or image.shape[0] == 0 or image.shape[1] == 0:
+        raise ImageRejected(f"{path} is not a readable image (corrupt file or unknown format)")
+    return apply_orientation(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), header.orientation)
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray | None:
+    """:func:`load_image`, but None for a file that is missing, unreadable, corrupt or too large."""
+    try:
+        return load_image(path, max_pixels=max_pixels)
+    except (OSError, ValueError):
         return None
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def random_crop_flip(
@@ -271,10 +348,13 @@ class InpaintingDataset(_CropMaskDataset):
         resize_shorter: resize every photo so its shorter side has this length before cropping
             (None: crop at the photo's own resolution).
         max_retries: how many other photos to try when one cannot be read.
+        max_pixels: photos with more pixels are skipped before decoding (default:
+            ``$PCONV_MAX_PIXELS`` or 100 megapixels, see :func:`pconv_lib.files.max_pixels`).
 
-    An unreadable or corrupt file is skipped with a ``UserWarning`` naming it, and another photo
-    (chosen by the item's generator) is used instead; after ``max_retries`` failures in a row a
-    ``RuntimeError`` is raised. Items: see the module docstring.
+    An unreadable, corrupt or oversized file (more pixels than ``max_pixels``, or more than the
+    available memory can decode) is skipped with a ``UserWarning`` naming it and the reason, and
+    another photo (chosen by the item's generator) is used instead; after ``max_retries``
+    failures in a row a ``RuntimeError`` is raised. Items: see the module docstring.
     """
 
     def __init__(
@@ -290,6 +370,7 @@ class InpaintingDataset(_CropMaskDataset):
         small: str = "resize",
         resize_shorter: int | None = None,
         max_retries: int = 10,
+        max_pixels: int | None = None,
     ) -> None:
         super().__init__(
             size,
@@ -304,6 +385,7 @@ class InpaintingDataset(_CropMaskDataset):
         self.root = Path(root)
         self.files = find_images(self.root)
         self.max_retries = int(max_retries)
+        self.max_pixels = max_pixels
         self._bad: set[Path] = set()
 
     def __len__(self) -> int:
@@ -317,21 +399,20 @@ class InpaintingDataset(_CropMaskDataset):
         candidate = index
         for _ in range(self.max_retries + 1):
             path = self.files[candidate]
-            image = None if path in self._bad else read_image(path)
-            if image is not None:
-                return self._build(image, rng, index, str(path))
             if path not in self._bad:
-                self._bad.add(path)
-                warnings.warn(
-                    f"skipping unreadable or corrupt image {path}; using another one instead",
-                    UserWarning,
-                    stacklevel=2,
-                )
+                try:
+                    image = load_image(path, max_pixels=self.max_pixels)
+                except (OSError, ValueError) as error:  # corrupt, vanished or too large
+                    self._bad.add(path)
+                    reason = str(error) if isinstance(error, ImageRejected) else f"{path}: {error}"
+                    warnings.warn(f"skipping {reason}; using another photo", UserWarning, stacklevel=2)
+                else:
+                    return self._build(image, rng, index, str(path))
             candidate = int(rng.integers(len(self)))
         raise UnreadableImagesError(
             f"could not read any image after {self.max_retries + 1} tries starting at "
-            f"{self.files[index]} (each was skipped as corrupt or not an image); are the files in "
-            f"{self.root} valid images?"
+            f"{self.files[index]} (each was skipped as corrupt or not an image, or too large); "
+            f"are the files in {self.root} valid images?"
         )
 
 
@@ -446,3 +527,21 @@ def make_dataloader(
         drop_last=drop_last,
         pin_memory=pin_memory,
     )
+
+
+def mean_pixel(root: str | os.PathLike) -> list[float]:
+    """The mean RGB colour of the photos under ``root``, each photo weighted equally.
+
+    Returns three floats in [0, 1]: the "mean pixel" that the paper's ordinary-convolution
+    ablation fills holes with (``PConvUNet(layer="ordinary", hole_fill=mean_pixel(folder))``).
+    Unreadable files are skipped; a folder with no readable photo raises ``ValueError``.
+    """
+    sums, count = np.zeros(3), 0
+    for path in find_images(root):
+        image = read_image(path)
+        if image is not None:
+            sums += image.reshape(-1, 3).mean(0) / 255.0
+            count += 1
+    if count == 0:
+        raise ValueError(f"{root}: no readable photo to take the mean pixel of")
+    return [round(float(v), 4) for v in sums / count]

@@ -112,11 +112,17 @@ def composite(image: np.ndarray, prediction: np.ndarray, mask: np.ndarray) -> np
 
 
 def image_metrics(truth: np.ndarray, result: np.ndarray) -> dict[str, float]:
-    """L1 (mean absolute error, [0, 1] scale), PSNR (dB) and SSIM between two uint8 RGB images."""
+    """L1 (mean absolute error, [0, 1] scale), PSNR (dB) and SSIM between two uint8 RGB images.
+
+    PSNR is capped, so that means over images stay finite: identical images (infinite PSNR)
+    score the PSNR of the smallest difference 8-bit images can have - one level in one value,
+    ``10 * log10(255**2 * truth.size)`` (101.1 dB for 256x256 RGB) - the highest finite value.
+    """
     a = truth.astype(np.float64) / 255
     b = result.astype(np.float64) / 255
     l1 = float(np.abs(a - b).mean())
-    psnr = float(peak_signal_noise_ratio(a, b, data_range=1.0)) if l1 > 0 else float("inf")
+    cap = 10 * np.log10(255.0**2 * max(1, a.size))
+    psnr = float(min(peak_signal_noise_ratio(a, b, data_range=1.0), cap)) if l1 > 0 else float(cap)
     ssim = float(structural_similarity(a, b, data_range=1.0, channel_axis=-1))
     return {"L1": l1, "PSNR": psnr, "SSIM": ssim}
 

@@ -25,6 +25,17 @@ from pconv_lib.model import PConvUNet, build_model
 DEMO_NAME = "demo"
 DEMO_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "demo_model.pt"
 MODEL_CARD = DEMO_CHECKPOINT.with_name("MODEL_CARD.md")
+#: The paper's ablation at course scale: the same small UNet trained identically with partial and
+#: with ordinary convolutions (``PConvUNet(depth=6, width=0.25, layer=...)``; see the model card).
+ABLATION_CHECKPOINTS = {
+    layer: DEMO_CHECKPOINT.with_name(f"ablation_{layer}.pt") for layer in ("partial", "ordinary")
+}
+
+
+_FIX = (
+    "reinstall the course (pip install -e . from a full clone of the repository) or rebuild it "
+    "with tools/train_demo_model.py"
+)
 
 
 class DemoModelUnavailable(RuntimeError):
@@ -47,10 +58,7 @@ def load_demo_state(path: str | os.PathLike | None = None) -> dict[str, Any]:
             says how to get it back.
     """
     path = Path(path) if path is not None else DEMO_CHECKPOINT
-    fix = (
-        "reinstall the course (pip install -e . from a full clone of the repository) or rebuild it "
-        "with tools/train_demo_model.py"
-    )
+    fix = _FIX
     if not path.is_file():
         raise DemoModelUnavailable(f"demo model not found at {path}: {fix}")
     try:
@@ -76,6 +84,10 @@ def demo_model(device: str | torch.device | None = None, path: str | os.PathLike
     state = load_demo_state(path)
     config = state["config"]
     model = build_model(config)
+    bad = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        where = path or DEMO_CHECKPOINT
+        raise DemoModelUnavailable(f"demo model {where} holds NaN or infinite weights ({bad[0]}): {_FIX}")
     try:
         model.load_state_dict({k: v.float() for k, v in state["model"].items()})
     except RuntimeError as error:
@@ -92,3 +104,16 @@ def demo_provenance() -> str:
     """One line on where the demo model comes from (data, recipe, hardware); details in the model card."""
     state = load_demo_state()
     return str(state.get("provenance") or f"step {state.get('step', '?')}; see {MODEL_CARD.name}")
+
+
+def ablation_pair(device: str | torch.device | None = None) -> dict[str, PConvUNet]:
+    """The matched ablation pair, ``{"partial": model, "ordinary": model}``, float32, eval mode.
+
+    Both are ``PConvUNet(depth=6, width=0.25)`` trained with exactly the same recipe, one with
+    partial convolutions, one with ordinary ones (holes filled with 0.5); inputs as for
+    :func:`demo_model`, with H and W multiples of 64.
+
+    Raises:
+        DemoModelUnavailable: a file is missing or unreadable.
+    """
+    return {layer: demo_model(device, path) for layer, path in ABLATION_CHECKPOINTS.items()}

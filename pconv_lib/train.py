@@ -22,11 +22,14 @@ Only rank 0 logs, saves samples and writes checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import math
 import os
-import shutil
+import secrets
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -38,15 +41,55 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from pconv_lib.files import check_writable_folder
+from pconv_lib.files import check_writable_folder, replace_atomically, write_atomically, write_error
 from pconv_lib.layers import check_mask_values
 from pconv_lib.losses import LossWeights, PConvLoss
-from pconv_lib.model import PConvUNet
+from pconv_lib.model import LAYERS, PConvUNet, build_model
 from pconv_lib.pretrained import resolve_checkpoint
 from pconv_lib.runtime import resolve_device
 
 STAGE_LR = {"train": 2e-4, "finetune": 5e-5}
 CHECKPOINT_FORMAT = 1
+
+#: Valid ranges (inclusive) of the numeric settings; :class:`TrainConfig` and the command line
+#: refuse values outside them with one line naming the setting and the range, before any work.
+LIMITS: dict[str, tuple[int | float, int | float]] = {
+    "image_size": (1, 8192),
+    "depth": (1, 10),
+    "width": (0.01, 8.0),
+    "batch_size": (1, 65536),
+    "steps": (1, 10**9),
+    "steps_per_epoch": (1, 10**9),
+    "val_steps": (1, 10**9),
+    "log_every": (1, 10**9),
+    "sample_every": (1, 10**9),
+    "checkpoint_every": (1, 10**9),
+    "seed": (0, 2**32 - 1),
+    "num_workers": (0, 256),
+}
+
+
+def range_error(name: str, value: object, flag: str | None = None) -> str | None:
+    """The one-line complaint about ``value`` for setting ``name`` (see :data:`LIMITS`), or None
+    when it is in range. ``flag`` is how the setting is spelt to the user (default: ``name``)."""
+    low, high = LIMITS[name]
+    shown = flag or name
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return f"{shown} must be a number in {low}..{high}, got {value!r}"
+    if isinstance(low, int) and isinstance(high, int) and value != int(value):
+        return f"{shown} must be a whole number in {low}..{high}, got {value!r}"
+    if value < low:
+        return f"{shown} must be at least {low} (valid: {low}..{high}), got {value}"
+    if value > high:
+        return f"{shown} must be at most {high} (valid: {low}..{high}), got {value}"
+    return None
+
+
+def lr_error(value: float | None, flag: str = "lr") -> str | None:
+    """The complaint about a learning rate (a finite number > 0), or None when it is fine."""
+    if value is None or (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        return None
+    return f"{flag} must be a finite number > 0 (e.g. 2e-4), got {value!r}"
 
 
 @dataclass
@@ -66,6 +109,8 @@ class TrainConfig:
     image_size: int = 256
     depth: int = 7
     width: float = 1.0
+    layer: str = "partial"
+    hole_fill: float | list[float] = 0.5
     batch_size: int = 4
     lr: float | None = None
     steps: int = 100_000
@@ -86,27 +131,25 @@ class TrainConfig:
     loss_weights: dict[str, float] = field(default_factory=lambda: LossWeights().as_dict())
 
     def __post_init__(self) -> None:
+        if self.layer not in LAYERS:
+            raise ValueError(f"layer must be one of {LAYERS}, got {self.layer!r}")
         if self.amp_dtype not in ("float16", "bfloat16"):
             raise ValueError(f"amp_dtype must be 'float16' or 'bfloat16', got {self.amp_dtype!r}")
         if self.stage not in STAGE_LR:
             raise ValueError(f"stage must be 'train' or 'finetune', got {self.stage!r}")
+        for name in LIMITS:  # before 2**depth: a huge depth must not build a huge number
+            problem = range_error(name, getattr(self, name))
+            if problem:
+                raise ValueError(problem)
+        problem = lr_error(self.lr)
+        if problem:
+            raise ValueError(problem)
         multiple = 2**self.depth
         if self.image_size % multiple:
             raise ValueError(
                 f"image_size {self.image_size} is not a multiple of 2**depth = {multiple}; "
                 f"use {max(multiple, self.image_size // multiple * multiple)} or a smaller depth"
             )
-        for name in (
-            "batch_size",
-            "steps",
-            "steps_per_epoch",
-            "val_steps",
-            "log_every",
-            "sample_every",
-            "checkpoint_every",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     @property
     def learning_rate(self) -> float:
@@ -132,37 +175,149 @@ class RunFolderInUseError(FileExistsError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or a notebook's interrupt) stopped :meth:`Trainer.fit` between two steps.
+    """Ctrl-C (or a notebook's interrupt), SIGTERM or SIGHUP stopped :meth:`Trainer.fit` between
+    two steps.
 
-    ``str(error)`` is one line: the step reached and the consistent checkpoint saved.
-    Attributes: ``step`` and ``path`` (the checkpoint to resume from, or None).
+    ``str(error)`` is one line: the signal, the step reached and the consistent checkpoint saved.
+    Attributes: ``step``, ``path`` (the checkpoint to resume from, or None) and ``signum`` (the
+    signal: ``signal.SIGINT``, ``SIGTERM`` or ``SIGHUP``; the command line exits with 128 + it).
     """
 
-    def __init__(self, message: str, step: int, path: Path | None) -> None:
+    def __init__(self, message: str, step: int, path: Path | None, signum: int = signal.SIGINT) -> None:
         super().__init__(message)
-        self.step, self.path = step, path
+        self.step, self.path, self.signum = step, path, int(signum)
+
+
+class RunFolderLocked(RunFolderInUseError):
+    """Another process (or another trainer in this one) is training in this run folder now."""
 
 
 class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
 
-#: Files and folders that mark a folder as holding a run (see :func:`check_run_folder`).
-RUN_FILES = ("last.pt", "best.pt", "interrupted.pt", "metrics.csv", "tensorboard", "samples")
+#: Files that mark a folder as holding a run (see :func:`check_run_folder`).
+RUN_FILES = ("last.pt", "best.pt", "interrupted.pt", "metrics.csv")
+#: The lock file of a run folder: ``<pid> <host> <token>`` of the process training in it.
+LOCK_NAME = ".pconv.lock"
+
+
+def _project_files(run_dir: Path) -> list[Path]:
+    """Every file (never a folder) in ``run_dir`` that a Trainer writes: checkpoints, metrics,
+    their temporary files, sample grids ``samples/step_*.png`` and TensorBoard event files."""
+    found = [run_dir / name for name in RUN_FILES if (run_dir / name).is_file()]
+    found += sorted(run_dir.glob("step_*.pt"))
+    names = [*RUN_FILES, *(p.name for p in run_dir.glob("step_*.pt"))]
+    found += [run_dir / f"{n}.tmp" for n in dict.fromkeys(names) if (run_dir / f"{n}.tmp").is_file()]
+    found += sorted(run_dir.glob("step_*.pt.tmp"))
+    found += sorted(p for p in run_dir.glob("samples/step_*.png") if p.is_file())
+    found += sorted(p for p in run_dir.glob("samples/step_*.png.tmp") if p.is_file())
+    found += sorted(p for p in run_dir.glob("tensorboard/events.out.tfevents.*") if p.is_file())
+    return list(dict.fromkeys(found))
 
 
 def run_files(run_dir: str | os.PathLike) -> list[Path]:
-    """The files of a previous run in ``run_dir``: :data:`RUN_FILES`, ``step_*.pt`` and ``*.tmp``."""
+    """The files of a previous run in ``run_dir`` (only files this library writes; a user's own
+    files in the folder are neither counted nor touched)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []
-    found = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
-    found += sorted(run_dir.glob("step_*.pt")) + sorted(run_dir.glob("*.tmp"))
-    return found
+    return _project_files(run_dir)
+
+
+def _resume_hint(run_dir: Path) -> str:
+    """How to continue the run in ``run_dir``: its newest checkpoint, or why there is none."""
+    candidates = [run_dir / n for n in ("interrupted.pt", "last.pt") if (run_dir / n).is_file()]
+    if not candidates:
+        return (
+            "it has no checkpoint to continue from (it stopped before the first one): pick a new "
+            "--name or pass --overwrite to delete its files"
+        )
+    newest = max(candidates, key=lambda p: p.stat().st_mtime)
+    return f"continue it with --resume {newest}, pick a new --name, or pass --overwrite to delete its files"
+
+
+def _lock_owner(run_dir: Path) -> tuple[int, str, str] | None:
+    """``(pid, host, token)`` from the run folder's lock file, or None when there is none (or it
+    is unreadable: a lock being written this instant is treated as held by an unknown process)."""
+    try:
+        parts = (run_dir / LOCK_NAME).read_text().split()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return (0, "", "")
+    if len(parts) < 3 or not parts[0].isdigit():
+        return (0, "", "")
+    return int(parts[0]), parts[1], parts[2]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # exists, owned by someone else
+        return True
+    return True
+
+
+def check_run_lock(run_dir: str | os.PathLike, token: str | None = None) -> None:
+    """Refuse a run folder that another live process is training in; remove a stale lock (its
+    process has ended on this machine).
+
+    Raises:
+        RunFolderLocked: naming the owner's PID (and host when it is another machine).
+    """
+    run_dir = Path(run_dir)
+    owner = _lock_owner(run_dir)
+    if owner is None or (token is not None and owner[2] == token):
+        return
+    pid, host, _ = owner
+    here = socket.gethostname()
+    if pid and host == here and not _pid_alive(pid):
+        (run_dir / LOCK_NAME).unlink(missing_ok=True)  # stale: that process is gone
+        return
+    where = f"process {pid}" + ("" if host == here else f" on {host}")
+    who = "this process (another Trainer in it)" if pid == os.getpid() and host == here else where
+    raise RunFolderLocked(
+        f"run folder {run_dir} is in use by {who}: wait for that run to finish or stop it"
+        + (f" (kill {pid})" if host == here and pid != os.getpid() else "")
+        + f", or pick another --name; if no such run is alive, delete {run_dir / LOCK_NAME}"
+    )
+
+
+def _acquire_lock(run_dir: Path, token: str) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for _ in range(3):
+        check_run_lock(run_dir, token)
+        try:
+            fd = os.open(run_dir / LOCK_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            if _lock_owner(run_dir) and _lock_owner(run_dir)[2] == token:  # type: ignore[index]
+                return
+            continue  # raced with another process: check again
+        except OSError as error:
+            from pconv_lib.files import write_error
+
+            raise write_error(run_dir / LOCK_NAME, error) from None
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"{os.getpid()} {socket.gethostname()} {token}\n")
+        return
+    check_run_lock(run_dir, token)
+
+
+def _release_lock(run_dir: Path, token: str) -> None:
+    owner = _lock_owner(run_dir)
+    if owner is not None and owner[2] == token:
+        (run_dir / LOCK_NAME).unlink(missing_ok=True)
 
 
 def check_run_folder(
-    run_dir: str | os.PathLike, *, resume: str | os.PathLike | None = None, overwrite: bool = False
+    run_dir: str | os.PathLike,
+    *,
+    resume: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    token: str | None = None,
 ) -> None:
     """Refuse to start a new run in a folder that already holds one.
 
@@ -173,26 +328,31 @@ def check_run_folder(
         RunFolderInUseError: naming the folder and the three ways out.
     """
     run_dir = Path(run_dir)
+    check_run_lock(run_dir, token)  # ``token``: the caller's own lock, which is no obstacle
     if overwrite or not run_files(run_dir):
         return
     if resume is not None and _inside(resume, run_dir):
         return
-    existing = ", ".join(p.name for p in run_files(run_dir)[:4])
+    existing = ", ".join(p.relative_to(run_dir).as_posix() for p in run_files(run_dir)[:4])
     raise RunFolderInUseError(
-        f"run folder {run_dir} already holds a run ({existing}); continue it with "
-        f"--resume {run_dir / 'last.pt'}, pick a new --name, or pass --overwrite to delete it "
+        f"run folder {run_dir} already holds a run ({existing}); {_resume_hint(run_dir)} "
         "(API: Trainer(..., overwrite=True) or trainer.resume(path))"
     )
 
 
 def clear_run_folder(run_dir: str | os.PathLike) -> list[Path]:
-    """Delete a previous run's files (:func:`run_files`) from ``run_dir``; return what was removed."""
+    """Delete a previous run's files from ``run_dir`` - only files this library writes
+    (:func:`run_files`); a user's own files stay, and ``samples/`` and ``tensorboard/`` are
+    removed only when nothing else is left in them. Returns what was removed."""
+    run_dir = Path(run_dir)
     removed = run_files(run_dir)
     for path in removed:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+        path.unlink(missing_ok=True)
+    for folder in (run_dir / "samples", run_dir / "tensorboard"):
+        try:
+            folder.rmdir()  # only when empty
+        except OSError:
+            pass
     return removed
 
 
@@ -211,19 +371,11 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
             the previous file at ``path`` is then untouched and ``path.tmp`` removed.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as error:
-        tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
-        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
-        raise OSError(
-            f"could not write checkpoint {path}: {reason}; check that the folder is writable and "
-            f"the disk is not full (the previous {path.name}, if any, is intact)"
-        ) from error
-    return path
+        return replace_atomically(path, lambda tmp: torch.save(state, tmp))
+    except OSError as error:
+        text = str(error).rstrip(")")
+        raise OSError(f"{text}; the previous {path.name}, if any, is intact)") from error
 
 
 def _load_reason(error: BaseException) -> str:
@@ -272,7 +424,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def _describe(config: TrainConfig) -> str:
-    return f"depth={config.depth}, width={config.width}"
+    layer = "" if config.layer == "partial" else f", layer={config.layer}"
+    return f"depth={config.depth}, width={config.width}{layer}"
 
 
 def load_model_weights(
@@ -289,11 +442,16 @@ def load_model_weights(
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: its config is invalid ({error})") from None
     mine = f"depth={getattr(model, 'depth', '?')}, width={getattr(model, 'width', '?')}"
-    if expected is not None and (saved.depth, saved.width) != (expected.depth, expected.width):
+    if expected is not None and (saved.depth, saved.width, saved.layer) != (
+        expected.depth,
+        expected.width,
+        expected.layer,
+    ):
         raise ValueError(
             f"cannot start from {path}: it was trained with {_describe(saved)}, this run has "
             f"{_describe(expected)}; pass the same --depth/--width as that run (or drop --checkpoint)"
         )
+    check_finite_weights(state["model"], path)
     weights = {k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}
     try:
         model.load_state_dict(weights)
@@ -306,6 +464,25 @@ def load_model_weights(
         ) from None
 
 
+def check_finite_weights(weights: dict[str, Any], path: str | os.PathLike) -> None:
+    """Refuse a state dict holding NaN or infinite values, naming the file and the first tensor.
+
+    Raises:
+        ValueError: one line: the file, the tensor, and what to do.
+    """
+    bad = [
+        name
+        for name, value in weights.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()
+    ]
+    if bad:
+        more = f" and {len(bad) - 1} other tensor(s)" if len(bad) > 1 else ""
+        raise ValueError(
+            f"{path}: its weights hold NaN or infinite values ({bad[0]}{more}): the run had diverged "
+            "when it was saved, or the file is damaged; use an earlier checkpoint"
+        )
+
+
 def model_from_checkpoint(
     path: str | os.PathLike, device: torch.device | str | None = None
 ) -> tuple[PConvUNet, TrainConfig]:
@@ -315,7 +492,7 @@ def model_from_checkpoint(
         config = TrainConfig.from_dict(state["config"])
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: its config is invalid ({error})") from None
-    model = PConvUNet(depth=config.depth, width=config.width)
+    model = build_model(config)
     load_model_weights(model, state, path)
     return model.to(device or "cpu").eval(), config
 
@@ -391,36 +568,62 @@ class EpochBatchSampler(Sampler[list[int]]):
 # --------------------------------------------------------------------------------------------
 
 
+#: The signals that stop training between two steps with a checkpoint (SIGHUP: a closed
+#: terminal; SIGTERM: schedulers, ``docker stop``, Colab; SIGINT: Ctrl-C).
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def signal_name(signum: int) -> str:
+    """``"SIGINT (Ctrl-C)"``, ``"SIGTERM"``, ``"SIGHUP (terminal closed)"``: for messages."""
+    name = signal.Signals(signum).name
+    return {"SIGINT": "SIGINT (Ctrl-C)", "SIGHUP": "SIGHUP (terminal closed)"}.get(name, name)
+
+
 class _DeferredInterrupt:
-    """While active (main thread only), the first Ctrl-C / SIGINT only sets ``requested``: the
-    training loop finishes its step and stops between two steps. A second Ctrl-C interrupts at once.
+    """While active (main thread only), the first SIGINT (Ctrl-C), SIGTERM or SIGHUP only sets
+    ``requested`` (and ``signum``): the training loop finishes its step and stops between two
+    steps. A second one interrupts at once. A SIGTERM/SIGHUP that the process was started to
+    ignore (``nohup``) stays ignored.
     """
 
     def __init__(self, enabled: bool = True) -> None:
-        self.enabled, self.requested, self._previous = enabled, False, None
+        self.enabled, self.requested, self.signum = enabled, False, int(signal.SIGINT)
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _DeferredInterrupt:
-        if self.enabled and threading.current_thread() is threading.main_thread():
-            try:
-                self._previous = signal.signal(signal.SIGINT, self._handle)
-            except ValueError:  # not the main interpreter
-                self.enabled = False
-        else:
+        if not self.enabled or threading.current_thread() is not threading.main_thread():
+            self.enabled = False
+            return self
+        try:
+            for signum in STOP_SIGNALS:
+                previous = signal.getsignal(signum)
+                if signum != signal.SIGINT and previous == signal.SIG_IGN:
+                    continue
+                self._previous[signum] = signal.signal(signum, self._handle)
+        except ValueError:  # not the main interpreter
+            self._restore()
             self.enabled = False
         return self
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.requested:
-            signal.signal(signal.SIGINT, self._restore_target())
+            self._restore()
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.signum = True, int(signum)
 
-    def _restore_target(self):
-        return self._previous if self._previous is not None else signal.default_int_handler
+    def _restore(self) -> None:
+        for signum, previous in self._previous.items():
+            target = previous if previous is not None else signal.SIG_DFL
+            if signum == signal.SIGINT and previous is None:
+                target = signal.default_int_handler
+            signal.signal(signum, target)
+        self._previous = {}
 
     def __exit__(self, *exc: object) -> None:
         if self.enabled:
-            signal.signal(signal.SIGINT, self._restore_target())
+            self._restore()
 
 
 def _distributed() -> tuple[int, int]:
@@ -492,14 +695,17 @@ class Trainer:
         self._claimed = False  # True once this trainer may write into the run folder
         self._resumed_at: int | None = None
         self._clear_on_claim = False
+        self._token = secrets.token_hex(8)  # names this trainer in the run folder's lock file
+        self._lock_held = False
+        #: settings changed by :meth:`resume` (``{name: (old, new)}``), applied and recorded
+        self.resume_changes: dict[str, tuple[Any, Any]] = {}
+        self.resume_history: list[dict[str, Any]] = []
         self.train_data, self.val_data = train_data, val_data
         self.sample_data = sample_data if sample_data is not None else val_data
         self.progress = progress and self.rank == 0
 
         torch.manual_seed(config.seed)
-        self.model = PConvUNet(
-            depth=config.depth, width=config.width, freeze_encoder_bn=config.stage == "finetune"
-        ).to(self.device)
+        self.model = build_model(config, freeze_encoder_bn=config.stage == "finetune").to(self.device)
         if init_from is not None:
             load_model_weights(self.model, load_checkpoint(init_from), init_from, expected=config)
         # masks are validated once per batch on the CPU (_batch_to_device), not inside the model,
@@ -539,6 +745,7 @@ class Trainer:
             "step": self.step,
             "best_val": self.best_val,
             "config": asdict(self.config),
+            "resume_history": self.resume_history,
             "torch_rng": torch.get_rng_state(),
         }
 
@@ -546,8 +753,25 @@ class Trainer:
         """Write a checkpoint into the run folder (rank 0 only); return its path."""
         if self.rank != 0:
             return None
-        self._claim_run_folder()
-        return save_checkpoint(self.config.run_dir / name, self.state_dict())
+        with self._holding_lock():
+            self._claim_run_folder()
+            return save_checkpoint(self.config.run_dir / name, self.state_dict())
+
+    @contextlib.contextmanager
+    def _holding_lock(self) -> Iterator[None]:
+        """Hold the run folder's lock (``.pconv.lock``: PID, host) while writing into it; a
+        folder locked by another live trainer is refused (:class:`RunFolderLocked`)."""
+        if self.rank != 0 or self._lock_held:
+            yield
+            return
+        run_dir = self.config.run_dir
+        _acquire_lock(run_dir, self._token)
+        self._lock_held = True
+        try:
+            yield
+        finally:
+            self._lock_held = False
+            _release_lock(run_dir, self._token)
 
     def _claim_run_folder(self) -> None:
         """Before this trainer first writes: refuse (or, with ``overwrite``, clear) a folder that
@@ -559,9 +783,10 @@ class Trainer:
         if self.overwrite and (self._resumed_at is None or self._clear_on_claim):
             clear_run_folder(run_dir)
         elif self._resumed_at is None:
-            check_run_folder(run_dir)
-        for stale in run_dir.glob("*.tmp") if run_dir.is_dir() else []:
-            stale.unlink(missing_ok=True)
+            check_run_folder(run_dir, token=self._token)
+        for stale in run_files(run_dir):  # only the temporary files this library writes
+            if stale.suffix == ".tmp":
+                stale.unlink(missing_ok=True)
         if self._resumed_at is not None:
             self._truncate_metrics(self._resumed_at)
         self._claimed = True
@@ -582,15 +807,30 @@ class Trainer:
             os.replace(tmp, path)
 
     def resume(self, path: str | os.PathLike) -> Trainer:
-        """Continue a run from a checkpoint: model, optimiser, scaler, step and best loss."""
+        """Continue a run from a checkpoint: model, optimiser, scaler, step and best loss.
+
+        Settings that define the model (depth, width, layer, hole fill, image size, stage) must
+        match the checkpoint's (``ValueError`` otherwise). Every other setting of this trainer's
+        config that differs from the checkpoint's - the learning rate, steps, batch size, loss
+        weights, ... - is applied (the optimiser takes the new learning rate) and recorded: in
+        :attr:`resume_changes` and in the ``resume_history`` of every later checkpoint.
+        """
         state = load_checkpoint(path, map_location=self.device)
-        saved = TrainConfig.from_dict(state["config"])
-        for key in ("depth", "width", "image_size", "stage"):
+        try:
+            saved = TrainConfig.from_dict(state["config"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: its config is invalid ({error})") from None
+        for key in ("depth", "width", "layer", "hole_fill", "image_size", "stage"):
             if getattr(saved, key) != getattr(self.config, key):
                 raise ValueError(
                     f"cannot resume {path}: it was trained with {key}={getattr(saved, key)!r}, "
                     f"this run has {key}={getattr(self.config, key)!r}"
                 )
+        if self.overwrite and _inside(path, self.config.run_dir):
+            raise ValueError(
+                f"cannot resume {path} with overwrite: it would delete the run being resumed; "
+                "drop --overwrite (API: overwrite=False) to continue it"
+            )
         if "optimizer" not in state or "step" not in state:
             raise ValueError(
                 f"cannot resume {path}: it holds model weights only (no optimiser state or step); "
@@ -598,13 +838,26 @@ class Trainer:
             )
         outside = not _inside(path, self.config.run_dir)
         if self.rank == 0 and outside and not self.overwrite:
-            check_run_folder(self.config.run_dir)  # continuing elsewhere must not mix two runs
+            # continuing elsewhere must not mix two runs
+            check_run_folder(self.config.run_dir, token=self._token)
         load_model_weights(self.model, state, path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.best_val = float(state["best_val"])
         torch.set_rng_state(state["torch_rng"])
+        mine = asdict(self.config)
+        self.resume_changes = {
+            key: (old, mine[key])
+            for key, old in asdict(saved).items()
+            if key not in ("name", "out_dir") and old != mine[key]
+        }
+        for group in self.optimizer.param_groups:  # a changed lr is applied, not only recorded
+            group["lr"] = self.config.learning_rate
+        self.resume_history = list(state.get("resume_history", []))
+        if self.resume_changes:
+            changed = {key: list(pair) for key, pair in self.resume_changes.items()}
+            self.resume_history.append({"step": self.step, "changed": changed})
         self._resumed_at = self.step
         self._clear_on_claim = self.overwrite and outside
         self._claimed = False
@@ -685,17 +938,10 @@ class Trainer:
         self.history.append(row)
         if self.rank != 0:
             return
-        self._claim_run_folder()
+        with self._holding_lock():
+            self._claim_run_folder()
+            self._write_metrics_row(row)
         run_dir = self.config.run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
-        path = run_dir / "metrics.csv"
-        columns = ["step", "kind", "total", "valid", "hole", "perceptual", "style_out", "style_comp", "tv"]
-        new = not path.exists()
-        with path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -705,12 +951,37 @@ class Trainer:
         for key, value in values.items():
             self._writer.add_scalar(f"{kind}/{key}", value, self.step)
 
+    def _write_metrics_row(self, row: dict[str, Any]) -> None:
+        """Append ``row`` to ``metrics.csv``: the file is created whole (temporary file + rename)
+        and a failed append is cut back, so a full disk never leaves a broken or empty file."""
+        path = self.config.run_dir / "metrics.csv"
+        columns = ["step", "kind", "total", "valid", "hole", "perceptual", "style_out", "style_comp", "tv"]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+        if not path.is_file() or path.stat().st_size == 0:
+            writer.writeheader()
+            writer.writerow(row)
+            write_atomically(path, text.getvalue().encode())
+            return
+        writer.writerow(row)
+        size = path.stat().st_size
+        try:
+            with path.open("a", newline="") as handle:
+                handle.write(text.getvalue())
+        except OSError as error:
+            try:
+                os.truncate(path, size)
+            except OSError:
+                pass
+            raise write_error(path, error) from None
+
     @torch.no_grad()
     def save_samples(self, batch: dict, name: str | None = None) -> Path | None:
         """Save a grid: rows input (holes white), mask, output, composite, ground truth."""
         if self.rank != 0:
             return None
-        self._claim_run_folder()
+        with self._holding_lock():
+            self._claim_run_folder()
         from torchvision.utils import save_image
 
         self.model.eval()
@@ -721,8 +992,9 @@ class Trainer:
         shown = image * mask + (1 - mask)
         rows = torch.cat([shown, mask.expand_as(image), output, comp, image], dim=0)
         path = self.config.run_dir / "samples" / (name or f"step_{self.step:07d}.png")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(rows.cpu(), path, nrow=image.shape[0], padding=2, pad_value=1.0)
+        with self._holding_lock():
+            grid = dict(format="png", nrow=image.shape[0], padding=2, pad_value=1.0)
+            replace_atomically(path, lambda tmp: save_image(rows.cpu(), tmp, **grid))
         return path
 
     # ---------------------------------------------------------------- the loop
@@ -732,11 +1004,20 @@ class Trainer:
         Checkpoints go to ``<out_dir>/<name>/``: ``last.pt`` every ``checkpoint_every`` steps
         and at the end, ``best.pt`` when the validation loss improves (every epoch).
 
-        Ctrl-C (a notebook's interrupt button) finishes the current step, saves ``interrupted.pt``
-        - a consistent state between two steps, so resuming from it is exact - and raises
+        Ctrl-C (a notebook's interrupt button), SIGTERM (schedulers, ``docker stop``, Colab) or
+        SIGHUP (a closed terminal) finishes the current step, saves ``interrupted.pt`` - a
+        consistent state between two steps, so resuming from it is exact - and raises
         :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) with a one-line message. A second
-        Ctrl-C stops at once and saves nothing. A NaN/inf loss raises :class:`TrainingDiverged`.
+        signal stops at once and saves nothing. A NaN/inf loss raises :class:`TrainingDiverged`.
+        While it runs, the run folder holds a lock file (``.pconv.lock``, with this process's
+        PID): a second trainer there is refused (:class:`RunFolderLocked`) until it ends.
         """
+        if self.rank != 0:
+            return self._fit(steps)
+        with self._holding_lock():
+            return self._fit(steps)
+
+    def _fit(self, steps: int | None) -> list[dict[str, float]]:
         config = self.config
         target = config.steps if steps is None else self.step + steps
         if self.step >= target:
@@ -813,10 +1094,15 @@ class Trainer:
                     last = self.config.run_dir / "last.pt"
                     raise TrainingInterrupted(
                         f"interrupted in the middle of step {self.step + 1}: that state is half-updated, "
-                        f"so nothing was saved; resume from {last}"
-                        + ("" if last.is_file() else " once one exists (none was written yet)"),
+                        "so nothing was saved; "
+                        + (
+                            f"continue with the same command plus --resume {last}"
+                            if last.is_file()
+                            else "no checkpoint had been written yet: rerun with --overwrite"
+                        ),
                         self.step,
                         None,
+                        interrupt.signum,
                     ) from None
                 interrupt.requested = True
             finally:
@@ -828,9 +1114,16 @@ class Trainer:
             # Only a state between two steps is saved: weights, optimiser, BatchNorm statistics
             # and step agree, so resuming from it equals an uninterrupted run.
             path = self.save("interrupted.pt")
-            where = f"saved {path}; continue with --resume {path}" if path is not None else "rank > 0"
+            where = (
+                f"saved {path}; continue with the same command plus --resume {path} (without --overwrite)"
+                if path is not None
+                else "rank > 0"
+            )
             raise TrainingInterrupted(
-                f"interrupted at step {self.step} of {target}: {where}", self.step, path
+                f"interrupted by {signal_name(interrupt.signum)} at step {self.step} of {target}: {where}",
+                self.step,
+                path,
+                interrupt.signum,
             )
         self.save("last.pt")
         return self.history

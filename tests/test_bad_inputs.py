@@ -258,7 +258,7 @@ def test_resume_from_interrupted_and_from_last_equals_an_uninterrupted_run(tmp_p
     straight.fit()
 
     trainer = Trainer(_config(tmp_path / "i"), _data(), loss=_SigintAt(loss, at=3), progress=False)
-    with pytest.raises(TrainingInterrupted, match="interrupted at step 3") as caught:
+    with pytest.raises(TrainingInterrupted, match=r"interrupted by SIGINT \(Ctrl-C\) at step 3") as caught:
         trainer.fit()
     assert caught.value.path == tmp_path / "i" / "run" / "interrupted.pt"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
@@ -296,30 +296,64 @@ def test_ctrl_c_through_the_cli_prints_one_line_and_exits_130(root, tmp_path, ca
     code, out, err = run_cli(capsys, *train_args(root, tmp_path, "--steps", "5"))
     assert code == 130
     assert [line for line in err.splitlines() if not line.startswith("warning: vgg16")] == [
-        f"interrupted: interrupted at step 2 of 5: saved {tmp_path / 'r' / 'interrupted.pt'}; "
-        f"continue with --resume {tmp_path / 'r' / 'interrupted.pt'}"
+        f"interrupted by SIGINT (Ctrl-C) at step 2 of 5: saved {tmp_path / 'r' / 'interrupted.pt'}; "
+        f"continue with the same command plus --resume {tmp_path / 'r' / 'interrupted.pt'} "
+        "(without --overwrite)"
     ]
 
 
-def test_ctrl_c_in_a_real_process(root, tmp_path):
-    """SIGINT to ``python -m pconv_lib train``: exit 130, one line, interrupted.pt loadable."""
+def _default_stop_signals() -> None:
+    """In the child: the default SIGHUP/SIGTERM handling (nohup or a CI runner may ignore them, and
+    ignored signals are inherited; the library rightly keeps an ignored SIGHUP ignored)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_every_stop_signal_in_a_real_process_saves_and_its_suggestion_works(root, tmp_path, capsys, signum):
+    """SIGINT (Ctrl-C), SIGTERM (docker stop, schedulers) and SIGHUP (closed terminal) to
+    ``python -m pconv_lib train``: exit 128 + the signal, one line, interrupted.pt loadable, the
+    lock released; the command the line suggests continues the run."""
     argv = train_args(root, tmp_path, "--steps", "100000", "--checkpoint-every", "100000", "--log-every", "1")
     argv = [str(a) for a in argv]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     proc = subprocess.Popen(
         [sys.executable, "-m", "pconv_lib", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=env,
+        text=True, env=env, preexec_fn=_default_stop_signals,
     )  # fmt: skip
     deadline = time.time() + 120
     while not (tmp_path / "r" / "metrics.csv").exists() and time.time() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    assert (tmp_path / "r" / ".pconv.lock").read_text().split()[0] == str(proc.pid)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signum, err
     lines = [line for line in err.splitlines() if not line.startswith("warning: vgg16")]
-    assert "Traceback" not in err and len(lines) == 1 and "interrupted at step" in lines[0]
-    step = load_checkpoint(tmp_path / "r" / "interrupted.pt")["step"]
-    assert step >= 1
+    assert "Traceback" not in err and len(lines) == 1, err
+    assert f"interrupted by {signum.name}" in lines[0] and "--resume" in lines[0]
+    saved = tmp_path / "r" / "interrupted.pt"
+    step = load_checkpoint(saved)["step"]
+    assert step >= 1 and not (tmp_path / "r" / ".pconv.lock").exists()
+    if signum != signal.SIGTERM:
+        return
+    # "the same command plus --resume <file>" (here with --steps one more, to end quickly)
+    assert str(saved) in lines[0]
+    code, out, err = run_cli(capsys, *argv, "--resume", saved, "--steps", str(step + 1))
+    assert code == 0, err
+    assert f"resumed {saved} at step {step}" in out and "steps 100000 -> " in out
+    assert load_checkpoint(tmp_path / "r" / "last.pt")["step"] == step + 1
+
+
+def test_sigterm_outside_training_is_one_line(tmp_path, capsys, monkeypatch):
+    def stopped(args):
+        signal.raise_signal(signal.SIGTERM)
+        return 0
+
+    monkeypatch.setattr(cli, "run_evaluate", stopped)
+    before = signal.getsignal(signal.SIGTERM)
+    code, _, err = run_cli(capsys, "evaluate")
+    assert code == 128 + signal.SIGTERM and err.strip() == "stopped by SIGTERM: nothing was written"
+    assert signal.getsignal(signal.SIGTERM) == before  # main() puts the handlers back
 
 
 # --------------------------------------------------------------------------------------------
