@@ -73,3 +73,27 @@ def test_compare_arrays_names_the_first_mismatch():
         checks.compare_arrays("out", got, expected)
     with pytest.raises(checks.ExerciseCheckError, match="shape"):
         checks.compare_arrays("out", np.zeros(3), expected)
+
+
+def test_the_checks_package_is_declared_for_wheels():
+    """pip install (not only -e) must carry pconv_lib.checks: every package folder is listed."""
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert "pconv_lib.checks" in declared
+    for init in (root / "pconv_lib").rglob("__init__.py"):
+        package = ".".join(init.parent.relative_to(root).parts)
+        assert package in declared, f"{package} is missing from [tool.setuptools] packages in pyproject.toml"
+
+
+def test_checks_are_one_module_per_step_in_course_order():
+    import pconv_lib.checks as package
+
+    steps = ["step1_masks", "step2_partial_conv", "step3_unet", "step4_losses", "step5_tiling"]
+    for step in steps:
+        module = __import__(f"pconv_lib.checks.{step}", fromlist=["_"])
+        names = [n for n in dir(module) if n.startswith("check_")]
+        assert names and all(getattr(package, n) is getattr(module, n) for n in names), step
