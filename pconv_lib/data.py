@@ -62,7 +62,8 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     starting with ``.``) are skipped. Sorting makes the index → file mapping identical on every
     machine. Symbolic links are followed, but the walk is finite: a folder reached again (a link
     loop, or two links to one folder) is walked once, and a file reached by several paths is
-    listed once (the first in sorted order); a ``UserWarning`` says how many were left out.
+    listed once (by its real path when it has one, else the first in sorted order); a
+    ``UserWarning`` says how many were left out.
     Broken links are skipped.
 
     Raises:
@@ -72,7 +73,7 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
-    found: list[tuple[str, Path, tuple[int, int]]] = []
+    found: list[tuple[bool, str, Path, tuple[int, int]]] = []
     seen_dirs: set[tuple[int, int]] = set()
     repeated = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
@@ -86,7 +87,10 @@ def find_images(root: str | os.PathLike) -> list[Path]:
             repeated += 1
             continue
         seen_dirs.add((info.st_dev, info.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        folder_via_link = _through_link(root, Path(dirpath))  # once per folder
+        # real folders before links to folders, so that a folder is reached by its real path first
+        names = [d for d in dirnames if not d.startswith(".")]
+        dirnames[:] = sorted(names, key=lambda d: (os.path.islink(os.path.join(dirpath, d)), d))
         for name in filenames:
             if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
                 path = Path(dirpath) / name
@@ -94,14 +98,17 @@ def find_images(root: str | os.PathLike) -> list[Path]:
                     target = os.stat(path)
                 except OSError:  # a broken link
                     continue
-                found.append((path.relative_to(root).as_posix(), path, (target.st_dev, target.st_ino)))
-    files, seen_files = [], set()
-    for _, path, key in sorted(found, key=lambda item: item[0]):
-        if key in seen_files:
+                via_link = folder_via_link or path.is_symlink()
+                relative = path.relative_to(root).as_posix()
+                found.append((via_link, relative, path, (target.st_dev, target.st_ino)))
+    kept: dict[tuple[int, int], tuple[str, Path]] = {}
+    # of several paths to one file keep the real one (no link on the way), else the first by name
+    for _, relative, path, key in sorted(found, key=lambda item: item[:2]):
+        if key in kept:
             repeated += 1
-            continue
-        seen_files.add(key)
-        files.append(path)
+        else:
+            kept[key] = (relative, path)
+    files = [path for _, path in sorted(kept.values(), key=lambda item: item[0])]
     if repeated:
         warnings.warn(
             f"{root}: left out {repeated} folder(s) or file(s) reached a second time through symbolic "
@@ -115,6 +122,16 @@ def find_images(root: str | os.PathLike) -> list[Path]:
             f"{', '.join(IMAGE_EXTENSIONS)}, any case); check the path"
         )
     return files
+
+
+def _through_link(root: Path, path: Path) -> bool:
+    """Whether ``path`` (below ``root``) is or passes through a symbolic link."""
+    current = path
+    while current != root and current != current.parent:
+        if current.is_symlink():
+            return True
+        current = current.parent
+    return False
 
 
 def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:

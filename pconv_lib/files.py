@@ -186,6 +186,10 @@ def available_memory() -> int | None:
     return min(found)
 
 
+def _count(pixels: int) -> str:
+    return f"{pixels / 1e6:.0f} megapixels" if pixels >= 10**7 else f"{pixels} pixels"
+
+
 def _gb(size: float) -> str:
     return f"{size / 1e9:.1f} GB"
 
@@ -207,8 +211,8 @@ def check_image_resources(
     limit = max_pixels(limit)
     if header.pixels > limit:
         raise ImageTooLarge(
-            f"{path} is {header.width}x{header.height} = {header.pixels / 1e6:.0f} megapixels, over the "
-            f"limit of {limit / 1e6:.0f} megapixels; downscale it, or raise the limit with "
+            f"{path} is {header.width}x{header.height} = {_count(header.pixels)}, over the "
+            f"limit of {_count(limit)}; downscale it, or raise the limit with "
             f"{MAX_PIXELS_ENV}=<pixels> (or --max-pixels) if this machine has the memory"
         )
     need = header.pixels * bytes_per_pixel

@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from pconv_lib.files import check_writable_folder, replace_atomically, write_atomically, write_error
 from pconv_lib.layers import check_mask_values
 from pconv_lib.losses import LossWeights, PConvLoss
-from pconv_lib.model import LAYERS, PConvUNet, build_model
+from pconv_lib.model import LAYERS, MAX_DEPTH, MIN_DEPTH, PConvUNet, build_model
 from pconv_lib.pretrained import resolve_checkpoint
 from pconv_lib.runtime import resolve_device
 
@@ -55,7 +55,7 @@ CHECKPOINT_FORMAT = 1
 #: refuse values outside them with one line naming the setting and the range, before any work.
 LIMITS: dict[str, tuple[int | float, int | float]] = {
     "image_size": (1, 8192),
-    "depth": (1, 10),
+    "depth": (MIN_DEPTH, MAX_DEPTH),  # PConvUNet's range
     "width": (0.01, 8.0),
     "batch_size": (1, 65536),
     "steps": (1, 10**9),
@@ -1227,6 +1227,7 @@ def lr_find(
     diverge_factor: float = 4.0,
     device: torch.device | str | None = None,
     seed: int = 0,
+    progress: bool = False,
 ) -> LRFindResult:
     """The learning-rate range test of the original course (Smith 2015; fastai's ``lr_find``).
 
@@ -1253,6 +1254,7 @@ def lr_find(
         diverge_factor: stop once the smoothed loss is this many times its best value.
         device: default :func:`pick_device`.
         seed: seeds the batch order (and nothing else: the global RNG state is restored).
+        progress: a tqdm bar on stderr (steps done, time left, current lr and smoothed loss).
 
     Returns:
         :class:`LRFindResult` (``lrs``, smoothed ``losses``, ``raw_losses``, ``suggestion``,
@@ -1283,6 +1285,9 @@ def lr_find(
     raw: list[float] = []
     smoothed: list[float] = []
     average, best, stopped = 0.0, math.inf, False
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=steps, desc="lr-find", unit="step", disable=not progress)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for step, batch in zip(range(steps), batches()):
@@ -1308,9 +1313,12 @@ def lr_find(
             raw.append(value)
             smoothed.append(current)
             best = min(best, current)
+            bar.update(1)
+            bar.set_postfix(lr=f"{lr:.1e}", loss=f"{current:.4g}", refresh=False)
             if current > diverge_factor * best:
                 stopped = True
                 break
+    bar.close()
     if not lrs:
         raise FloatingPointError(
             f"the loss was not finite at the first step (lr {start_lr:g}): check the data and the model"

@@ -11,12 +11,15 @@ protection. Everything uses tiny models on the CPU.
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
 import warnings
+import zlib
 from pathlib import Path
 
 import cv2
@@ -30,6 +33,7 @@ from pconv_lib.data import InpaintingDataset, UnreadableImagesError, sample_phot
 from pconv_lib.losses import load_vgg16_pool3_state_dict
 from pconv_lib.train import (
     RunFolderInUseError,
+    RunFolderLocked,
     TrainConfig,
     Trainer,
     TrainingDiverged,
@@ -608,3 +612,360 @@ def test_partial_conv_dtype_mismatch_is_explained():
     layer = PartialConv2d(3, 4, 3, padding=1)
     with pytest.raises((TypeError, ValueError), match="float32|dtype"):
         layer(torch.rand(1, 3, 8, 8, dtype=torch.float64), torch.ones(1, 3, 8, 8, dtype=torch.float64))
+
+
+# ============================================================================================
+# Issue 18 (reliability, round 2): every way a run ends, every file a user really has
+# ============================================================================================
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header says ``width`` x ``height`` but whose pixel data is a tiny (truncated)
+    compressed stream: a few dozen bytes on disk, nothing allocated to make it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
+    return path
+
+
+def _with_exif_orientation(path: Path, array: np.ndarray, orientation: int) -> Path:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(array).save(path, exif=exif.tobytes())
+    return path
+
+
+# ---------------------------------------------------------------- 2. resources before work
+
+
+def test_a_huge_photo_is_refused_from_its_header_before_decoding(tmp_path, capsys, monkeypatch, ckpt):
+    from pconv_lib import files
+
+    huge = _png_header_only(tmp_path / "huge.png", 30000, 30000)
+    assert huge.stat().st_size < 200
+    argv = ["predict", "--checkpoint", ckpt, "--image", huge, "-o", tmp_path / "o.png"]
+    needles = ("huge.png", "30000x30000", "over the limit of 100 megapixels", "PCONV_MAX_PIXELS")
+    assert_error(capsys, argv, *needles)
+    wider = _png_header_only(tmp_path / "wider.png", 60000, 60000)
+    assert_error(capsys, [*argv[:4], wider, *argv[5:]], "60000x60000", "over the limit")
+    small = _write_photo(tmp_path / "small.png", "rocket", 40)
+    assert_error(capsys, [*argv[:4], small, *argv[5:], "--max-pixels", "1000"], "1600 pixels", "1000 pixels")
+    monkeypatch.setenv("PCONV_MAX_PIXELS", "lots")
+    assert_error(capsys, argv, "PCONV_MAX_PIXELS='lots'", "positive whole number")
+    # a raised limit: the memory estimate refuses it (nothing is decoded either way)
+    monkeypatch.setenv("PCONV_MAX_PIXELS", str(4 * 10**9))
+    monkeypatch.setattr(files, "available_memory", lambda: 2 * 10**9)
+    assert_error(capsys, argv, "30000x30000", "needs about 72.0 GB", "2.0 GB is available")
+    with pytest.raises(files.ImageTooLarge, match="wider.png"):
+        from pconv_lib.data import load_image
+
+        load_image(wider)
+
+
+def test_oversized_files_in_training_and_evaluation_folders_are_skipped_by_name(root, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    for i, name in enumerate(["astronaut", "coffee", "chelsea", "rocket"]):
+        _write_photo(folder / f"{i}.jpg", name)
+    huge = _png_header_only(folder / "huge.png", 30000, 30000)
+    dataset = InpaintingDataset(folder, SIZE)
+    with pytest.warns(UserWarning, match=r"huge\.png is 30000x30000 .*over the limit"):
+        item = dataset[dataset.files.index(huge)]
+    assert item["path"] != str(huge) and item["image"].shape == (3, SIZE, SIZE)
+    argv = train_args(root, tmp_path / "runs", "--steps", "2", "--batch-size", "4")
+    argv[argv.index(root / "train")] = folder
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 0 and "huge.png" in err, err
+    assert load_checkpoint(tmp_path / "runs" / "r" / "last.pt")["step"] == 2
+    code, out, err = run_cli(capsys, "evaluate", "--images", folder, "--size", "32", "--buckets", "1")
+    assert code == 0 and "huge.png" in err and "over the limit" in err and "SSIM" in out
+    alone = _png_header_only(tmp_path / "alone" / "huge.png", 30000, 30000)
+    assert_error(capsys, ["evaluate", "--images", alone.parent, "--size", "32"], "over the pixel limit")
+
+
+def test_folder_walks_are_finite_with_link_loops_and_duplicate_links(tmp_path):
+    from pconv_lib.data import find_images
+
+    photos = tmp_path / "photos"
+    _write_photo(photos / "a.png", "camera", 16)
+    _write_photo(photos / "sub" / "b.png", "brick", 16)
+    (photos / "sub" / "loop").symlink_to(photos)  # a loop: walked forever without a guard
+    (photos / "sub" / "deeper").symlink_to(photos / "sub")
+    (photos / "again").symlink_to(photos / "sub")  # the same folder twice
+    (photos / "c.png").symlink_to(photos / "a.png")  # the same file twice
+    (photos / "broken.png").symlink_to(tmp_path / "nowhere.png")
+    with pytest.warns(UserWarning, match="reached a second time through symbolic links"):
+        files = find_images(photos)
+    assert [p.relative_to(photos).as_posix() for p in files] == ["a.png", "sub/b.png"]
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "x.png").symlink_to(photos / "a.png")  # a folder of links only is fine
+    assert [p.name for p in find_images(linked)] == ["x.png"]
+
+
+def test_exif_orientation_is_applied_to_photos_and_masks_before_comparing_them(tmp_path, capsys, ckpt):
+    from PIL import Image, ImageOps
+
+    from pconv_lib.data import apply_orientation, load_image
+
+    array = np.random.default_rng(0).integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        image = Image.fromarray(array)
+        image.info["exif"] = exif.tobytes()
+        image.getexif()[0x0112] = orientation
+        expected = np.asarray(ImageOps.exif_transpose(image))
+        got = apply_orientation(array, orientation)
+        np.testing.assert_array_equal(got, expected, err_msg=str(orientation))
+    stored = photos.sample_photo("rocket", (40, 60))  # stored 60 wide, 40 high; shown turned: 40x60
+    photo = _with_exif_orientation(tmp_path / "photo.jpg", stored, 6)
+    assert load_image(photo).shape == (60, 40, 3)
+    holes = np.full((40, 60), 255, np.uint8)
+    holes[5:15, 5:25] = 0
+    plain = _mask_file(tmp_path / "stored.png", holes)  # drawn on the stored, un-rotated photo
+    argv = ["predict", "--checkpoint", ckpt, "--image", photo, "-o", tmp_path / "o.png", "--mask"]
+    assert_error(capsys, [*argv, plain], "stored.png is 60x40", "photo is 40x60", "turned by 90 degrees")
+    turned = _with_exif_orientation(tmp_path / "turned.png", holes, 6)  # the same, tagged like the photo
+    code, _, err = run_cli(capsys, *argv, turned)
+    assert code == 0, err
+    square = _mask_file(tmp_path / "square.png", np.full((50, 50), 255, np.uint8))
+    assert_error(capsys, [*argv, square], "another aspect ratio", "square.png is 50x50")
+    half = _mask_file(tmp_path / "half.png", np.full((30, 20), 255, np.uint8))  # same ratio, half size
+    assert run_cli(capsys, *argv, half)[0] == 0
+
+
+# ---------------------------------------------------------------- 1. every way a run ends
+
+
+def test_a_run_folder_is_owned_by_one_process_and_stale_locks_are_cleared(root, tmp_path, capsys, loss):
+    import socket
+
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    lock = run_dir / ".pconv.lock"
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(f"{helper.pid} {socket.gethostname()} other\n")
+        line = assert_error(capsys, train_args(root, tmp_path, "--steps", "1"), "in use by process")
+        assert f"process {helper.pid}" in line and f"kill {helper.pid}" in line
+        with pytest.raises(RunFolderLocked, match=str(helper.pid)):
+            Trainer(_config(tmp_path, name="r"), _data(), loss=loss, progress=False).fit(steps=1)
+    finally:
+        helper.kill()
+        helper.wait()
+    # that process has ended: its lock is stale, detected and removed
+    assert run_cli(capsys, *train_args(root, tmp_path, "--steps", "1"))[0] == 0
+    assert not lock.exists() and load_checkpoint(run_dir / "last.pt")["step"] == 1
+    lock.write_text("4242 another-machine token\n")
+    line = assert_error(capsys, train_args(root, tmp_path, "--steps", "2", "--resume", run_dir / "last.pt"),
+                        "another-machine", str(lock))  # fmt: skip
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_disk_full_names_the_path_and_leaves_nothing_half_written(root, tmp_path, capsys, monkeypatch, ckpt):
+    real_write = Path.write_bytes
+
+    def full_disk(self, data):
+        if self.name.endswith(".tmp"):
+            real_write(self, data[: len(data) // 2])  # half of it lands, then the disk is full
+            _no_space()
+        return real_write(self, data)
+
+    argv = train_args(root, tmp_path, "--steps", "1")
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "write_bytes", full_disk)
+        assert_error(capsys, argv, str(tmp_path / "r" / "metrics.csv"), "No space left on device")
+        assert not [p for p in (tmp_path / "r").rglob("*") if p.is_file() and p.name != ".pconv.lock"]
+        image = root / "image.png"
+        out = tmp_path / "o.png"
+        assert_error(capsys, _predict(root, ckpt, out), str(out), "No space left on device")
+        assert not out.exists() and not (tmp_path / "o.png.tmp").exists() and image.is_file()
+    assert run_cli(capsys, *argv)[0] == 0  # nothing blocks the rerun
+    assert not (tmp_path / "r" / ".pconv.lock").exists()
+
+    def half_checkpoint(state, path, *args, **kwargs):
+        Path(path).write_bytes(b"half a checkpoint")
+        _no_space()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", half_checkpoint)
+        argv = train_args(root, tmp_path, "--steps", "1", name="c")
+        line = assert_error(capsys, argv, str(tmp_path / "c" / "last.pt"), "No space left on device")
+        assert "is intact" in line
+    assert not list((tmp_path / "c").glob("*.tmp")) and not (tmp_path / "c" / "last.pt").exists()
+    # the folder holds metrics but no checkpoint: the message suggests what works (not a last.pt)
+    line = assert_error(capsys, argv, "no checkpoint to continue from", "--overwrite")
+    assert "--resume" not in line
+    assert run_cli(capsys, *argv, "--overwrite")[0] == 0
+
+
+# ---------------------------------------------------------------- 3. nothing destroyed it did not create
+
+
+def test_predict_never_writes_over_its_inputs_or_its_other_output(root, tmp_path, capsys, ckpt):
+    photo = _write_photo(tmp_path / "photo.png", "rocket", 40)
+    mask = _mask_file(tmp_path / "mask.png", np.full((40, 40), 255, np.uint8))
+    before = photo.read_bytes(), mask.read_bytes()
+    base = ["predict", "--checkpoint", ckpt, "--image", photo]
+    assert_error(capsys, [*base, "-o", tmp_path / "." / "photo.png"], "same file as --image")
+    assert_error(capsys, [*base, "--mask", mask, "-o", mask], "--output", "same file as --mask")
+    out = tmp_path / "out.png"
+    assert_error(capsys, [*base, "-o", out, "--save-mask", out], "same file as --save-mask")
+    assert_error(capsys, [*base, "--mask", mask, "-o", out, "--save-mask", mask], "--save-mask", "--mask")
+    assert (photo.read_bytes(), mask.read_bytes()) == before and not out.exists()
+
+
+def test_overwrite_removes_only_the_files_training_wrote(root, tmp_path, capsys):
+    args = train_args(root, tmp_path, "--steps", "1", "--test", root / "val", "--sample-every", "1")
+    assert run_cli(capsys, *args)[0] == 0
+    run_dir = tmp_path / "r"
+    assert (run_dir / "samples" / "step_0000001.png").is_file()
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    mine = {
+        "notes.txt": b"my notes", "samples/my_drawing.png": b"mine", "tensorboard/README": b"mine",
+        "data.tmp": b"mine", "photos/keep.jpg": b"mine",
+    }  # fmt: skip
+    for name, data in mine.items():
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / name).write_bytes(data)
+    old_events = set((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert run_cli(capsys, *train_args(root, tmp_path, "--steps", "2", "--overwrite"))[0] == 0
+    for name, data in mine.items():
+        assert (run_dir / name).read_bytes() == data, name
+    assert not (run_dir / "samples" / "step_0000001.png").exists()  # this run saved no samples
+    assert not old_events & set((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert load_checkpoint(run_dir / "last.pt")["step"] == 2
+
+
+def test_the_run_folder_may_not_overlap_an_input_folder(root, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    for i, name in enumerate(["astronaut", "coffee"]):
+        _write_photo(photos / f"{i}.jpg", name)
+    base = ["train", *TINY, *QUIET]
+    assert_error(capsys, [*base, "--train", photos, "--log-path", tmp_path, "--name", "photos"], "overlap")
+    assert_error(capsys, [*base, "--train", photos, "--log-path", photos, "--name", "r"], "--train", "overl")
+    argv = [*base, "--train", root / "train", "--validation", photos, "--log-path", photos / "x"]
+    argv += ["--name", "r"]
+    assert_error(capsys, argv, "--validation", "overlap")
+    assert sorted(p.name for p in photos.iterdir()) == ["0.jpg", "1.jpg"]
+
+
+# ---------------------------------------------------------------- 4. nothing silently ignored
+
+
+def test_resume_applies_and_records_a_changed_learning_rate(tmp_path, loss):
+    first = Trainer(_config(tmp_path), _data(), loss=loss, progress=False)
+    first.fit(steps=2)
+    last = tmp_path / "run" / "last.pt"
+    same = Trainer(_config(tmp_path), _data(), loss=loss, progress=False).resume(last)
+    assert same.resume_changes == {} and same.optimizer.param_groups[0]["lr"] == 2e-4
+    changed = Trainer(_config(tmp_path, lr=1e-3), _data(), loss=loss, progress=False).resume(last)
+    assert changed.resume_changes == {"lr": (None, 1e-3)}
+    assert all(group["lr"] == 1e-3 for group in changed.optimizer.param_groups)  # applied
+    changed.fit(steps=1)
+    state = load_checkpoint(last)
+    assert state["config"]["lr"] == 1e-3 and state["step"] == 3  # recorded
+    assert state["resume_history"] == [{"step": 2, "changed": {"lr": [None, 1e-3]}}]
+    with pytest.raises(ValueError, match="depth=3"):
+        Trainer(_config(tmp_path, depth=4), _data(), loss=loss, progress=False).resume(last)
+
+
+def test_cli_resume_keeps_the_runs_settings_and_applies_only_the_flags_given(root, tmp_path, capsys):
+    assert run_cli(capsys, *train_args(root, tmp_path, "--steps", "1", "--seed", "5"))[0] == 0
+    last = tmp_path / "r" / "last.pt"
+    short = ["train", "--name", "r", "--train", root / "train", "--log-path", tmp_path, *QUIET]
+    short += ["--resume", last]
+    code, out, err = run_cli(capsys, *short, "--steps", "2", "--lr", "1e-3")  # no --image-size etc.
+    assert code == 0, err
+    assert "changed on resume" in out and "lr None -> 0.001" in out and "steps 1 -> 2" in out
+    state = load_checkpoint(last)
+    assert state["step"] == 2 and state["config"]["image_size"] == SIZE and state["config"]["seed"] == 5
+    assert state["config"]["lr"] == 1e-3
+    assert_error(capsys, [*short, "--depth", "4"], "trained with depth=3", "--depth 4")
+    assert_error(capsys, [*short, "--overwrite"], "--overwrite would delete the run", "--resume")
+
+
+def test_contradictory_or_ignored_flags_are_refused(root, tmp_path, capsys, ckpt):
+    mask = _mask_file(tmp_path / "m.png", np.full((40, 40), 255, np.uint8))
+    out = tmp_path / "o.png"
+    assert_error(capsys, _predict(root, ckpt, out, "--mask", mask, "--bucket", "3"), "--bucket", "--mask")
+    assert_error(capsys, _predict(root, ckpt, out, "--mask", mask, "--seed", "1"), "--seed chooses")
+    assert_error(capsys, _predict(root, ckpt, out, "--holes-are", "white"), "--holes-are", "--mask")
+    assert_error(capsys, train_args(root, tmp_path, "--holes-are", "white"), "--holes-are", "--masks")
+
+
+def test_weights_with_nan_or_inf_are_refused_on_load_naming_the_file(root, tmp_path, capsys, ckpt):
+    state = load_checkpoint(ckpt)
+    name = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][name] = state["model"][name].clone().fill_(float("nan"))
+    bad = tmp_path / "diverged.pt"
+    torch.save(state, bad)
+    with pytest.raises(ValueError, match=f"diverged.pt: its weights hold NaN or infinite values \\({name}"):
+        model_from_checkpoint(bad)
+    argv = ["predict", "--checkpoint", bad, "--image", root / "image.png", "-o", tmp_path / "o.png"]
+    line = assert_error(capsys, argv, "diverged.pt", "NaN or infinite", "earlier checkpoint")
+    assert "image" not in line.split("diverged.pt")[1]  # the checkpoint is blamed, not the photo
+    argv = ["evaluate", "--checkpoint", bad, "--size", "32", "--buckets", "1"]
+    assert_error(capsys, argv, "diverged.pt", "NaN")
+    assert_error(capsys, train_args(root, tmp_path, "--checkpoint", bad), "diverged.pt", "NaN")
+
+
+def test_psnr_of_identical_images_is_capped_and_means_stay_finite():
+    from pconv_lib import evaluate
+
+    image = photos.sample_photo("astronaut", 32)
+    same = evaluate.image_metrics(image, image)
+    assert same["PSNR"] == pytest.approx(10 * np.log10(255**2 * image.size)) and same["L1"] == 0
+    off_by_one = image.copy()
+    off_by_one[0, 0, 0] ^= 1
+    assert evaluate.image_metrics(image, off_by_one)["PSNR"] <= same["PSNR"]
+    table = evaluate.evaluate_methods({"copy": lambda img, mask: img}, [image], [1])
+    assert np.isfinite(table.scores["copy"][1]["PSNR"]) and "inf" not in table.to_text()
+
+
+# ---------------------------------------------------------------- 6. numbers out of range
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--image-size", "100000"], "--image-size must be at most 8192 (valid: 1..8192)"),
+        (["--depth", "40"], "--depth must be at most 10"),
+        (["--width", "0"], "--width must be at least 0.01"),
+        (["--width", "1e9"], "--width must be at most 8.0"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--steps", "1000000000000"], "--steps must be at most 1000000000"),
+        (["--seed", "-1"], "--seed must be at least 0 (valid: 0..4294967295)"),
+        (["--lr", "nan"], "--lr must be a finite number > 0"),
+        (["--lr", "-1"], "--lr must be a finite number > 0"),
+        (["--lr", "inf"], "--lr must be a finite number > 0"),
+        (["--num-workers", "100000"], "--num-workers must be at most 256"),
+        (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1"),
+        (["--max-pixels", "0"], "--max-pixels must be at least 1"),
+    ],
+)
+def test_numbers_out_of_range_name_the_flag_and_its_range(root, tmp_path, capsys, extra, needle):
+    line = assert_error(capsys, train_args(root, tmp_path, *extra), needle)
+    assert "bug" not in line and not (tmp_path / "r").exists()
+
+
+def test_numbers_out_of_range_in_predict_and_the_api(root, tmp_path, capsys, ckpt):
+    out = tmp_path / "o.png"
+    assert_error(capsys, _predict(root, ckpt, out, "--tile-size", "10000000"), "--tile-size must be at most")
+    assert_error(capsys, _predict(root, ckpt, out, "--seed", "-3"), "--seed must be at least 0")
+    assert_error(capsys, _predict(root, ckpt, out, "--max-pixels", "-5"), "--max-pixels must be at least 1")
+    cases = [("depth", 40, "depth must be at most 10"), ("lr", float("nan"), "lr must be")]
+    for field, value, needle in cases:
+        with pytest.raises(ValueError, match=needle):
+            _config(tmp_path, **{field: value})
