@@ -105,7 +105,7 @@ def tv_whole_image(comp, mask):
 @pytest.mark.parametrize(
     "tv, message",
     [
-        (tv_mask_first, "multiplied comp by the region before taking differences"),
+        (tv_mask_first, "comp multiplied by the region before taking differences"),
         (tv_one_side, "BOTH of its pixels are in P"),
         (_tv_with(lambda m: 1 - m), "holes themselves as the region"),
         (_tv_with(lambda m: F.max_pool2d(m, 3, 1, 1)), "dilated the valid pixels"),

@@ -74,71 +74,85 @@ def check_gram_matrix(gram_matrix: Callable) -> bool:
     return _passed("gram_matrix matches pconv_lib.losses.gram_matrix, normalised by C·H·W")
 
 
-def _tv_variants(comp, mask) -> list[tuple[str, Any]]:
-    """Plausible wrong total-variation losses, each with the message that leads to the fix."""
+def _dx(x: Any) -> Any:
+    return x[..., :, 1:] - x[..., :, :-1]
+
+
+def _dy(x: Any) -> Any:
+    return x[..., 1:, :] - x[..., :-1, :]
+
+
+def _pair_x(p: Any) -> Any:
+    return p[..., :, 1:] * p[..., :, :-1]
+
+
+def _pair_y(p: Any) -> Any:
+    return p[..., 1:, :] * p[..., :-1, :]
+
+
+def _tv(image: Any, weight_x: Any = 1.0, weight_y: Any = 1.0, power: int = 1) -> Any:
+    return (_dx(image).abs() ** power * weight_x).sum() + (_dy(image).abs() ** power * weight_y).sum()
+
+
+def _tv_pieces(comp: Any, mask: Any) -> dict[str, Any]:
+    """What the TV mistakes are recomputed from: comp, holes, P, dilated valid pixels, N, the right sum."""
     import torch.nn.functional as F
 
     hole = 1 - mask
     region = F.max_pool2d(hole, kernel_size=3, stride=1, padding=1)
-    valid_region = F.max_pool2d(mask, kernel_size=3, stride=1, padding=1)
-    numel = comp.numel()
+    return {
+        "comp": comp, "hole": hole, "region": region, "numel": comp.numel(),
+        "valid_region": F.max_pool2d(mask, kernel_size=3, stride=1, padding=1),
+        "right_sum": _tv(comp, _pair_x(region), _pair_y(region)),
+    }
 
-    def dx(x):
-        return x[..., :, 1:] - x[..., :, :-1]
 
-    def dy(x):
-        return x[..., 1:, :] - x[..., :-1, :]
+_PREMASK = (
+    "Your result is the TV of comp multiplied by the region before taking differences: where P ends, a "
+    "pixel next to a zeroed one makes a false jump (its value minus 0), so the border of P is counted as "
+    "an edge. Take the differences of comp first, then keep each difference only where both of its pixels "
+    "are in P (weight it by P at both pixels)."
+)
 
-    def pair_x(p):
-        return p[..., :, 1:] * p[..., :, :-1]
-
-    def pair_y(p):
-        return p[..., 1:, :] * p[..., :-1, :]
-
-    def tv(image, weight_x=1.0, weight_y=1.0, power=1):
-        return (dx(image).abs() ** power * weight_x).sum() + (dy(image).abs() ** power * weight_y).sum()
-
-    correct_sum = tv(comp, pair_x(region), pair_y(region))
-    premask = (
-        "It looks like you multiplied comp by the region before taking differences: where P ends, a "
-        "pixel next to a zeroed one makes a false jump (its value minus 0), so the border of P is "
-        "counted as an edge. Take the differences of comp first, then keep each difference only where "
-        "both of its pixels are in P (weight it by P at both pixels)."
-    )
-    return [
-        ("whole image", tv(comp) / numel,
-         "It looks like the TV of the whole image: count only differences inside the dilated holes P."),
-        ("region before differences", tv(comp * region) / numel, premask),
-        ("holes before differences", tv(comp * hole) / numel,
-         premask + " (And P is the holes dilated by one pixel, not the holes themselves.)"),
-        ("one pixel in P", tv(comp, region[..., :, 1:], region[..., 1:, :]) / numel,
-         "A difference must count only when BOTH of its pixels are in P: you weighted it by P at one "
-         "pixel only. Multiply by P at both ends (the pixel and its right / lower neighbour)."),
-        ("undilated holes", tv(comp, pair_x(hole), pair_y(hole)) / numel,
-         "You used the holes themselves as the region: P is the holes dilated by one pixel "
-         "(a 3x3 max-pool of 1 - mask, stride 1, padding 1), so the seam between a hole and its valid "
-         "neighbours counts too - that seam is what the TV term smooths."),
-        ("dilated valid pixels", tv(comp, pair_x(valid_region), pair_y(valid_region)) / numel,
-         "You dilated the valid pixels: mask is 1 = valid, 0 = hole, so the holes are 1 - mask; "
-         "dilate those."),
-        ("squared differences", tv(comp, pair_x(region), pair_y(region), power=2) / numel,
-         "The TV term is an L1 norm: sum absolute differences, not squared ones."),
-        ("horizontal only", (dx(comp).abs() * pair_x(region)).sum() / numel,
-         "Only horizontal differences are counted: add the vertical ones (rows i and i+1) too."),
-        ("vertical only", (dy(comp).abs() * pair_y(region)).sum() / numel,
-         "Only vertical differences are counted: add the horizontal ones (columns j and j+1) too."),
-        ("not normalised", correct_sum,
-         "The sum is right but not normalised: divide it by the number of elements of comp (comp.numel())."),
-        ("divided by |P|", correct_sum / region.sum().clamp_min(1),
-         "Divide by the number of elements of comp (comp.numel(), N*C*H*W, the paper's N), not by the "
-         "number of pixels in P."),
-        ("divided by N*H*W", correct_sum / (numel // comp.shape[1]),
-         "Divide by the number of elements of comp including its 3 channels (comp.numel() = N*C*H*W)."),
-        ("mean of differences",
-         (dx(comp).abs() * pair_x(region)).mean() + (dy(comp).abs() * pair_y(region)).mean(),
-         "Divide the whole sum once by comp.numel() (the paper's N): .mean() over the difference "
-         "tensors divides by their own (smaller) sizes."),
-    ]
+#: Wrong total-variation losses: (name, recomputed from :func:`_tv_pieces`, what to change).
+TV_MISTAKES: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
+    ("whole image", lambda p: _tv(p["comp"]) / p["numel"],
+     "Your result is the TV of the whole image: count only differences inside the dilated holes P."),
+    ("region before differences", lambda p: _tv(p["comp"] * p["region"]) / p["numel"], _PREMASK),
+    ("holes before differences", lambda p: _tv(p["comp"] * p["hole"]) / p["numel"],
+     _PREMASK + " (And P is the holes dilated by one pixel, not the holes themselves.)"),
+    ("one pixel in P",
+     lambda p: _tv(p["comp"], p["region"][..., :, 1:], p["region"][..., 1:, :]) / p["numel"],
+     "A difference must count only when BOTH of its pixels are in P: you weighted it by P at one "
+     "pixel only. Multiply by P at both ends (the pixel and its right / lower neighbour)."),
+    ("undilated holes", lambda p: _tv(p["comp"], _pair_x(p["hole"]), _pair_y(p["hole"])) / p["numel"],
+     "You used the holes themselves as the region: P is the holes dilated by one pixel "
+     "(a 3x3 max-pool of 1 - mask, stride 1, padding 1), so the seam between a hole and its valid "
+     "neighbours counts too - that seam is what the TV term smooths."),
+    ("dilated valid pixels",
+     lambda p: _tv(p["comp"], _pair_x(p["valid_region"]), _pair_y(p["valid_region"])) / p["numel"],
+     "You dilated the valid pixels: mask is 1 = valid, 0 = hole, so the holes are 1 - mask; "
+     "dilate those."),
+    ("squared differences",
+     lambda p: _tv(p["comp"], _pair_x(p["region"]), _pair_y(p["region"]), power=2) / p["numel"],
+     "The TV term is an L1 norm: sum absolute differences, not squared ones."),
+    ("horizontal only", lambda p: (_dx(p["comp"]).abs() * _pair_x(p["region"])).sum() / p["numel"],
+     "Only horizontal differences are counted: add the vertical ones (rows i and i+1) too."),
+    ("vertical only", lambda p: (_dy(p["comp"]).abs() * _pair_y(p["region"])).sum() / p["numel"],
+     "Only vertical differences are counted: add the horizontal ones (columns j and j+1) too."),
+    ("not normalised", lambda p: p["right_sum"],
+     "The sum is right but not normalised: divide it by the number of elements of comp (comp.numel())."),
+    ("divided by |P|", lambda p: p["right_sum"] / p["region"].sum().clamp_min(1),
+     "Divide by the number of elements of comp (comp.numel(), N*C*H*W, the paper's N), not by the "
+     "number of pixels in P."),
+    ("divided by N*H*W", lambda p: p["right_sum"] / (p["numel"] // p["comp"].shape[1]),
+     "Divide by the number of elements of comp including its 3 channels (comp.numel() = N*C*H*W)."),
+    ("mean of differences",
+     lambda p: (_dx(p["comp"]).abs() * _pair_x(p["region"])).mean()
+     + (_dy(p["comp"]).abs() * _pair_y(p["region"])).mean(),
+     "Divide the whole sum once by comp.numel() (the paper's N): .mean() over the difference "
+     "tensors divides by their own (smaller) sizes."),
+]
 
 
 @_guarded
@@ -175,8 +189,10 @@ def check_total_variation_loss(total_variation_loss: Callable) -> bool:
             if seed == 3:
                 hint = " With no hole at all the TV loss must be 0 (P is empty)."
             else:
-                for _, value, message in _tv_variants(comp, mask):
-                    if abs(got_value - float(value)) < 1e-9 + 1e-6 * abs(float(value)):
+                pieces = _tv_pieces(comp, mask)
+                for _, mistake, message in TV_MISTAKES:
+                    value = float(mistake(pieces))
+                    if abs(got_value - value) < 1e-9 + 1e-6 * abs(value):
                         hint = " " + message
                         break
             _fail(f"{call} gives {got_value:.6f}, expected {expected:.6f}.{hint}")
