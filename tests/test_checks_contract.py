@@ -120,7 +120,12 @@ def test_mask_update_ratio_in_another_dtype():
 
 def test_mask_update_float32_kernel_is_confirmed_by_a_float32_call():
     _raises(checks.check_mask_update, _mask_update(kernel_dtype=torch.float32),
-            "crashed.*It runs with float32 inputs but crashes with these float64 ones")
+            "crashed.*It runs when the inputs have another float dtype, but crashes with these")
+
+
+def test_mask_update_float64_kernel_crashes_only_on_the_float16_mask():
+    _raises(checks.check_mask_update, _mask_update(kernel_dtype=torch.float64),
+            r"in float16: RuntimeError.*It runs when the inputs have another float dtype")
 
 
 def test_new_mask_is_the_count():

@@ -118,13 +118,19 @@ def _pconv_case_text(kernel: int, stride: int, padding: int, dilation: int, kind
     )
 
 
-def _float32_probe(function: Callable, args: tuple) -> Callable[[Exception], bool]:
-    """Confirms a dtype mistake: the same call with float32 tensors runs."""
+def _dtype_probe(function: Callable, args: tuple) -> Callable[[Exception], bool]:
+    """Confirms a dtype mistake: the same call runs when every tensor has another float dtype."""
     import torch
 
+    dtype = args[0].dtype
+
     def confirm(error: Exception) -> bool:
-        converted = tuple(a.float() if isinstance(a, torch.Tensor) else a for a in args)
-        return _works(lambda: function(*converted))
+        for other in (torch.float32, torch.float64):
+            if other != dtype:
+                converted = tuple(a.to(other) if isinstance(a, torch.Tensor) else a for a in args)
+                if _works(lambda converted=converted: function(*converted)):
+                    return True
+        return False
 
     return confirm
 
@@ -155,8 +161,9 @@ def _bias_shape_probe(expected_out: Any, bias: Any) -> Callable[[Exception], boo
     return lambda error: _same_error(error, lambda: torch.zeros_like(expected_out) + bias)
 
 
-_DTYPE_HINT = ("It runs with float32 inputs but crashes with these float64 ones: create every new tensor "
-               "(the ones kernel) with the input's dtype and device (dtype=mask.dtype, device=mask.device).")
+_DTYPE_HINT = ("It runs when the inputs have another float dtype, but crashes with these: create every new "
+               "tensor (the ones kernel) with the input's dtype and device (dtype=mask.dtype, "
+               "device=mask.device).")
 
 
 _MAXPOOL_HINT = ("F.max_pool2d with these arguments raises exactly this error: max pooling cannot take every "
@@ -272,7 +279,7 @@ def check_mask_update(mask_ratio_and_update: Callable) -> bool:
             where += " in float16"
         args = (mask.clone(), k, stride, padding, dilation)
         ok, got = _call_diagnosed(mask_ratio_and_update, name, where, args, [
-            (_float32_probe(mask_ratio_and_update, args), _DTYPE_HINT),
+            (_dtype_probe(mask_ratio_and_update, args), _DTYPE_HINT),
             (_maxpool_probe(mask, k, stride, padding, dilation), _MAXPOOL_HINT),
         ])
         if not ok:
@@ -393,7 +400,7 @@ def check_partial_conv_forward(partial_conv_forward: Callable) -> bool:
             (_bias_none_probe(partial_conv_forward, args, c_out),
              "It runs with a bias tensor but crashes with bias=None. The bias can be None (a layer built "
              "with bias=False): add it only `if bias is not None`."),
-            (_float32_probe(partial_conv_forward, args), _DTYPE_HINT),
+            (_dtype_probe(partial_conv_forward, args), _DTYPE_HINT),
             (_maxpool_probe(mask, k, stride, padding, dilation), _MAXPOOL_HINT),
             (_bias_shape_probe(expected_out, bias), _BIAS_SHAPE_HINT),
         ])
