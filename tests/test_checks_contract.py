@@ -368,3 +368,19 @@ def test_decoder_block_constructor_hint_only_when_the_signature_is_wrong():
     _raises(checks.check_decoder_block, ThreeArguments, "cannot be called with two arguments")
     _raises(checks.check_decoder_block, BrokenInside, r"DecoderBlock\(10, 5\) failed",
             absent=("two arguments",))
+
+
+def test_decoder_block_returning_the_mask_it_gave_the_convolution():
+    class DecoderBlock(torch.nn.Module):
+        def __init__(self, in_channels, out_channels):
+            super().__init__()
+            self.conv = PartialConv2d(in_channels, out_channels, 3, padding=1, bias=False)
+            self.bn = torch.nn.BatchNorm2d(out_channels)
+
+        def forward(self, x, mask, skip_x, skip_mask):
+            features, cat_mask = _concat(x, mask, skip_x, skip_mask)
+            h, _ = self.conv(features, cat_mask)
+            return F.leaky_relu(self.bn(h), 0.2), cat_mask
+
+    _raises(checks.check_decoder_block, DecoderBlock, "the returned mask is the mask the partial convolution "
+            "received")

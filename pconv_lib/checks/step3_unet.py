@@ -254,6 +254,61 @@ def check_concat_skip(concat_skip: Callable) -> bool:
     )
 
 
+def _leaky(t: Any, slope: float) -> Any:
+    return t.clamp_min(0) + slope * t.clamp_max(0)
+
+
+def _decoder_pieces(ref: Any, mode: str, x: Any, mask: Any, skip_x: Any, skip_mask: Any, features: Any,
+                    cat_mask: Any) -> dict[str, Any]:
+    """What the decoder mistakes are recomputed from, with the reference block ``ref`` (no grad).
+
+    ``pre``: the partial convolution of the concatenation; ``pre_nomask``: the same without a mask;
+    ``bn``: BatchNorm with the running statistics (a function); ``normed``: ``pre`` normalised the
+    way ``mode`` does (running statistics in eval, batch statistics in train); ``swapped``: the
+    reference block on the skip-first concatenation (eval mode only, else None).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    bn = ref.bn
+
+    def with_running_stats(t: Any) -> Any:
+        return F.batch_norm(t, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+
+    pre = ref.conv(features, cat_mask)[0]
+    batch = F.batch_norm(pre, None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
+    swapped = None
+    if mode == "eval":
+        c_x, c_skip = x.shape[1], skip_x.shape[1]
+        up_x, up_m = F.interpolate(x, scale_factor=2.0), F.interpolate(mask, scale_factor=2.0)
+        skip_first = torch.cat((skip_mask.expand(-1, c_skip, -1, -1), up_m.expand(-1, c_x, -1, -1)), dim=1)
+        swapped = ref(torch.cat((skip_x, up_x), dim=1), skip_first)[0]
+    return {"pre": pre, "pre_nomask": ref.conv(features)[0], "bn": with_running_stats,
+            "normed": with_running_stats(pre) if mode == "eval" else batch, "swapped": swapped}
+
+
+#: Wrong decoder blocks: (the modes where the mistake is recognisable, recomputed from
+#: :func:`_decoder_pieces`, what to change).
+DECODER_MISTAKES: list[tuple[tuple[str, ...], Callable[[dict[str, Any]], Any], str]] = [
+    (("eval", "train"), lambda p: p["normed"],
+     "the activation is missing: apply nn.LeakyReLU(0.2) after BatchNorm"),
+    (("eval", "train"), lambda p: p["normed"].clamp_min(0),
+     "the decoder uses LeakyReLU(0.2), not ReLU (the paper: ReLU in the encoder, LeakyReLU with slope 0.2 "
+     "in the decoder)"),
+    (("eval", "train"), lambda p: _leaky(p["normed"], 0.01),
+     "LeakyReLU's negative slope must be 0.2: nn.LeakyReLU(0.2), not the default 0.01"),
+    (("eval", "train"), lambda p: _leaky(p["pre"], 0.2),
+     "BatchNorm is skipped in forward: conv -> BN -> LeakyReLU(0.2)"),
+    (("eval",), lambda p: p["bn"](_leaky(p["pre"], 0.2)),
+     "BatchNorm must come before the activation: conv -> BN -> LeakyReLU(0.2)"),
+    (("eval",), lambda p: _leaky(p["bn"](p["pre_nomask"]), 0.2),
+     "the partial convolution got no mask: call it with the concatenated mask, conv(features, mask), and "
+     "return the new mask it gives"),
+    (("eval",), lambda p: p["swapped"],
+     "features and masks concatenated in the wrong order; " + _ORDER_HINT),
+]
+
+
 def _find_layers(block: Any) -> tuple[Any, Any]:
     """The learner block's one PartialConv2d and one BatchNorm2d, or a plain-words failure."""
     from torch import nn
@@ -399,52 +454,18 @@ def check_decoder_block(decoder_block: type) -> bool:
                       f"{tuple(expected.shape)}")
             if not _close(out, expected):
                 with torch.no_grad():
-                    pre = ref.conv(features, cat_mask)[0]
-                    pre_nomask = ref.conv(features)[0]
-                    bn_out = F.batch_norm(pre, ref.bn.running_mean, ref.bn.running_var, ref.bn.weight,
-                                          ref.bn.bias, False, 0.0, ref.bn.eps)
-                    batch = F.batch_norm(pre, None, None, ref.bn.weight, ref.bn.bias, True, 0.0, ref.bn.eps)
-                    normed = bn_out if mode == "eval" else batch
-                    variants = [
-                        (normed, "the activation is missing: apply nn.LeakyReLU(0.2) after BatchNorm"),
-                        (F.relu(normed), "the decoder uses LeakyReLU(0.2), not ReLU (the paper: ReLU in "
-                                         "the encoder, LeakyReLU with slope 0.2 in the decoder)"),
-                        (F.leaky_relu(normed, 0.01), "LeakyReLU's negative slope must be 0.2: "
-                                                     "nn.LeakyReLU(0.2), not the default 0.01"),
-                        (F.leaky_relu(pre, 0.2), "BatchNorm is skipped in forward: conv -> BN -> "
-                                                 "LeakyReLU(0.2)"),
-                    ]
-                    if mode == "eval":
-                        after = F.leaky_relu(pre, 0.2)
-                        variants.append((
-                            F.batch_norm(after, ref.bn.running_mean, ref.bn.running_var, ref.bn.weight,
-                                         ref.bn.bias, False, 0.0, ref.bn.eps),
-                            "BatchNorm must come before the activation: conv -> BN -> LeakyReLU(0.2)",
-                        ))
-                        bn_nomask = F.batch_norm(pre_nomask, ref.bn.running_mean, ref.bn.running_var,
-                                                 ref.bn.weight, ref.bn.bias, False, 0.0, ref.bn.eps)
-                        variants.append((
-                            F.leaky_relu(bn_nomask, 0.2),
-                            "the partial convolution got no mask: call it with the concatenated "
-                            "mask, conv(features, mask), and return the new mask it gives",
-                        ))
-                        up_x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-                        up_m = F.interpolate(mask, scale_factor=2.0, mode="nearest")
-                        swapped = ref(
-                            torch.cat((skip_x, up_x), dim=1),
-                            torch.cat((skip_mask.expand(-1, c_skip, -1, -1), up_m.expand(-1, c_x, -1, -1)),
-                                      dim=1),
-                        )[0]
-                        variants.append((swapped, f"features and masks concatenated in the wrong order; "
-                                                  f"{_ORDER_HINT}"))
-                for value, hint in variants:
-                    if _close(out, value):
-                        _fail(f"{call} in {mode} mode: {hint}")
+                    pieces = _decoder_pieces(ref, mode, x, mask, skip_x, skip_mask, features, cat_mask)
+                    for modes, mistake, hint in DECODER_MISTAKES:
+                        if mode in modes and _close(out, mistake(pieces)):
+                            _fail(f"{call} in {mode} mode: {hint}")
             compare_arrays(f"features of {call} in {mode} mode", out, expected, atol=1e-5)
+            if not _close(new_mask, expected_mask) and (_close(new_mask, cat_mask) or _close(
+                    new_mask, torch.cat((F.interpolate(mask, scale_factor=2.0), skip_mask), 1))):
+                _fail(f"{call}: the returned mask is the mask the partial convolution received: return "
+                      "the new mask it gives back (conv(features, mask) returns (output, new_mask))")
             if tuple(new_mask.shape) != tuple(expected_mask.shape):
                 _fail(f"{call}: the returned mask has shape {tuple(new_mask.shape)}, expected "
-                      f"{tuple(expected_mask.shape)}: return the new mask given by the partial "
-                      "convolution, not its input mask")
+                      f"{tuple(expected_mask.shape)}")
             compare_arrays(f"new mask of {call}", new_mask, expected_mask, atol=0)
         for name in ("running_mean", "running_var"):
             compare_arrays(f"BatchNorm {name} after a train-mode call of {made}", getattr(bn, name),
