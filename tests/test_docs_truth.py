@@ -217,3 +217,26 @@ def test_loss_weights_agree_across_docs_notebook_and_code():
     exercise = _markdown(_notebook("solutions", 4))
     assert (r"L = 1\,L_{valid} + 6\,L_{hole} + 0.05\,L_{perceptual} + 120\,(L_{style,out} + "
             r"L_{style,comp}) + 0.1\,L_{tv}") in exercise
+
+
+def test_error_messages_the_readme_quotes_are_the_librarys():
+    """README's troubleshooting quotes error messages: each is what the library really says."""
+    import numpy as np
+
+    from pconv_lib import masks
+    from pconv_lib.model import PConvUNet
+
+    raised = []
+    mask = np.full((8, 8), 255, np.uint8)
+    mask[:2, :2] = 0
+    for call in (lambda: masks.hole_ratio(mask),
+                 lambda: PConvUNet(depth=7, width=0.125).eval()(torch.zeros(1, 3, 300, 256),
+                                                                torch.ones(1, 1, 300, 256))):
+        with pytest.raises(ValueError) as caught:
+            call()
+        raised.append(str(caught.value))
+    quoted = [q.replace("\\*", "*") for q in re.findall(r'^- \*\*"([^"]+)"\*\*', README, re.M)]
+    library = [q for q in quoted if "binary with" in q or "is not a multiple of" in q]
+    assert len(library) == 2, quoted
+    for quote in library:
+        assert any(quote in message for message in raised), f"README quotes {quote!r}; the library: {raised}"
