@@ -151,8 +151,16 @@ def main(argv: list[str] | None = None) -> int:
         for variable in ("CI", "PCONV_QUICK", "PCONV_FULL"):
             os.environ.pop(variable, None)
         load_before = os.getloadavg()[0]
+        failed = []
         for path in paths:
-            seconds = execute(path)
+            try:
+                seconds = execute(path)
+            except Exception as error:  # a notebook that fails keeps its old row; the run reports it
+                failed.append(path)
+                first = f"{type(error).__name__}: {error}".strip().splitlines()[0][:200]
+                print(f"{path.parent.name}/{path.name}: FAILED ({first}); its row is left as it was",
+                      file=sys.stderr, flush=True)
+                continue
             kind = "lesson" if path.resolve().parent.name == "notebooks" else "solution"
             rows.setdefault(path.stem, {"lesson": None, "solution": None})[kind] = round(seconds)
             print(f"{path.parent.name}/{path.name}: {seconds:.1f} s", flush=True)
@@ -171,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {TABLE.relative_to(ROOT)}")
     changed = update_docs(rows)
     print("updated " + (", ".join(changed) if changed else "nothing: the docs already quote the table"))
+    if not args.docs_only and failed:
+        names = ", ".join(map(str, failed))
+        print(f"error: {len(failed)} notebook(s) failed to run: {names}", file=sys.stderr)
+        return 1
     return 0
 
 
