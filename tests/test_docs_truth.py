@@ -240,3 +240,33 @@ def test_error_messages_the_readme_quotes_are_the_librarys():
     assert len(library) == 2, quoted
     for quote in library:
         assert any(quote in message for message in raised), f"README quotes {quote!r}; the library: {raised}"
+
+
+# ---- paths that work where the learner is ------------------------------------------------------
+
+
+def _find_checkpoint():
+    """notebook 05's find_checkpoint, taken from the committed cell and defined here."""
+    cell = next(c.source for c in nbformat.read(_notebook("notebooks", 5), as_version=4).cells
+                if c.cell_type == "code" and "def find_checkpoint" in c.source)
+    source = cell[cell.index("def find_checkpoint"):cell.index("\n\n\n", cell.index("def find_checkpoint"))]
+    namespace = {"Path": Path}
+    exec(source, namespace)
+    return namespace["find_checkpoint"]
+
+
+def test_notebook_05_finds_a_checkpoint_from_notebooks_or_the_repository_root(tmp_path, monkeypatch):
+    find_checkpoint = _find_checkpoint()
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "runs" / "mine").mkdir(parents=True)
+    (tmp_path / "runs" / "mine" / "best.pt").write_bytes(b"")
+    monkeypatch.chdir(tmp_path / "notebooks")  # where Jupyter runs the notebook
+    assert find_checkpoint("demo") == "demo"
+    assert Path(find_checkpoint("runs/mine/best.pt")) == tmp_path / "runs" / "mine" / "best.pt"
+    with pytest.raises(FileNotFoundError) as caught:
+        find_checkpoint("runs/other/best.pt")
+    message = str(caught.value)
+    assert "\n" not in message and f"working directory {tmp_path / 'notebooks'}" in message
+    assert str(tmp_path / "notebooks" / "runs/other/best.pt") in message
+    assert str(tmp_path / "runs/other/best.pt") in message
