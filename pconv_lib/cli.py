@@ -106,6 +106,28 @@ def _loss_settings(args: argparse.Namespace) -> tuple[str | None, dict[str, floa
     return vgg, LossWeights.paper().as_dict()
 
 
+#: ``lr-find`` on a CPU without --image-size/--depth/--width/--steps/--checkpoint: a network that
+#: sweeps in about a minute on 2 cores (bench: 56-75 s on the course's 2-core test machine, sample
+#: photos, --pixel-losses); the paper's size (256, depth 7, width 1.0, 200 steps) takes an hour or more.
+LR_FIND_CPU_DEFAULTS = {"image_size": 128, "depth": 5, "width": 0.25, "steps": 100}
+LR_FIND_GPU_DEFAULTS = {"image_size": 256, "width": 1.0, "steps": 200}
+
+
+def _lr_find_sizes(args: argparse.Namespace, device) -> None:  # noqa: ANN001
+    """Fill the size flags left out: paper size on a GPU, a one-minute network on a CPU (said so)."""
+    flags = ("image_size", "depth", "width", "steps")
+    small = device.type == "cpu" and args.checkpoint is None and all(getattr(args, f) is None for f in flags)
+    defaults = LR_FIND_CPU_DEFAULTS if small else LR_FIND_GPU_DEFAULTS
+    for flag, value in defaults.items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, value)
+    if small:
+        print(f"on the CPU: a small network (--image-size {args.image_size} --depth {args.depth} "
+              f"--width {args.width}, {args.steps} steps; about a minute on 2 cores); give --image-size, "
+              "--width and --steps for the size you will train (the paper's 256 / 1.0 / 200: an hour or more)"
+              )
+
+
 def _add_lr_find(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "lr-find",
@@ -118,16 +140,22 @@ def _add_lr_find(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", type=Path, help="start from these weights (e.g. for phase 2)")
     p.add_argument("--stage", choices=["train", "finetune"], default="train",
                    help="finetune: encoder BatchNorm frozen, as in phase 2")
-    p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--depth", type=int, default=None, help="default: 7 for 256, 8 for 512")
-    p.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
+    small = LR_FIND_CPU_DEFAULTS
+    p.add_argument("--image-size", type=int, default=None,
+                   help=f"default: 256 on a GPU; {small['image_size']} on a CPU (about a minute)")
+    p.add_argument("--depth", type=int, default=None,
+                   help=f"default: 7 for 256, 8 for 512; {small['depth']} for the CPU default size")
+    p.add_argument("--width", type=float, default=None,
+                   help=f"channel multiplier (default: 1.0 = paper on a GPU, {small['width']} on a CPU)")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--steps", type=int, default=200, help="sweep length (a few hundred on a GPU)")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"sweep length (default: 200 on a GPU, {small['steps']} on a CPU)")
     p.add_argument("--start-lr", type=float, default=1e-7)
     p.add_argument("--end-lr", type=float, default=1.0)
     p.add_argument("--plot", type=Path, help="save the loss-vs-lr curve to this PNG")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _training_data(args: argparse.Namespace, without_train: str):
@@ -147,7 +175,10 @@ def run_lr_find(args: argparse.Namespace) -> int:
     from pconv_lib.model import PConvUNet
     from pconv_lib.train import TrainConfig, check_lr_sweep, load_checkpoint, lr_find
 
+    device = _device(args.device)
+    _lr_find_sizes(args, device)
     depth = args.depth or (8 if args.image_size >= 512 else 7)
+    _check_ranges(args, ("image_size", "depth", "width", "batch_size", "seed"))
     TrainConfig(image_size=args.image_size, depth=depth)  # the size checks, before any work
     check_lr_sweep(args.start_lr, args.end_lr, args.steps)
     vgg, weights = _loss_settings(args)
@@ -164,8 +195,9 @@ def run_lr_find(args: argparse.Namespace) -> int:
         end_lr=args.end_lr,
         steps=args.steps,
         batch_size=args.batch_size,
-        device=_device(args.device),
+        device=device,
         seed=args.seed,
+        progress=not args.no_progress,
     )
     print(result.summary())
     if args.plot is not None:
@@ -289,6 +321,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _add_doctor(sub: argparse._SubParsersAction) -> None:
@@ -526,7 +559,6 @@ def _check_train_args(args: argparse.Namespace) -> None:
         path = getattr(args, flag)
         if path is not None and not resolve_checkpoint(path).is_file():
             raise UsageError(f"--{flag} {path}: no such checkpoint file")
-    _device(args.device)
     run_dir = args.log_path / name
     for flag in ("train", "validation", "test", "masks"):  # outputs never mix with inputs
         folder = getattr(args, flag)
@@ -539,6 +571,29 @@ def _check_train_args(args: argparse.Namespace) -> None:
         raise UsageError(
             f"--overwrite would delete the run that --resume {args.resume} continues; drop --overwrite"
         )
+    if args.checkpoint is not None and args.overwrite and _inside(args.checkpoint, run_dir):
+        raise UsageError(
+            f"--overwrite would delete --checkpoint {args.checkpoint}, which this run starts from; copy it "
+            "elsewhere or pick a new --name"
+        )
+    device = _device(args.device)
+    if device.type != "cuda":
+        gpu_only = ("no_amp", "amp_dtype", "channels_last")
+        ignored = [f"--{d.replace('_', '-')}" for d in gpu_only if _flag_given(args, d)]
+        if ignored:
+            _warn(f"{', '.join(ignored)} only change GPU runs; this run is on {device.type}")
+    steps = args.steps if args.resume is None or _flag_given(args, "steps") else None
+    if steps is not None:
+        if args.validation is not None and args.steps_per_epoch > steps:
+            _warn(
+                f"--validation is used every --steps-per-epoch ({args.steps_per_epoch}) steps, more than "
+                f"--steps {steps}: it will not run (lower --steps-per-epoch)"
+            )
+        if args.test is not None and args.sample_every > steps:
+            _warn(
+                f"--test photos are shown every --sample-every ({args.sample_every}) steps, more than "
+                f"--steps {steps}: no sample grid will be saved (lower --sample-every)"
+            )
     check_writable_folder(run_dir, "--log-path run folder")
     check_run_folder(run_dir, resume=args.resume, overwrite=args.overwrite)
     if args.train is not None:
@@ -802,6 +857,9 @@ def _check_evaluate_args(args: argparse.Namespace) -> list[int]:
         raise UsageError("nothing to evaluate: give --checkpoint or drop --no-baselines")
     _positive(args, "limit")
     _positive(args, "size", minimum=7)  # SSIM's 7x7 window
+    if args.size > 8192:
+        raise UsageError(f"--size must be at most 8192 (valid: 7..8192), got {args.size}")
+    _check_ranges(args, ("seed",))
     buckets = _parse_buckets(args.buckets)
     if args.images is not None and not args.images.is_dir():
         raise UsageError(f"--images {args.images}: no such folder")
@@ -810,18 +868,22 @@ def _check_evaluate_args(args: argparse.Namespace) -> list[int]:
     return buckets
 
 
-def _read_evaluation_images(folder: Path, size: int, limit: int) -> list[np.ndarray]:
+def _read_evaluation_images(folder: Path, size: int, limit: int, progress: bool = False) -> list[np.ndarray]:
     """Up to ``limit`` readable photos of ``folder``, centre-cropped; unreadable files are
     skipped with a warning naming them, and a folder with none readable is an error."""
+    from tqdm.auto import tqdm
+
     from pconv_lib.data import find_images, load_image
     from pconv_lib.files import ImageTooLarge
     from pconv_lib.photos import center_crop_resize
 
     images, skipped = [], []
     files = find_images(folder)
+    bar = tqdm(total=min(limit, len(files)), desc="reading photos", unit="photo", disable=not progress)
     for path in files:
         if len(images) == limit:
             break
+        bar.update(1)
         try:
             image = load_image(path)
         except ImageTooLarge as error:  # header checked first: nothing was decoded
@@ -831,6 +893,7 @@ def _read_evaluation_images(folder: Path, size: int, limit: int) -> list[np.ndar
             skipped.append(path.name)
             continue
         images.append(center_crop_resize(image, size, size))
+    bar.close()
     if not images and not skipped:
         raise UsageError(f"--images {folder}: every photo is over the pixel limit (see the warnings)")
     if not images:
@@ -850,7 +913,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     buckets = _check_evaluate_args(args)
     if args.images is not None:
-        images = _read_evaluation_images(args.images, args.size, args.limit)
+        images = _read_evaluation_images(args.images, args.size, args.limit, progress=not args.no_progress)
     else:
         images = list(sample_photos(size=args.size).values())[: args.limit]
     methods: dict[str, evaluate.Inpainter] = {}
@@ -862,7 +925,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         methods["PConv (this model)"] = evaluate.model_inpainter(model, 2**config.depth, device)
     if not args.no_baselines:
         methods.update(evaluate.BASELINES)
-    table = evaluate.evaluate_methods(methods, images, buckets, seed=args.seed)
+    table = evaluate.evaluate_methods(methods, images, buckets, seed=args.seed, progress=not args.no_progress)
     print(table.to_text())
     return EXIT_OK
 
@@ -912,6 +975,12 @@ class _Stopped(KeyboardInterrupt):
 
 def _stop_on_signal(signum: int, frame: object) -> None:
     raise _Stopped(signum)
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Whether a RuntimeError is PyTorch running out of CPU or GPU memory."""
+    text = str(error).lower()
+    return "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text
 
 
 def _install_stop_handlers() -> dict[int, object]:
@@ -990,6 +1059,13 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:  # a bug: one line, the traceback on request
             if os.environ.get("PCONV_TRACEBACK"):
                 raise
+            if isinstance(error, RuntimeError) and _out_of_memory(error):  # CPU or CUDA allocator
+                print(
+                    f"error: {args.command} ran out of memory ({str(error).strip().splitlines()[0][:120]}); "
+                    "use a smaller image, batch size, --image-size, --width or --tile-size (or free memory)",
+                    file=sys.stderr,
+                )
+                return EXIT_BAD_INPUT
             print(
                 f"error: unexpected {type(error).__name__}: {_error_line(error)} (this is a bug; rerun "
                 "with PCONV_TRACEBACK=1 to see the traceback and report it)",

@@ -31,6 +31,7 @@ import secrets
 import signal
 import socket
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -1050,6 +1051,7 @@ class Trainer:
         self._claim_run_folder()
         batches = iter(loader)
         in_step = False
+        consistent, start = True, self.step  # consistent: between two steps (weights, BN, optimiser agree)
         with _DeferredInterrupt(enabled=self.world_size == 1) as interrupt:
             try:
                 while not interrupt.requested:
@@ -1064,7 +1066,9 @@ class Trainer:
                     if interrupt.requested:
                         break
                     in_step = True  # from here until the checkpoint the state is half-updated
+                    consistent = False
                     terms = self.train_step(batch)
+                    consistent = True
                     for key, value in terms.items():
                         running[key] = running.get(key, 0.0) + value
                     if bar is not None:
@@ -1105,6 +1109,12 @@ class Trainer:
                         interrupt.signum,
                     ) from None
                 interrupt.requested = True
+            except Exception:
+                # An error between two steps (reading data, validating, writing a sample): keep
+                # the progress since the last checkpoint before it propagates.
+                if consistent and self.rank == 0 and self.step > start:
+                    self._save_before_error()
+                raise
             finally:
                 if bar is not None:
                     bar.close()
@@ -1127,6 +1137,20 @@ class Trainer:
             )
         self.save("last.pt")
         return self.history
+
+    def _save_before_error(self) -> None:
+        """Save ``interrupted.pt`` while an error propagates, and say so (a warning); a failed
+        save (e.g. the disk is full - often the error itself) is left to the original error."""
+        try:
+            path = self.save("interrupted.pt")
+        except Exception:
+            return
+        warnings.warn(
+            f"training stopped by an error at step {self.step}; saved {path} first: once the cause is "
+            f"fixed, continue with the same command plus --resume {path}",
+            UserWarning,
+            stacklevel=3,
+        )
 
     def close(self) -> None:
         if self._writer is not None:

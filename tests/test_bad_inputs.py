@@ -786,12 +786,15 @@ def test_disk_full_names_the_path_and_leaves_nothing_half_written(root, tmp_path
     with monkeypatch.context() as patch:
         patch.setattr(Path, "write_bytes", full_disk)
         assert_error(capsys, argv, str(tmp_path / "r" / "metrics.csv"), "No space left on device")
-        assert not [p for p in (tmp_path / "r").rglob("*") if p.is_file() and p.name != ".pconv.lock"]
+        left = sorted(p.name for p in (tmp_path / "r").rglob("*") if p.is_file())
+        assert left == ["interrupted.pt"], left  # no metrics.csv(.tmp), no lock; the step is kept
+        assert load_checkpoint(tmp_path / "r" / "interrupted.pt")["step"] == 1
         image = root / "image.png"
         out = tmp_path / "o.png"
         assert_error(capsys, _predict(root, ckpt, out), str(out), "No space left on device")
         assert not out.exists() and not (tmp_path / "o.png.tmp").exists() and image.is_file()
-    assert run_cli(capsys, *argv)[0] == 0  # nothing blocks the rerun
+    assert_error(capsys, argv, f"--resume {tmp_path / 'r' / 'interrupted.pt'}")  # what to run next
+    assert run_cli(capsys, *argv, "--resume", tmp_path / "r" / "interrupted.pt")[0] == 0  # and it works
     assert not (tmp_path / "r" / ".pconv.lock").exists()
 
     def half_checkpoint(state, path, *args, **kwargs):
@@ -969,3 +972,52 @@ def test_numbers_out_of_range_in_predict_and_the_api(root, tmp_path, capsys, ckp
     for field, value, needle in cases:
         with pytest.raises(ValueError, match=needle):
             _config(tmp_path, **{field: value})
+
+
+def test_an_error_between_two_steps_keeps_the_progress(root, tmp_path, capsys, monkeypatch):
+    from pconv_lib import data
+
+    real = data.InpaintingDataset.__getitem__
+    calls = {"n": 0}
+
+    def flaky(self, index):
+        calls["n"] += 1
+        if calls["n"] > 4:  # the third batch of two: the network drive holding the photos went away
+            raise OSError(errno.EIO, "Input/output error", str(self.files[index]))
+        return real(self, index)
+
+    argv = train_args(root, tmp_path, "--steps", "5", "--checkpoint-every", "100")
+    with monkeypatch.context() as patch:
+        patch.setattr(data.InpaintingDataset, "__getitem__", flaky)
+        code, _, err = run_cli(capsys, *argv)
+    assert code == 2, err
+    saved = tmp_path / "r" / "interrupted.pt"
+    assert f"saved {saved} first" in err and "Input/output error" in err
+    assert load_checkpoint(saved)["step"] == 2 and not (tmp_path / "r" / ".pconv.lock").exists()
+    code, out, err = run_cli(capsys, *argv, "--resume", saved)
+    assert code == 0 and load_checkpoint(tmp_path / "r" / "last.pt")["step"] == 5, err
+
+
+def test_flags_that_would_do_nothing_or_destroy_an_input_are_reported(root, tmp_path, capsys, ckpt):
+    argv = train_args(root, tmp_path, "--steps", "1", "--channels-last", "--test", root / "val")
+    argv += ["--device", "cpu"]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 0 and "--channels-last only change GPU runs" in err
+    assert "no sample grid will be saved" in err
+    inside = tmp_path / "r" / "start.pt"
+    inside.write_bytes(ckpt.read_bytes())
+    args = train_args(root, tmp_path, "--steps", "1", "--checkpoint", inside, "--overwrite")
+    assert_error(capsys, args, "--overwrite would delete --checkpoint")
+    assert inside.read_bytes() == ckpt.read_bytes()
+
+
+def test_running_out_of_memory_is_one_line_not_a_bug(root, tmp_path, capsys, monkeypatch):
+    from pconv_lib import train
+
+    def oom(self, batch):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(train.Trainer, "train_step", oom)
+    argv = train_args(root, tmp_path, "--steps", "1")
+    line = assert_error(capsys, argv, "ran out of memory", "--image-size")
+    assert "bug" not in line
