@@ -39,7 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lib.layers import PartialConv2d, _zero_holes
+from pconv_lib.layers import PartialConv2d, zero_holes
+from pconv_lib.layers_fast import FastPartialConv2d
+from pconv_lib.tensor_checks import check_layer_inputs
 
 __all__ = [
     "MIN_DEPTH",
@@ -50,6 +52,7 @@ __all__ = [
     "PConvUNet",
     "architecture",
     "build_model",
+    "concat_skip",
     "count_parameters",
     "encoder_channels",
     "expected_parameter_count",
@@ -162,52 +165,53 @@ class PConvBlock(nn.Module):
     BatchNorm and activation are applied everywhere, holes included; the next layer ignores
     hole values because it multiplies by the mask.
 
-    ``layer="ordinary"`` (the ablation): an ``nn.Conv2d`` of the same shape instead; it takes
-    ``mask=None`` and returns ``(features, None)``.
+    ``fast=True`` uses :class:`~pconv_lib.layers_fast.FastPartialConv2d` (same numbers), which
+    also takes ``mask_sum`` instead of ``mask`` (the decoder's shortcut). ``layer="ordinary"``
+    (the ablation): an ``nn.Conv2d`` of the same shape; ``forward(x)`` returns ``(features, None)``.
     """
 
-    def __init__(self, spec: LayerSpec, check_mask: bool = False, layer: str = "partial") -> None:
+    def __init__(self, spec: LayerSpec, layer: str = "partial", fast: bool = False) -> None:
         super().__init__()
-        conv_args = dict(
-            stride=spec.stride, padding=spec.kernel_size // 2, bias=not spec.batch_norm
+        conv_class = nn.Conv2d if layer == "ordinary" else FastPartialConv2d if fast else PartialConv2d
+        extra = {} if layer == "ordinary" else {"check_mask": False}  # the UNet checks at its entry
+        self.conv = conv_class(
+            spec.in_channels, spec.out_channels, spec.kernel_size, stride=spec.stride,
+            padding=spec.kernel_size // 2, bias=not spec.batch_norm, **extra,
         )
-        if layer == "ordinary":
-            self.conv: nn.Conv2d = nn.Conv2d(
-                spec.in_channels, spec.out_channels, spec.kernel_size, **conv_args
-            )
-        else:
-            self.conv = PartialConv2d(
-                spec.in_channels, spec.out_channels, spec.kernel_size, **conv_args, check_mask=check_mask
-            )
         self.bn = nn.BatchNorm2d(spec.out_channels) if spec.batch_norm else None
-        if spec.activation == "relu":
-            self.act: nn.Module = nn.ReLU(inplace=True)
-        elif spec.activation == "leaky_relu":
-            self.act = nn.LeakyReLU(0.2, inplace=True)
-        else:
-            self.act = nn.Identity()
+        activations = {"relu": nn.ReLU(inplace=True), "leaky_relu": nn.LeakyReLU(0.2, inplace=True)}
+        self.act = activations.get(spec.activation, nn.Identity())
 
     def forward(
         self, x: Tensor, mask: Tensor | None = None, *, mask_sum: Tensor | None = None
     ) -> tuple[Tensor, Tensor | None]:
-        """``(features, new_mask)`` from ``x`` and its ``mask``, or, with ``mask_sum``, from an input
-        already multiplied by a per-channel mask and that mask summed over channels
-        (:meth:`PartialConv2d.forward_masked`; the UNet decoder calls its blocks this way, so a
-        forward hook on a decoder block sees ``kwargs["mask_sum"]``)."""
+        """``(features, new_mask)`` from ``x`` and its ``mask`` (``None`` for ordinary layers), or,
+        in a fast block, from ``x`` already zeroed in its holes and the mask summed over channels
+        (:meth:`FastPartialConv2d.forward_masked`)."""
         if not isinstance(self.conv, PartialConv2d):
-            return self._finish(self.conv(x), None)
-        if mask_sum is not None:
-            if mask is not None:
-                raise ValueError("give either mask or mask_sum (with a pre-masked x), not both")
-            return self._finish(*self.conv.forward_masked(x, mask_sum))
-        if mask is None:
-            raise ValueError("PConvBlock needs a mask (1 = valid, 0 = hole) or mask_sum")
-        return self._finish(*self.conv(x, mask))
-
-    def _finish(self, h: Tensor, new_mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+            h, new_mask = self.conv(x), None
+        elif mask_sum is not None:
+            h, new_mask = self.conv.forward_masked(x, mask_sum)
+        else:
+            h, new_mask = self.conv(x, mask)
         if self.bn is not None:
             h = self.bn(h)
         return self.act(h), new_mask
+
+
+def concat_skip(x: Tensor, mask: Tensor, skip_x: Tensor, skip_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """One decoder level's input, as exercise 03 builds it: upsample ``(x, mask)`` by 2 (nearest)
+    and concatenate the skip features, and the masks, one mask channel per feature channel.
+
+    ``x``: (N, C, h, w), ``mask``: (N, 1, h, w); ``skip_x``: (N, S, 2h, 2w), ``skip_mask``:
+    (N, 1 or S, 2h, 2w). Returns features (N, C + S, 2h, 2w) and a mask of the same shape.
+    """
+    up = F.interpolate(x, scale_factor=2.0, mode="nearest")
+    up_mask = F.interpolate(mask, scale_factor=2.0, mode="nearest")
+    features = torch.cat([up, skip_x], dim=1)
+    mask_channels = [up_mask.expand(-1, up.shape[1], -1, -1),
+                     skip_mask.to(up_mask.dtype).expand(-1, skip_x.shape[1], -1, -1)]
+    return features, torch.cat(mask_channels, dim=1)
 
 
 def _size_hint(name: str, size: int, multiple: int, depth: int) -> str:
@@ -236,6 +240,9 @@ class PConvUNet(nn.Module):
             all channels (default 0.5, the paper's 127.5 / 255) or one per channel (e.g. the
             training set's mean pixel, :func:`pconv_lib.data.mean_pixel`). Stored in the
             ``state_dict`` (buffer ``hole_fill``) of ordinary networks only.
+        fast: build the layers as :class:`~pconv_lib.layers_fast.FastPartialConv2d` and feed the
+            decoder its masks summed over channels (same numbers, faster; ``Trainer`` uses it).
+            Default: the readable layers and the decoder of exercise 03 (:func:`concat_skip`).
         check_mask: check once per forward, at the model's entry, that mask values are exactly
             0 or 1 (inner layers never check). On a GPU this waits for the GPU once per forward;
             it is skipped under ``torch.compile``. For training, validate the batch on the data
@@ -268,6 +275,7 @@ class PConvUNet(nn.Module):
         *,
         layer: str = "partial",
         hole_fill: float | Sequence[float] = 0.5,
+        fast: bool = False,
         check_mask: bool = True,
     ) -> None:
         super().__init__()
@@ -279,9 +287,10 @@ class PConvUNet(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.layer = layer
+        self.fast = fast
         self.check_mask = check_mask
-        self.encoder = nn.ModuleList(PConvBlock(s, layer=layer) for s in specs[:depth])
-        self.decoder = nn.ModuleList(PConvBlock(s, layer=layer) for s in specs[depth:])
+        self.encoder = nn.ModuleList(PConvBlock(s, layer, fast) for s in specs[:depth])
+        self.decoder = nn.ModuleList(PConvBlock(s, layer, fast) for s in specs[depth:])
         if layer == "ordinary":
             fill = torch.as_tensor(hole_fill, dtype=torch.float32).reshape(-1)
             if fill.numel() not in (1, in_channels):
@@ -347,11 +356,8 @@ class PConvUNet(nn.Module):
         for name, size in (("height", h), ("width", w)):
             if size % multiple:
                 raise ValueError(_size_hint(name, size, multiple, self.depth))
-        first = self.encoder[0].conv
-        # the first layer's checks, once: dtype, device, shapes, values (inner masks are built
-        # here); the ordinary twin's first layer is an nn.Conv2d, checked the same way
-        PartialConv2d._check_input(first, image)
-        PartialConv2d._check_mask(first, image, mask, values=self.check_mask)
+        # the first layer's checks, once for the whole network: dtype, device, shapes, values
+        check_layer_inputs(self.encoder[0].conv, image, mask, values=self.check_mask)
 
     def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Inpaint ``image`` where ``mask`` is 0; returns ``(output, output_mask)``."""
@@ -385,35 +391,36 @@ class PConvUNet(nn.Module):
         h = feats[-1]
         m = masks[-1] if masks is not None else None
         for j, block in enumerate(self.decoder):
-            skip_index = self.depth - 1 - j
-            skip = feats[skip_index]
-            h = F.interpolate(h, scale_factor=2.0, mode="nearest")
-            if masks is None:
-                h, _ = block(torch.cat((h, skip), dim=1))
-                continue
-            skip_mask = masks[skip_index]
-            m = F.interpolate(m, scale_factor=2.0, mode="nearest")
-            # The paper's decoder sees the per-channel mask cat(m repeated over h's channels,
-            # skip_mask repeated over skip's channels). We never build it: the masked input is
-            # cat(h * m, skip * skip_mask) and its channel sum is C_h * m + C_skip * skip_mask.
-            # Holes are zeroed with where(), not multiplied: the last skip is the input image,
-            # whose holes may hold NaN or inf.
-            skip_mask = skip_mask.to(m.dtype)
-            x_masked = torch.cat((_zero_holes(h, m), _zero_holes(skip, skip_mask)), dim=1)
-            if skip_mask.shape[1] == 1:
-                skip_sum = skip_mask * skip.shape[1]
+            skip = feats[self.depth - 1 - j]
+            if masks is None:  # the ordinary twin: features only
+                h, _ = block(torch.cat((F.interpolate(h, scale_factor=2.0, mode="nearest"), skip), dim=1))
+            elif not self.fast:  # the paper's decoder, as exercise 03 writes it
+                h, m = block(*concat_skip(h, m, skip, masks[self.depth - 1 - j]))
             else:
-                skip_sum = skip_mask.sum(1, keepdim=True)
-            h, m = block(x_masked, mask_sum=m * h.shape[1] + skip_sum)
+                x_masked, mask_sum = self._masked_concat(h, m, skip, masks[self.depth - 1 - j])
+                h, m = block(x_masked, mask_sum=mask_sum)
         return h, m
+
+    @staticmethod
+    def _masked_concat(h: Tensor, m: Tensor, skip: Tensor, skip_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """:func:`concat_skip` for fast blocks: the features already zeroed in their holes and, instead
+        of the per-channel mask, its sum over channels, ``C_h * m + C_skip * skip_mask`` (where(),
+        not a product, zeroes the holes: the last skip is the input image, whose holes may hold NaN)."""
+        h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+        m = F.interpolate(m, scale_factor=2.0, mode="nearest")
+        skip_mask = skip_mask.to(m.dtype)
+        x_masked = torch.cat((zero_holes(h, m), zero_holes(skip, skip_mask)), dim=1)
+        skip_sum = skip_mask * skip.shape[1] if skip_mask.shape[1] == 1 else skip_mask.sum(1, keepdim=True)
+        return x_masked, m * h.shape[1] + skip_sum
 
 
 def build_model(config: Mapping[str, Any] | Any, **overrides: Any) -> PConvUNet:
     """The :class:`PConvUNet` a training config describes (a ``TrainConfig`` or its dict form).
 
     Reads ``depth``, ``width`` and, when present, ``layer`` and ``hole_fill`` (older checkpoints
-    have neither: they are partial-convolution networks). ``overrides`` go to the constructor
-    (e.g. ``freeze_encoder_bn=True``).
+    have neither: they are partial-convolution networks). The fast layers are used (``fast=True``:
+    the same numbers as the readable ones, faster), since checkpoints are for training and
+    prediction. ``overrides`` go to the constructor (e.g. ``freeze_encoder_bn=True``).
     """
     if isinstance(config, Mapping):
         get = config.get
@@ -422,6 +429,7 @@ def build_model(config: Mapping[str, Any] | Any, **overrides: Any) -> PConvUNet:
             return getattr(config, key, default)
 
     kwargs: dict[str, Any] = dict(
+        fast=True,
         depth=int(get("depth")),
         width=float(get("width")),
         layer=get("layer", None) or "partial",

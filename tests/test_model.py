@@ -277,38 +277,33 @@ def test_decoder_shortcut_equals_the_materialised_per_channel_mask(mask_channels
     assert torch.equal(out_mask, ref_mask)
 
 
-def test_decoder_blocks_are_called_through_hooks_with_mask_sum():
-    """Notebook 03 listens to the decoder with forward hooks: every block must go through
-    ``__call__`` and receive the mask's channel sum as ``mask_sum``."""
-    model = PConvUNet(depth=4, width=0.125).eval()
-    seen = []
-    handles = [
-        block.register_forward_hook(
-            lambda module, args, kwargs, out: seen.append((args[0].shape[1], kwargs["mask_sum"])),
-            with_kwargs=True,
-        )
-        for block in model.decoder
-    ]
+def test_decoder_blocks_are_called_through_hooks_with_their_masks():
+    """Notebook 03 listens to the decoder with forward hooks: every block goes through ``__call__``.
+    The readable UNet gives each block the per-channel mask of exercise 03 (``concat_skip``); the
+    fast one its channel sum as ``mask_sum``, and the two agree."""
+    seen = {}
     mask = torch.ones(1, 1, 32, 32)
     mask[..., 8:20, 8:20] = 0
-    with torch.no_grad():
-        model(torch.rand(1, 3, 32, 32) * mask, mask)
-    for handle in handles:
-        handle.remove()
-    assert len(seen) == model.depth
-    channels, mask_sum = seen[-1]  # last level: upsampled features + the input image
-    assert mask_sum.shape == (1, 1, 32, 32)
-    assert mask_sum.max() == channels and mask_sum.min() >= channels - 3
-
-
-def test_block_needs_exactly_one_kind_of_mask():
-    model = PConvUNet(depth=3, width=0.125)
-    block = model.decoder[0]
-    x = torch.rand(1, block.conv.in_channels, 8, 8)
-    with pytest.raises(ValueError, match="not both"):
-        block(x, torch.ones(1, 1, 8, 8), mask_sum=torch.ones(1, 1, 8, 8))
-    with pytest.raises(ValueError, match="needs a mask"):
-        block(x)
+    image = torch.rand(1, 3, 32, 32) * mask
+    for fast in (False, True):
+        model = PConvUNet(depth=4, width=0.125, fast=fast).eval()
+        calls = seen[fast] = []
+        handles = [
+            block.register_forward_hook(
+                lambda module, args, kwargs, out, calls=calls: calls.append((args, kwargs)), with_kwargs=True
+            )
+            for block in model.decoder
+        ]
+        with torch.no_grad():
+            model(image, mask)
+        for handle in handles:
+            handle.remove()
+        assert len(calls) == model.depth
+    (x, cat_mask), _ = seen[False][-1]  # last level: upsampled features + the input image
+    assert cat_mask.shape == x.shape == (1, x.shape[1], 32, 32)
+    assert torch.equal(cat_mask[:, -3:], mask.expand(-1, 3, -1, -1))  # the input image's own mask
+    (_,), kwargs = seen[True][-1]
+    assert torch.equal(kwargs["mask_sum"], cat_mask.sum(1, keepdim=True))
 
 
 @pytest.mark.parametrize("fill", [float("nan"), float("inf")])
