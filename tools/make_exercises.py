@@ -43,10 +43,11 @@ run the check cell below it.
 
 *Run All* works at any time: a part you have not written yet makes its check print
 "not implemented yet", and the cells after it use the library's version, so they run too. A check
-that finds a mistake **stops *Run All* at that cell** with a message that says what to change. Fix
-your function, re-run its cell and the check, then go on with **Run ▸ Run Selected Cell and All
-Below** (or run the remaining cells one by one with Shift+Enter). The solved notebook is
-`solutions/{name}`."""
+that finds a mistake **stops *Run All* at that cell** with a message that names the first thing
+that differs, and its cause when the check could confirm it. Fix your function, re-run its cell
+and the check, then go on with **Run ▸ Run Selected Cell and All Below** (or run the remaining
+cells one by one with Shift+Enter). If a message does not show you the way, the questions at the
+end of the notebook point at the usual trouble spots. The solved notebook is `solutions/{name}`."""
 
 
 class ExerciseError(ValueError):
