@@ -335,6 +335,11 @@ _ANSWERS = {
     "None": None, "a string": "abc", "an int": 3, "an empty list": [],
     "a 1-element tensor": torch.zeros(1),
     "a NumPy array": np.zeros((2, 2)), "a tuple of strings": ("a", "b"), "a dict": {"a": 1},
+    "a pair of wrong-shaped tensors": (torch.zeros(2), torch.zeros(2, 2)),
+    "a wrong-shaped 4-D tensor": torch.zeros(1, 1, 2, 2),
+    "a pair of NumPy arrays": (np.zeros((1, 1, 2, 2)), np.ones((1, 1, 2, 2))),
+    "a pair of booleans": (True, False),
+    "NaN": float("nan"),
 }
 
 
@@ -384,3 +389,26 @@ def test_decoder_block_returning_the_mask_it_gave_the_convolution():
 
     _raises(checks.check_decoder_block, DecoderBlock, "the returned mask is the mask the partial convolution "
             "received")
+
+
+def test_tile_grid_as_a_set_or_with_float_corners():
+    def as_set(height, width, tile, overlap):
+        return set(tiling.tile_grid(height, width, tile, overlap))
+
+    def floats(height, width, tile, overlap):
+        return [(float(t), float(l)) for t, l in tiling.tile_grid(height, width, tile, overlap)]
+
+    _raises(checks.check_tile_grid, as_set, r"should return a list of \(top, left\) pairs, got set")
+    _raises(checks.check_tile_grid, floats, r"pairs of ints, found tuple of 2 \(float 0.0, float 0.0\)")
+
+
+def test_nan_results_never_pass():
+    def nan_tv(comp, mask):
+        return losses.total_variation_loss(comp, mask) * float("nan")
+
+    def nan_total(terms):
+        return sum(terms.values()) * float("nan")
+
+    _raises(checks.check_total_variation_loss, nan_tv, "gives nan.*must be a finite number")
+    _raises(checks.check_total_loss, nan_total, "gives nan.*must be a finite number")
+    _raises(checks.check_hole_ratio, lambda mask: float("nan"), "gives nan.*finite number")

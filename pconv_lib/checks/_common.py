@@ -96,7 +96,10 @@ def _describe_array(value: Any) -> str:
         pass
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape}, dtype {value.dtype}"
-    text = repr(value)
+    if isinstance(value, (tuple, list)) and value:
+        items = ", ".join(_describe_array(v) for v in value[:3]) + (", ..." if len(value) > 3 else "")
+        return f"{type(value).__name__} of {len(value)} ({items})"
+    text = " ".join(repr(value).split())  # one line, whatever the object prints
     return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 

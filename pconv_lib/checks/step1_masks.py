@@ -36,6 +36,9 @@ def check_hole_ratio(hole_ratio: Callable[[np.ndarray], float]) -> bool:
         expected = masks.hole_ratio(mask)
         if not isinstance(got, (float, np.floating)):
             _fail(f"hole_ratio should return a float, got {_describe_array(got)} for {label}")
+        if not np.isfinite(float(got)):
+            _fail(f"hole_ratio gives {float(got)} for {label}, expected {expected:.4f}: a ratio of pixels is "
+                  "a finite number between 0 and 1")
         if abs(float(got) - expected) > 1e-9:
             hint = ""
             if abs(float(got) - (1 - expected)) < 1e-9:

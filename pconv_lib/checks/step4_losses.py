@@ -183,6 +183,9 @@ def check_total_variation_loss(total_variation_loss: Callable) -> bool:
             _fail(f"{call} should return one number (a scalar tensor), got shape "
                   f"{tuple(got.shape)}: sum the weighted differences over everything, then divide.")
         got_value = float(got.detach())
+        if not np.isfinite(got_value):
+            _fail(f"{call} gives {got_value}, expected {float(losses.total_variation_loss(comp, mask)):.6f}: "
+                  "the loss must be a finite number")
         expected = float(losses.total_variation_loss(comp, mask).double())
         if abs(got_value - expected) > 1e-6:
             hint = ""
@@ -265,6 +268,9 @@ def check_total_loss(total_loss: Callable) -> bool:
         coefficients[name] = float(_total_of(total_loss, probe)[1].detach())
     linear = sum(coefficients[n] * base[n] for n in names)
     value = float(got.detach())
+    if not all(np.isfinite(v) for v in [value, *coefficients.values()]):
+        _fail(f"total_loss gives {value} for the sample terms (and the weights it gives each term are "
+              f"{ {n: round(c, 6) for n, c in coefficients.items()} }): the total must be a finite number")
     if abs(value - linear) > 1e-5 * max(1.0, abs(linear)):
         _fail(f"total_loss is not a weighted sum of the terms (got {value:.6f} for the sample terms; "
               f"a weighted sum with the weights your function gives each term would be {linear:.6f}): "

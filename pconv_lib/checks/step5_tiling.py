@@ -9,6 +9,7 @@ import numpy as np
 
 from pconv_lib.checks._common import (
     _call,
+    _describe_array,
     _fail,
     _guarded,
     _passed,
@@ -30,7 +31,8 @@ def _as_corners(got: Any, call: str) -> list[tuple[int, int]]:
             or len(item) != 2
             or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in item)
         ):
-            _fail(f"{call} should return (top, left) pairs of ints, found {item!r} in the list")
+            _fail(f"{call} should return (top, left) pairs of ints, found {_describe_array(item)} in the "
+                  "list")
         corners.append((int(item[0]), int(item[1])))
     return corners
 
