@@ -655,10 +655,11 @@ def _train_config(args: argparse.Namespace):
 
 def run_train(args: argparse.Namespace) -> int:
     from pconv_lib.data import InpaintingDataset, sample_photo_dataset
-    from pconv_lib.train import Trainer
+    from pconv_lib.train import Trainer, check_training_memory
 
     _check_train_args(args)
     config = _train_config(args)
+    check_training_memory(config.batch_size, config.image_size, config.width, _device(args.device))
     args.image_size, args.seed = config.image_size, config.seed  # the data follows the run's config
     limit = dict(max_pixels=args.max_pixels)
     common = dict(masks=args.masks, holes_are=args.holes_are)

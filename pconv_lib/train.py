@@ -42,6 +42,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pconv_lib import files as files_lib
 from pconv_lib.files import check_writable_folder, replace_atomically, write_atomically, write_error
 from pconv_lib.layers import check_mask_values
 from pconv_lib.losses import LossWeights, PConvLoss
@@ -330,11 +331,13 @@ def check_run_folder(
     """
     run_dir = Path(run_dir)
     check_run_lock(run_dir, token)  # ``token``: the caller's own lock, which is no obstacle
-    if overwrite or not run_files(run_dir):
+    # what a crash can leave (temporary or empty files) holds no run and never blocks a new one
+    held = [p for p in run_files(run_dir) if p.suffix != ".tmp" and p.stat().st_size > 0]
+    if overwrite or not held:
         return
     if resume is not None and _inside(resume, run_dir):
         return
-    existing = ", ".join(p.relative_to(run_dir).as_posix() for p in run_files(run_dir)[:4])
+    existing = ", ".join(p.relative_to(run_dir).as_posix() for p in held[:4])
     raise RunFolderInUseError(
         f"run folder {run_dir} already holds a run ({existing}); {_resume_hint(run_dir)} "
         "(API: Trainer(..., overwrite=True) or trainer.resume(path))"
@@ -510,6 +513,42 @@ def check_batchnorm_batch(batch_size: int, image_size: int, depth: int) -> None:
         )
 
 
+def training_memory_estimate(batch_size: int, image_size: int, width: float) -> int:
+    """A lower bound (bytes) of the memory one training step of a PConvUNet needs for its
+    activations: measured on the CPU at about 580 + 2200 * width bytes per image pixel (forward
+    and backward, without the VGG16 loss); 400 + 1500 * width is used so that a refusal is
+    certain to be right."""
+    return int(batch_size * image_size * image_size * (400 + 1500 * width))
+
+
+def check_training_memory(
+    batch_size: int, image_size: int, width: float, device: torch.device | str = "cpu"
+) -> None:
+    """Refuse, before anything is allocated, a batch that cannot fit in the free memory of
+    ``device`` (CPU: available RAM; CUDA: free GPU memory; others are not checked).
+
+    Raises:
+        ValueError: one line with the estimate, what is free, and the flags to lower.
+    """
+    device = torch.device(device)
+    free: int | None = None
+    if device.type == "cpu":
+        free = files_lib.available_memory()
+    elif device.type == "cuda" and torch.cuda.is_available():
+        try:
+            free = int(torch.cuda.mem_get_info(device)[0])
+        except RuntimeError:
+            free = None
+    need = training_memory_estimate(batch_size, image_size, width)
+    if free is not None and need > free:
+        where = "GPU memory" if device.type == "cuda" else "memory"
+        raise ValueError(
+            f"a batch of {batch_size} images of {image_size}x{image_size} at width {width} needs at least "
+            f"about {need / 1e9:.1f} GB of {where} per training step, and {free / 1e9:.1f} GB is free: "
+            "lower --batch-size, --image-size or --width"
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # Data order
 # --------------------------------------------------------------------------------------------
@@ -681,6 +720,7 @@ class Trainer:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         self.device = resolve_device(device)
         check_batchnorm_batch(config.batch_size, config.image_size, config.depth)
+        check_training_memory(config.batch_size, config.image_size, config.width, self.device)
         for what, data in (("training", train_data), ("validation", val_data)):
             if data is None:
                 continue
@@ -785,6 +825,7 @@ class Trainer:
             clear_run_folder(run_dir)
         elif self._resumed_at is None:
             check_run_folder(run_dir, token=self._token)
+            clear_run_folder(run_dir)  # only leftovers remain (temporary or empty files)
         for stale in run_files(run_dir):  # only the temporary files this library writes
             if stale.suffix == ".tmp":
                 stale.unlink(missing_ok=True)

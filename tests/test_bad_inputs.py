@@ -1021,3 +1021,26 @@ def test_running_out_of_memory_is_one_line_not_a_bug(root, tmp_path, capsys, mon
     argv = train_args(root, tmp_path, "--steps", "1")
     line = assert_error(capsys, argv, "ran out of memory", "--image-size")
     assert "bug" not in line
+
+
+def test_leftovers_of_a_crash_never_block_a_rerun(root, tmp_path, capsys):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "metrics.csv").write_bytes(b"")  # what an old version left on a full disk
+    (run_dir / "last.pt.tmp").write_bytes(b"half a checkpoint")
+    (run_dir / "mine.tmp").write_bytes(b"the user's")
+    assert run_cli(capsys, *train_args(root, tmp_path, "--steps", "1"))[0] == 0
+    assert not (run_dir / "last.pt.tmp").exists() and (run_dir / "mine.tmp").read_bytes() == b"the user's"
+    assert [r["step"] for r in csv.DictReader((run_dir / "metrics.csv").open())] == ["1"]
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_refused_first(root, tmp_path, capsys, monkeypatch, loss):
+    from pconv_lib import files
+
+    monkeypatch.setattr(files, "available_memory", lambda: 4 * 10**9)
+    argv = train_args(root, tmp_path, "--image-size", "4096", "--depth", "8", "--batch-size", "16")
+    line = assert_error(capsys, argv, "needs at least about", "4.0 GB is free", "--batch-size")
+    assert "bug" not in line and not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match="needs at least about"):
+        config = _config(tmp_path, image_size=4096, depth=8, batch_size=16)
+        Trainer(config, _data(), loss=loss, progress=False)
