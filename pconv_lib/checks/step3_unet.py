@@ -254,6 +254,28 @@ def check_concat_skip(concat_skip: Callable) -> bool:
     )
 
 
+def _ReferenceDecoderLevel(in_channels: int, out_channels: int) -> Any:  # noqa: N802 - builds a module
+    """The decoder level the exercise describes, built from library layers only: a 3x3
+    ``PartialConv2d`` (stride 1, padding 1, no bias: BatchNorm follows), ``BatchNorm2d`` and
+    ``LeakyReLU(0.2)``; ``forward(features, mask) -> (output, new_mask)`` on the concatenation."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    from pconv_lib.layers import PartialConv2d
+
+    class ReferenceDecoderLevel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = PartialConv2d(in_channels, out_channels, 3, stride=1, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(out_channels)
+
+        def forward(self, features: Any, mask: Any) -> tuple[Any, Any]:
+            out, new_mask = self.conv(features, mask)
+            return F.leaky_relu(self.bn(out), 0.2), new_mask
+
+    return ReferenceDecoderLevel()
+
+
 def _leaky(t: Any, slope: float) -> Any:
     return t.clamp_min(0) + slope * t.clamp_max(0)
 
@@ -371,17 +393,17 @@ def check_decoder_block(decoder_block: type) -> bool:
     ``forward(x, mask, skip_x, skip_mask) -> (features, new_mask)`` must be concat_skip ->
     ``PartialConv2d(in_channels, out_channels, 3, stride=1, padding=1)`` -> ``BatchNorm2d`` ->
     ``LeakyReLU(0.2)``, where ``in_channels`` counts the upsampled and the skip features
-    together. The library's decoder block gets random weights and BatchNorm statistics; they
-    are copied into the learner's block (the layers are found by type, so their names are
-    free; a convolution bias, redundant before BatchNorm, is set to 0) and both are compared
-    in eval and in train mode, running statistics included. A stub that raises
+    together. A reference decoder level built from library layers gets random weights and
+    BatchNorm statistics; they are copied into the learner's block (the layers are found by
+    type, so their names are free; a convolution bias, redundant before BatchNorm, is set to
+    0) and both are compared in eval and in train mode, running statistics included. A stub
+    that raises
     ``NotImplementedError`` in ``__init__`` or in ``forward`` counts as not implemented yet.
     """
     import torch
     import torch.nn.functional as F
     from torch import nn
 
-    from pconv_lib.model import LayerSpec, PConvBlock
 
     cases = [  # (seed, n, c_x, c_skip, c_out, h, w, skip mask channels)
         (10, 2, 6, 4, 5, 3, 4, 1),
@@ -417,7 +439,7 @@ def check_decoder_block(decoder_block: type) -> bool:
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            ref = PConvBlock(LayerSpec("dec", c_in, c_out, 3, 1, True, "leaky_relu", 1))
+            ref = _ReferenceDecoderLevel(c_in, c_out)
             with torch.no_grad():
                 ref.bn.weight.uniform_(0.5, 1.5)
                 ref.bn.bias.uniform_(-0.5, 0.5)
