@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 
+#: The first character of a passed check's line, and of a "not implemented yet" line.
 PASS = "\u2705"
-
-
 TODO = "\u23f3"
 
 
