@@ -412,3 +412,17 @@ def test_nan_results_never_pass():
     _raises(checks.check_total_variation_loss, nan_tv, "gives nan.*must be a finite number")
     _raises(checks.check_total_loss, nan_total, "gives nan.*must be a finite number")
     _raises(checks.check_hole_ratio, lambda mask: float("nan"), "gives nan.*finite number")
+
+
+def test_duplicate_tiles_get_the_flush_hint_only_when_that_is_the_mistake():
+    def always_last(height, width, tile, overlap):
+        def starts(length):
+            return list(range(0, length - tile + 1, tile - overlap)) + [length - tile]
+
+        return [(t, left) for t in starts(height) for left in starts(width)]
+
+    def twice(height, width, tile, overlap):
+        return tiling.tile_grid(height, width, tile, overlap) * 2
+
+    _raises(checks.check_tile_grid, always_last, "listed twice; your tiles are the regular grid plus")
+    _raises(checks.check_tile_grid, twice, r"tile \(0, 0\) is listed twice$")

@@ -122,7 +122,8 @@ def check_stroke_drawer(
             _fail(f"the canvas is {canvas.mean():.0%} ones after one stroke: leave the canvas as it is "
                   "(0 = nothing drawn) and draw the stroke with value 1 (1 = drawn = future hole)")
         if canvas.mean() > 0.6:
-            _fail(f"one stroke covered {canvas.mean():.0%} of the canvas: keep thickness <= max_size")
+            _fail(f"one stroke covered {canvas.mean():.0%} of the {canvas.shape[0]}x{canvas.shape[1]} canvas "
+                  "with max_size=12: sizes and thicknesses must stay within max_size")
         again = np.zeros_like(canvas)
         draw(again, np.random.default_rng(seed), 12)
         if not np.array_equal(canvas, again):

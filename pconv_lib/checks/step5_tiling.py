@@ -18,6 +18,12 @@ from pconv_lib.checks._common import (
 )
 
 
+def _starts_always_last(length: int, tile: int, overlap: int) -> list[int]:
+    """A suspected mistake, recomputed: the regular starts up to ``length - tile`` plus a last tile
+    at ``length - tile`` even when the regular grid already ends there (then it is listed twice)."""
+    return list(range(0, length - tile + 1, tile - overlap)) + [length - tile]
+
+
 def _as_corners(got: Any, call: str) -> list[tuple[int, int]]:
     """The learner's tile list as [(top, left), ...] of Python ints, or a plain-words failure."""
     if isinstance(got, np.ndarray) and got.ndim == 2 and got.shape[1] == 2:
@@ -104,10 +110,12 @@ def check_tile_grid(tile_grid: Callable[[int, int, int, int], list[tuple[int, in
         seen = set()
         for corner in corners:
             if corner in seen:
-                _fail(
-                    f"{call}: tile {corner} is listed twice; when the regular grid already ends "
-                    "flush with the border, do not add another last tile"
-                )
+                rows, cols = (_starts_always_last(n, tile, overlap) for n in (height, width))
+                suspected = [(t, left) for t in rows for left in cols]
+                hint = ("; your tiles are the regular grid plus a last tile flush with the border even "
+                        "where the grid already ends there: add it only when the grid stops short"
+                        if sorted(corners) == sorted(suspected) else "")
+                _fail(f"{call}: tile {corner} is listed twice{hint}")
             seen.add(corner)
         covered = np.zeros((height, width), bool)
         for top, left in corners:
