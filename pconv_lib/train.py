@@ -26,6 +26,7 @@ import contextlib
 import csv
 import io
 import math
+import numbers
 import os
 import secrets
 import signal
@@ -76,7 +77,7 @@ def range_error(name: str, value: object, flag: str | None = None) -> str | None
     when it is in range. ``flag`` is how the setting is spelt to the user (default: ``name``)."""
     low, high = LIMITS[name]
     shown = flag or name
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         return f"{shown} must be a number in {low}..{high}, got {value!r}"
     if isinstance(low, int) and isinstance(high, int) and value != int(value):
         return f"{shown} must be a whole number in {low}..{high}, got {value!r}"
@@ -89,7 +90,7 @@ def range_error(name: str, value: object, flag: str | None = None) -> str | None
 
 def lr_error(value: float | None, flag: str = "lr") -> str | None:
     """The complaint about a learning rate (a finite number > 0), or None when it is fine."""
-    if value is None or (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+    if value is None or (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
         return None
     return f"{flag} must be a finite number > 0 (e.g. 2e-4), got {value!r}"
 

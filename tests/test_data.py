@@ -242,3 +242,61 @@ def test_make_dataloader_batches_and_is_reproducible(imagenet_tree):
 
 def test_module_documents_the_mask_convention():
     assert "1 = valid" in data.__doc__
+
+
+# ---------------------------------------------------------------- headers, limits, atomic writes
+
+
+def test_pixel_limit_from_argument_environment_or_default(monkeypatch):
+    from pconv_lib import files
+
+    monkeypatch.delenv(files.MAX_PIXELS_ENV, raising=False)
+    assert files.max_pixels() == files.DEFAULT_MAX_PIXELS == 100_000_000
+    assert files.max_pixels(5) == 5
+    for text, value in (("2e8", 200_000_000), ("1_000", 1000), (" 77 ", 77)):
+        monkeypatch.setenv(files.MAX_PIXELS_ENV, text)
+        assert files.max_pixels() == value
+    for text in ("0", "-3", "1.5", "many"):
+        monkeypatch.setenv(files.MAX_PIXELS_ENV, text)
+        with pytest.raises(ValueError, match=files.MAX_PIXELS_ENV):
+            files.max_pixels()
+    with pytest.raises(ValueError, match="--max-pixels"):
+        files.max_pixels(0)
+    free = files.available_memory()
+    assert free is None or (isinstance(free, int) and free > 0)
+
+
+def test_headers_are_read_without_decoding_and_images_come_back_upright(tmp_path):
+    from pconv_lib import files
+
+    path = write_image(tmp_path / "a.png", 30, 50, 0)
+    header = files.read_image_header(path)
+    assert (header.width, header.height, header.orientation, header.size) == (50, 30, 1, (30, 50))
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(files.ImageRejected, match="notes.png is not a readable image"):
+        files.read_image_header(text)
+    with pytest.raises(files.ImageRejected, match="notes.png"):
+        data.load_image(text)
+    assert data.read_image(text) is None and data.read_image(tmp_path / "missing.png") is None
+    grey16 = tmp_path / "g16.png"
+    cv2.imwrite(str(grey16), np.full((12, 9), 40000, np.uint16))
+    image = data.load_image(grey16)
+    assert image.shape == (12, 9, 3) and image.dtype == np.uint8
+    with pytest.raises(files.ImageTooLarge, match=r"a.png is 50x30 = 1500 pixels, over the limit of 1000"):
+        data.load_image(path, max_pixels=1000)
+
+
+def test_atomic_writes_keep_the_previous_file_and_leave_no_temporary_file(tmp_path):
+    from pconv_lib import files
+
+    target = tmp_path / "out.bin"
+    files.write_atomically(target, b"first")
+
+    def fails(tmp):
+        tmp.write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match=r"could not write .*out.bin: No space left on device; free disk space"):
+        files.replace_atomically(target, fails)
+    assert target.read_bytes() == b"first" and sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]

@@ -76,3 +76,13 @@ def test_model_card_is_complete_for_the_bundled_file():
         "commit:",
     ):
         assert text in card
+
+
+def test_demo_weights_with_nan_are_refused_naming_the_file(tmp_path):
+    state = pretrained.load_demo_state()
+    name = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][name] = state["model"][name].clone().fill_(float("inf"))
+    broken = tmp_path / "demo_model.pt"
+    torch.save(state, broken)
+    with pytest.raises(pretrained.DemoModelUnavailable, match=f"{broken}.*NaN or infinite weights.*{name}"):
+        pretrained.demo_model(path=broken)
