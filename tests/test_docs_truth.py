@@ -270,3 +270,27 @@ def test_notebook_05_finds_a_checkpoint_from_notebooks_or_the_repository_root(tm
     assert "\n" not in message and f"working directory {tmp_path / 'notebooks'}" in message
     assert str(tmp_path / "notebooks" / "runs/other/best.pt") in message
     assert str(tmp_path / "runs/other/best.pt") in message
+
+
+def _plain_formula(text: str) -> str:
+    """LaTeX and Unicode spellings of the partial-convolution formula reduced to one plain form."""
+    for old, new in [(r"\mathrm{sum}", "sum"), (r"\mathbf{1}", "1"), (r"\mathbf{M}", "M"),
+                     (r"\mathbf{X}", "X"), (r"\mathbf{W}", "W"), (r"\odot", "*"), ("⊙", "*"), ("·", "*"),
+                     (r"\,", " "), (r"\dfrac{sum(1)}{sum(M)}", "* sum(1)/sum(M)"),
+                     (r"\frac{sum(1)}{sum(M)}", "* sum(1)/sum(M)")]:
+        text = text.replace(old, new)
+    return " ".join(text.split()).replace(" / ", "/")
+
+
+def test_partial_convolution_formula_agrees_across_docs_notebook_and_code():
+    from pconv_lib import layers
+
+    formula = "W^T (X * M) * sum(1)/sum(M) + b"
+    sources = {
+        "docs/DESIGN.md": (ROOT / "docs" / "DESIGN.md").read_text(encoding="utf-8"),
+        "pconv_lib/layers.py": layers.__doc__,
+        "notebooks/02 (markdown)": _markdown(_notebook("notebooks", 2)),
+        "solutions/02 (markdown)": _markdown(_notebook("solutions", 2)),
+    }
+    for where, text in sources.items():
+        assert formula in _plain_formula(text), f"{where} does not write x' = {formula}"
