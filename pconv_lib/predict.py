@@ -21,6 +21,7 @@ This module only needs ``torch``: it comes before ``evaluate`` and ``tiling`` in
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import torch
@@ -77,6 +78,8 @@ def pad_to_multiple(
     Returns ``(padded image with holes zeroed, padded mask, (pad_top, pad_left))``; crop the
     model's output with ``out[..., top : top + H, left : left + W]``.
     """
+    if isinstance(multiple, bool) or not isinstance(multiple, numbers.Integral) or not 1 <= multiple <= 2**16:
+        raise ValueError(f"multiple must be an int in 1..65536 (the model's 2**depth), got {multiple!r}")
     height, width = image.shape[-2:]
     ph, pw = round_up(height, multiple), round_up(width, multiple)
     top, left = (ph - height) // 2, (pw - width) // 2

@@ -123,6 +123,10 @@ class TiledResult:
 # --------------------------------------------------------------------------------------------
 
 
+#: The largest tile side accepted (the command line's --tile-size and --image-size share it).
+MAX_TILE_SIZE = 8192
+
+
 def _pair(size: Size2, name: str) -> tuple[int, int]:
     if isinstance(size, (int, np.integer)):
         size = (int(size), int(size))
@@ -134,6 +138,8 @@ def _pair(size: Size2, name: str) -> tuple[int, int]:
         raise TypeError(f"{name} must be an int or a (height, width) pair of ints, got {size!r}")
     if size[0] < 1 or size[1] < 1:
         raise ValueError(f"{name} must be positive, got {size!r}")
+    if max(size) > MAX_TILE_SIZE:  # before any window or padded image is allocated
+        raise ValueError(f"{name} must be at most {MAX_TILE_SIZE} (valid: 1..{MAX_TILE_SIZE}), got {size!r}")
     return int(size[0]), int(size[1])
 
 

@@ -386,3 +386,16 @@ def test_bad_masks_and_images_raise_clear_errors():
     with pytest.raises(ValueError, match="input's shape"):
         predict_tiled(lambda x, m: x[:, :1], image, mask)
     assert predict_tiled(fill_tile_mean, image, mask.astype(bool)).image.shape == image.shape
+
+
+def test_sizes_out_of_range_are_refused_before_allocation():
+    from pconv_lib import predict, tiling
+
+    with pytest.raises(ValueError, match="tile_size must be at most 8192"):
+        tiling.blend_window(100_000, 16)
+    with pytest.raises(ValueError, match="tile_size must be at most 8192"):
+        tiling.tile_grid(200_000, 200_000, (64, 100_000), 16)
+    image, mask = torch.rand(1, 3, 10, 10), torch.ones(1, 1, 10, 10)
+    for multiple in (0, -8, 2.5, 2**20):
+        with pytest.raises(ValueError, match="multiple must be an int in 1..65536"):
+            predict.pad_to_multiple(image, mask, multiple)
