@@ -48,10 +48,16 @@ MaskFn = Callable[[np.random.Generator, int, int], np.ndarray]
 SizeLike = int | tuple[int, int]
 
 
+#: The largest crop side (the command line's --image-size shares it).
+MAX_SIZE = 8192
+
+
 def _as_size(size: SizeLike) -> tuple[int, int]:
     height, width = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
     if int(height) != height or int(width) != width or height < 1 or width < 1:
         raise ValueError(f"size must be a positive int or (height, width), got {size!r}")
+    if max(height, width) > MAX_SIZE:
+        raise ValueError(f"size must be at most {MAX_SIZE} a side (valid: 1..{MAX_SIZE}), got {size!r}")
     return int(height), int(width)
 
 
@@ -223,6 +229,8 @@ def random_crop_flip(
     if small not in ("resize", "reflect"):
         raise ValueError(f"small must be 'resize' or 'reflect', got {small!r}")
     if resize_shorter is not None:
+        if not 1 <= resize_shorter <= MAX_SIZE:
+            raise ValueError(f"resize_shorter must be in 1..{MAX_SIZE}, got {resize_shorter!r}")
         scale = resize_shorter / min(image.shape[:2])
         image = _rescale(image, scale)
     h, w = image.shape[:2]
@@ -474,8 +482,8 @@ class SamplePhotoDataset(_CropMaskDataset):
         )
         if repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {repeats}")
-        if not photo_scale > 0:
-            raise ValueError(f"photo_scale must be > 0, got {photo_scale}")
+        if not 0 < photo_scale <= 8:
+            raise ValueError(f"photo_scale must be in (0, 8] (1 = the photos' own size), got {photo_scale}")
         self.names = list(names) if names is not None else sample_photo_names()
         if not self.names:
             raise ValueError("names is empty; give at least one sample photo name")

@@ -54,8 +54,8 @@ def sample_photo(name: str, size: int | tuple[int, int] | None = None) -> np.nda
     if size is None:
         return image
     height, width = (size, size) if isinstance(size, int) else size
-    if height < 1 or width < 1:
-        raise ValueError(f"size must be positive, got {size!r}")
+    if height < 1 or width < 1 or max(height, width) > 8192:
+        raise ValueError(f"size must be in 1..8192 pixels a side, got {size!r}")
     return center_crop_resize(image, height, width)
 
 

@@ -300,3 +300,16 @@ def test_atomic_writes_keep_the_previous_file_and_leave_no_temporary_file(tmp_pa
     with pytest.raises(OSError, match=r"could not write .*out.bin: No space left on device; free disk space"):
         files.replace_atomically(target, fails)
     assert target.read_bytes() == b"first" and sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+def test_sizes_and_scales_out_of_range_are_refused_before_allocation(imagenet_tree):
+    from pconv_lib import photos
+
+    with pytest.raises(ValueError, match="size must be at most 8192"):
+        InpaintingDataset(imagenet_tree, 100_000)
+    with pytest.raises(ValueError, match="photo_scale must be in"):
+        SamplePhotoDataset(SIZE, names=["camera"], photo_scale=1e6)
+    with pytest.raises(ValueError, match="resize_shorter must be in"):
+        random_crop_flip(np.zeros((8, 8, 3), np.uint8), 4, np.random.default_rng(0), resize_shorter=10**7)
+    with pytest.raises(ValueError, match="1..8192"):
+        photos.sample_photo("camera", 10**6)
