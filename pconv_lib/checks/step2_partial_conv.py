@@ -268,10 +268,17 @@ def check_mask_update(mask_ratio_and_update: Callable) -> bool:
     left unchanged.
     """
     import torch
+    import torch.nn.functional as F
 
 
     name = "mask_ratio_and_update"
-    cases = [(c, torch.float64) for c in _PCONV_CASES] + [((2, 16, 16, 3, 1, 1, 1, "random"), torch.float16)]
+    cases = [(c, torch.float64) for c in _PCONV_CASES]
+    # the exercise asks for a guard that holds in float16 too; a torch too old for float16
+    # convolutions on the CPU cannot run that case at all, and the pass line says so
+    half = _works(lambda: F.conv2d(torch.ones(1, 1, 3, 3, dtype=torch.float16),
+                                   torch.ones(1, 1, 3, 3, dtype=torch.float16)))
+    if half:
+        cases.append(((2, 16, 16, 3, 1, 1, 1, "random"), torch.float16))
     for seed, ((batch, height, width, k, stride, padding, dilation, kind), dtype) in enumerate(cases):
         mask = _pconv_mask(seed, batch, height, width, kind).to(dtype)
         where = _pconv_case_text(k, stride, padding, dilation, kind, mask.shape)
@@ -332,8 +339,9 @@ def check_mask_update(mask_ratio_and_update: Callable) -> bool:
             )
         compare_arrays(f"ratio of {name} for {where}", ratio, expected_ratio, atol=tolerance * 50)
     return _passed(
-        f"{name} matches PartialConv2d's mask path on {len(cases)} masks "
-        "(all hole, all valid, strides, paddings, dilations, float16)"
+        f"{name} matches PartialConv2d's mask path on {len(cases)} masks (all hole, all valid, strides, "
+        "paddings, dilations, "
+        + ("float16)" if half else "no float16: this torch cannot convolve float16 on the CPU)")
     )
 
 
