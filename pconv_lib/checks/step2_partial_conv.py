@@ -270,7 +270,6 @@ def check_mask_update(mask_ratio_and_update: Callable) -> bool:
     import torch
     import torch.nn.functional as F
 
-
     name = "mask_ratio_and_update"
     cases = [(c, torch.float64) for c in _PCONV_CASES]
     # the exercise asks for a guard that holds in float16 too; a torch too old for float16
