@@ -12,7 +12,13 @@ The library built step by step by the pconv-course notebooks:
    large holes), masks drawn by hand
 
 Submodules are imported on demand (``from pconv_lib import masks``) so that importing the
-package stays cheap.
+package stays cheap. Importing it applies the CPU thread policy of :mod:`pconv_lib.runtime`
+(threads = the CPUs this process may use, fewer while other programs keep cores busy;
+``PCONV_THREADS=N`` fixes the count): at once when torch is already imported, else right after it is.
 """
 
+from pconv_lib.runtime import apply_thread_policy as _apply_thread_policy
+
 __version__ = "0.1.0"
+
+_apply_thread_policy()

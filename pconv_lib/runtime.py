@@ -1,4 +1,4 @@
-"""Run-time helpers shared by every step: quick mode, device choice and seeding.
+"""Run-time helpers shared by every step: quick mode, device choice, seeding and CPU threads.
 
 Quick mode shrinks image sizes and step counts so that every notebook runs in about a minute on a
 2-core laptop CPU; full mode is what a learner with a GPU runs. The rule (:func:`quick_mode`):
@@ -9,15 +9,46 @@ Quick mode shrinks image sizes and step counts so that every notebook runs in ab
 
 So a learner who opens the notebooks on a laptop gets minutes, not hours, without setting
 anything, and a learner on a GPU gets the full version.
+
+CPU threads (:func:`apply_thread_policy`, applied when ``pconv_lib`` is imported): torch starts as
+many threads as the machine has cores, even where the process may use fewer (a container's CPU
+quota: Binder, JupyterHub, ``docker --cpus``), and its idle threads spin-wait. While another program
+keeps a core busy (a browser, a video call, a classmate's job), the thread sharing that core falls
+behind, the others burn their time slices spinning for it, and a forward pass of the demo model
+takes 1-2 s instead of 0.1 s (``bench/busy_cpu.py``, ``bench/RESULTS.md``). The policy:
+
+1. threads = the CPUs this process may really use (:func:`usable_cpus`: CPU affinity, and the
+   cgroup v2 ``cpu.max`` / v1 ``cpu.cfs_quota_us`` quota, rounded down, at least 1);
+2. waiting threads sleep instead of spinning: ``OMP_WAIT_POLICY=PASSIVE`` is put in the environment
+   before torch loads (it is read once, then; child processes such as DataLoader workers inherit
+   it). A value the user set is kept;
+3. when torch was imported *before* ``pconv_lib`` (too late for 2.), on Linux, while models run:
+   one thread fewer per core that other programs keep busy (measured from ``/proc/stat`` every
+   half second, applied at the next module call, main thread only), back up when they stop;
+4. ``PCONV_THREADS`` overrides the count: a whole number fixes it (2. still applies), ``auto`` is
+   the default above, ``torch`` leaves torch's threads and waiting alone.
+
+This module imports torch only inside its functions, so ``import pconv_lib`` stays cheap and
+``python -m pconv_lib doctor`` can still report a broken torch.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import math
 import os
 import random
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -33,6 +64,8 @@ def mode_reason() -> str:
         return f"{name} is set"
     if _flag("PCONV_FULL"):
         return "PCONV_FULL=1 is set"
+    import torch
+
     if torch.cuda.is_available():
         return "a CUDA GPU was found"
     return "no CUDA GPU was found"
@@ -47,6 +80,8 @@ def quick_mode() -> bool:
         return True
     if _flag("PCONV_FULL"):
         return False
+    import torch
+
     return not torch.cuda.is_available()
 
 
@@ -60,16 +95,26 @@ def describe_mode() -> str:
         )
         return (
             f"quick mode ({mode_reason()}): small sizes and few steps, about a minute a notebook. "
-            f"Full mode: {switch}."
+            f"Full mode: {switch}. {_threads_sentence()}"
         )
     switch = (
         "unset PCONV_FULL" if _flag("PCONV_FULL") else "start Jupyter with PCONV_QUICK=1"
     )
-    return f"full mode ({mode_reason()}): full sizes and step counts. Quick mode: {switch}."
+    return (
+        f"full mode ({mode_reason()}): full sizes and step counts. Quick mode: {switch}. "
+        f"{_threads_sentence()}"
+    )
+
+
+def _threads_sentence() -> str:
+    line = describe_threads()
+    return line[0].upper() + line[1:] + "."
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
     """Pick the best available device: ``prefer`` if given, else cuda, then mps, then cpu."""
+    import torch
+
     if prefer is not None:
         return torch.device(prefer)
     if torch.cuda.is_available():
@@ -86,6 +131,8 @@ def resolve_device(name: str | torch.device | None = None) -> torch.device:
     Raises:
         ValueError: an unknown device name, or CUDA / MPS asked for where it is not available.
     """
+    import torch
+
     if name is None or isinstance(name, torch.device):
         return pick_device(None if name is None else str(name))
     try:
@@ -114,7 +161,342 @@ def resolve_device(name: str | torch.device | None = None) -> torch.device:
 
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python, NumPy and torch; return a fresh ``numpy.random.Generator`` for ``seed``."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
+
+
+# --------------------------------------------------------------------------------------------
+# CPU threads
+# --------------------------------------------------------------------------------------------
+
+#: The override: a whole number >= 1 (fixed count), ``auto`` (default) or ``torch`` (torch's defaults).
+THREADS_VARIABLE = "PCONV_THREADS"
+#: Seconds between two looks at how busy the other cores are.
+SAMPLE_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class CpuBudget:
+    """How many CPUs this process may really use (``count`` >= 1) and why (``reason``, a few words)."""
+
+    count: int
+    reason: str
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _cgroup_paths(proc_self_cgroup: Path) -> dict[str, str]:
+    """``/proc/self/cgroup`` as {controller: path}; the v2 line (``0::/path``) under key ``""``."""
+    paths: dict[str, str] = {}
+    for line in (_read(proc_self_cgroup) or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            for controller in parts[1].split(","):
+                paths[controller] = parts[2]
+    return paths
+
+
+def _walk_up(base: Path, relative: str) -> list[Path]:
+    """``base/relative`` and each parent folder up to ``base`` (a quota may be set on a parent)."""
+    folders = [base]
+    current = base
+    for part in [p for p in relative.split("/") if p]:
+        current = current / part
+        folders.append(current)
+    return folders[::-1]
+
+
+def cgroup_cpu_quota(
+    cgroup_root: str | os.PathLike = "/sys/fs/cgroup",
+    proc_self_cgroup: str | os.PathLike = "/proc/self/cgroup",
+) -> float | None:
+    """The CPU quota of this process's cgroup in CPUs (e.g. 1.5), or None when there is none.
+
+    Reads cgroup v2 ``cpu.max`` (``"150000 100000"``; ``"max 100000"`` = no quota) and cgroup v1
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (quota ``-1`` = none), in the process's own cgroup
+    and its parents; the smallest quota found wins. Unreadable or malformed files count as no quota.
+    """
+    root = Path(cgroup_root)
+    paths = _cgroup_paths(Path(proc_self_cgroup))
+    quotas: list[float] = []
+    for folder in _walk_up(root, paths.get("", "/")):  # v2 (unified hierarchy)
+        fields = (_read(folder / "cpu.max") or "").split()
+        if len(fields) == 2 and fields[0] != "max":
+            try:
+                quota, period = float(fields[0]), float(fields[1])
+            except ValueError:
+                continue
+            if quota > 0 and period > 0:
+                quotas.append(quota / period)
+    v1_path = paths.get("cpu", paths.get("cpuacct", "/"))
+    for mount in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):  # v1: one folder per controller (group)
+        for folder in _walk_up(root / mount, v1_path):
+            quota_text, period_text = _read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us")
+            try:
+                quota, period = float(quota_text or "-1"), float(period_text or "0")
+            except ValueError:
+                continue
+            if quota > 0 and period > 0:
+                quotas.append(quota / period)
+    return min(quotas) if quotas else None
+
+
+def usable_cpus(
+    cgroup_root: str | os.PathLike = "/sys/fs/cgroup",
+    proc_self_cgroup: str | os.PathLike = "/proc/self/cgroup",
+) -> CpuBudget:
+    """The number of CPUs this process may really use: its CPU affinity, capped by a cgroup quota.
+
+    A fractional quota is rounded down (1.5 CPUs -> 1: a second thread would be throttled), never
+    below 1. ``os.cpu_count()`` where the platform has no affinity (macOS, Windows).
+    """
+    if hasattr(os, "sched_getaffinity"):
+        cpus = len(os.sched_getaffinity(0))
+        machine = os.cpu_count() or cpus
+        reason = f"{cpus} CPUs" if cpus == machine else f"{cpus} of {machine} CPUs (CPU affinity)"
+    else:
+        cpus = os.cpu_count() or 1
+        reason = f"{cpus} CPUs"
+    quota = cgroup_cpu_quota(cgroup_root, proc_self_cgroup)
+    if quota is not None and quota < cpus:
+        count = max(1, math.floor(quota + 1e-9))
+        plural = "s" if count > 1 else ""
+        return CpuBudget(count, f"{count} CPU{plural} (container quota {quota:g} CPUs of {cpus})")
+    return CpuBudget(max(1, cpus), reason.replace("1 CPUs", "1 CPU"))
+
+
+def thread_setting(value: str | None = None) -> int | str:
+    """``PCONV_THREADS`` (or ``value``) parsed: an int >= 1, ``"auto"`` (unset/empty) or ``"torch"``.
+
+    Raises:
+        ValueError: anything else, with the accepted values.
+    """
+    text = (os.environ.get(THREADS_VARIABLE, "") if value is None else value).strip().lower()
+    if text in ("", "auto"):
+        return "auto"
+    if text == "torch":
+        return "torch"
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1 or count > 1024:
+        raise ValueError(
+            f"{THREADS_VARIABLE}={text!r} is not understood: use a whole number of threads from 1 to 1024, "
+            "'auto' (the default: the CPUs this process may use, fewer while other programs keep cores "
+            "busy) or 'torch' (torch's own defaults)"
+        )
+    return count
+
+
+def _cpu_times(cpus: set[int] | None, proc_stat: Path = Path("/proc/stat")) -> tuple[float, float] | None:
+    """Seconds the given CPUs spent busy since boot, as (all busy time, busy time without ``nice``)."""
+    text = _read(proc_stat)
+    if text is None:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = normal = 0.0
+    found = False
+    for line in text.splitlines():
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        try:
+            index = int(name[3:])
+            values = [float(v) for v in rest.split()]
+        except ValueError:
+            continue
+        if cpus is not None and index not in cpus or len(values) < 8:
+            continue
+        user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
+        total += user + nice + system + irq + softirq + steal
+        normal += user + system + irq + softirq + steal
+        found = True
+    return (total / ticks, normal / ticks) if found else None
+
+
+class _ThreadGovernor:
+    """Adapts torch's intra-op thread count to the cores other programs leave free (see module doc).
+
+    A daemon thread measures every :data:`SAMPLE_SECONDS` how many cores the *other* processes kept
+    busy (busy time of this process's CPUs in ``/proc/stat`` minus this process's own CPU time); a
+    global module forward pre-hook applies the count in the main thread, at most once per sample.
+    Only used when torch's threads spin-wait (torch imported before ``pconv_lib``).
+    A forked child (a DataLoader worker) has no sampler, so it keeps the count it was given.
+    """
+
+    def __init__(self, budget: CpuBudget) -> None:
+        self.budget = budget
+        self.threads = budget.count
+        self.others = 0.0  # cores kept busy by other programs, last sample
+        self._seen = -1  # the sample number last applied
+        self._samples = 0
+        self._cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        self._lock = threading.Lock()
+        self._sampler: threading.Thread | None = None
+        import torch
+
+        self.torch = torch
+
+    def wanted(self, others: float) -> int:
+        """Threads for ``others`` busy cores: ``round(CPUs - others)`` (half rounds up), 1..CPUs."""
+        return max(1, min(self.budget.count, int(self.budget.count - others + 0.5)))
+
+    def _sample_forever(self) -> None:
+        before, own_before, clock_before = _cpu_times(self._cpus), time.process_time(), time.monotonic()
+        while before is not None:
+            time.sleep(SAMPLE_SECONDS)
+            after, own_after, clock_after = _cpu_times(self._cpus), time.process_time(), time.monotonic()
+            if after is None:
+                return
+            busy = after[0] - before[0]  # niced programs count too: spinning threads lose to them
+            own = own_after - own_before
+            wall = max(clock_after - clock_before, 1e-3)
+            self.others = max(0.0, (busy - own) / wall)
+            self._samples += 1
+            before, own_before, clock_before = after, own_after, clock_after
+
+    def start(self) -> None:
+        with self._lock:
+            if self._sampler is None and self._cpus is not None and self.budget.count > 1:
+                self._sampler = threading.Thread(
+                    target=self._sample_forever, name="pconv-threads", daemon=True
+                )
+                self._sampler.start()
+
+    def hook(self, module, args) -> None:  # noqa: ANN001 - torch's hook signature
+        """Forward pre-hook: apply the latest sample (cheap when there is nothing new)."""
+        torch = self.torch
+        if torch.compiler.is_compiling() or self._samples == self._seen:
+            return  # first: torch.compile traces nothing of this hook
+        if threading.current_thread() is not threading.main_thread():
+            return  # the count is per thread in OpenMP: only the main thread's matters here
+        self._seen = self._samples
+        wanted = self.wanted(self.others)
+        if wanted != self.threads:
+            self.threads = wanted
+            torch.set_num_threads(wanted)
+
+
+_governor: _ThreadGovernor | None = None
+_policy_line = ""
+
+
+def _waiting_sleeps() -> bool:
+    return os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
+
+
+def _configure_torch(setting: int | str, budget: CpuBudget, passive: bool) -> None:
+    """Apply ``setting`` to an imported torch; adapt the count while busy when threads spin."""
+    global _governor
+    import torch
+
+    if setting == "torch":
+        return
+    if isinstance(setting, int):
+        torch.set_num_threads(setting)
+        return
+    torch.set_num_threads(budget.count)
+    if not passive and budget.count > 1 and sys.platform.startswith("linux") and _governor is None:
+        _governor = _ThreadGovernor(budget)
+        torch.nn.modules.module.register_module_forward_pre_hook(_governor.hook)
+        _governor.start()
+
+
+class _AfterTorchImport(importlib.abc.MetaPathFinder):
+    """Runs the thread policy right after ``import torch`` finishes, wherever it is first imported."""
+
+    def __init__(self, action) -> None:  # noqa: ANN001
+        self.action = action
+
+    def find_spec(self, fullname, path, target=None):  # noqa: ANN001, ANN201
+        if fullname != "torch":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(fullname, path, target) if find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        loader, action = spec.loader, self.action
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        original = loader.exec_module
+
+        def exec_module(module) -> None:  # noqa: ANN001
+            original(module)
+            try:
+                action()
+            except Exception as error:  # never break `import torch` over a thread count
+                warnings.warn(f"pconv_lib could not set torch's threads ({error})", stacklevel=2)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def apply_thread_policy() -> str:
+    """Apply the CPU thread policy (module docstring) now or right after torch is imported.
+
+    Called by ``import pconv_lib``; calling it again does nothing new. Returns :func:`describe_threads`.
+    An unreadable ``PCONV_THREADS`` gives one warning line and the default policy.
+    """
+    global _policy_line
+    if _policy_line:
+        return _policy_line
+    try:
+        setting = thread_setting()
+    except ValueError as error:
+        warnings.warn(f"{error}; using 'auto'", stacklevel=2)
+        setting = "auto"
+    budget = usable_cpus()
+    torch_loaded = "torch" in sys.modules
+    passive = _waiting_sleeps() if torch_loaded else setting != "torch" or _waiting_sleeps()
+    if setting != "torch":
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # for torch, unless loaded, and child processes
+        passive = passive and _waiting_sleeps()  # a value the user set wins
+    _policy_line = _describe(setting, budget, passive, torch_loaded)
+    if torch_loaded:
+        _configure_torch(setting, budget, passive)
+    elif not any(isinstance(f, _AfterTorchImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterTorchImport(lambda: _configure_torch(setting, budget, passive)))
+    return _policy_line
+
+
+def _describe(setting: int | str, budget: CpuBudget, passive: bool, torch_first: bool) -> str:
+    if setting == "torch":
+        return f"threads: torch's defaults ({THREADS_VARIABLE}=torch; this process may use {budget.reason})"
+    count = setting if isinstance(setting, int) else budget.count
+    why = f"{THREADS_VARIABLE}={setting}; this process may use {budget.reason}" if isinstance(setting, int) \
+        else budget.reason
+    line = f"threads: {count} ({why})"
+    if passive:
+        line += ", waiting threads sleep (OMP_WAIT_POLICY=PASSIVE)"
+    elif count > 1:
+        reason = "torch was imported before pconv_lib" if torch_first else "OMP_WAIT_POLICY is set"
+        line += f", waiting threads spin ({reason})"
+        if not isinstance(setting, int):
+            line += ", so fewer threads while other programs keep cores busy"
+    if not isinstance(setting, int):
+        line += f"; {THREADS_VARIABLE}=N to fix the count"
+    return line
+
+
+def describe_threads() -> str:
+    """One line: the thread count the policy uses, why, and how to override it (mode line, doctor)."""
+    if not _policy_line:
+        return apply_thread_policy()
+    if _governor is not None:
+        return _policy_line + f"; now {_governor.threads}"
+    return _policy_line
