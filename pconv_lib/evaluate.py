@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.restoration import inpaint_biharmonic as _skimage_biharmonic
+from tqdm.auto import tqdm
 
 from pconv_lib import masks as mask_lib
 from pconv_lib import predict as predict_lib
@@ -170,6 +171,7 @@ def evaluate_methods(
     images: Sequence[np.ndarray],
     buckets: Iterable[int] = range(len(mask_lib.HOLE_RATIO_BUCKETS)),
     seed: int = 0,
+    progress: bool = False,
 ) -> EvaluationTable:
     """Evaluate every method on the same images and the same masks, per hole-ratio bucket.
 
@@ -181,6 +183,8 @@ def evaluate_methods(
         images: ``uint8`` (H, W, 3) RGB ground-truth images.
         buckets: bucket indices to evaluate (default: all six).
         seed: base seed for the masks.
+        progress: show a tqdm bar (images x buckets done, time left) on stderr; the command line's
+            ``evaluate`` turns it on.
     """
     if not methods:
         raise ValueError("give at least one method to evaluate")
@@ -189,6 +193,7 @@ def evaluate_methods(
     buckets = list(buckets)
     table = EvaluationTable(list(methods), buckets)
     sums = {m: {b: dict.fromkeys(METRICS, 0.0) for b in buckets} for m in methods}
+    bar = tqdm(total=len(buckets) * len(images), desc="evaluate", unit="image", disable=not progress)
     for bucket in buckets:
         for index, image in enumerate(images):
             height, width = image.shape[:2]
@@ -200,7 +205,9 @@ def evaluate_methods(
                 result = composite(image, inpaint(holed, mask), mask)
                 for metric, value in image_metrics(image, result).items():
                     sums[name][bucket][metric] += value
+            bar.update(1)
         table.counts[bucket] = len(images)
+    bar.close()
     table.scores = {
         m: {b: {k: v / len(images) for k, v in sums[m][b].items()} for b in buckets} for m in methods
     }
