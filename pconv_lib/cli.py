@@ -175,6 +175,16 @@ def run_lr_find(args: argparse.Namespace) -> int:
     from pconv_lib.model import PConvUNet
     from pconv_lib.train import TrainConfig, check_lr_sweep, load_checkpoint, lr_find
 
+    if args.plot is not None:  # checked before the sweep: never over an input, a known extension
+        _check_output_file(args.plot, "--plot", extensions=(".png", ".jpg", ".jpeg"))
+        _check_distinct({"--plot": args.plot}, {"--checkpoint": args.checkpoint})
+        for flag in ("train", "masks"):
+            folder = getattr(args, flag)
+            if folder is not None and folder.resolve() in args.plot.resolve().parents:
+                raise UsageError(
+                    f"--plot {args.plot} is inside --{flag} {folder}: it would become one of its images; "
+                    "save it elsewhere"
+                )
     device = _device(args.device)
     _lr_find_sizes(args, device)
     depth = args.depth or (8 if args.image_size >= 512 else 7)
@@ -207,9 +217,11 @@ def run_lr_find(args: argparse.Namespace) -> int:
         import matplotlib.pyplot as plt
 
         ax = result.plot()
-        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        from pconv_lib.files import replace_atomically
+
         ax.figure.tight_layout()
-        ax.figure.savefig(args.plot, dpi=100)
+        kind = args.plot.suffix.lower().lstrip(".")
+        replace_atomically(args.plot, lambda tmp: ax.figure.savefig(tmp, dpi=100, format=kind))
         plt.close(ax.figure)
         print(f"plot saved to {args.plot}")
     return 0
@@ -637,7 +649,13 @@ def _train_config(args: argparse.Namespace):
     )
     if args.resume is None:
         return TrainConfig(**values)
-    saved = dict(load_checkpoint(args.resume)["config"])
+    state = load_checkpoint(args.resume)
+    if "optimizer" not in state or "step" not in state:
+        raise UsageError(
+            f"--resume {args.resume} holds model weights only (no optimiser state or step): start a new "
+            "run from it with --checkpoint instead"
+        )
+    saved = dict(state["config"])
     merged = {**saved, "name": values["name"], "out_dir": values["out_dir"]}
     for field, dests in _CONFIG_FLAGS.items():
         if any(_flag_given(args, dest) for dest in dests):
@@ -650,9 +668,15 @@ def _train_config(args: argparse.Namespace):
                 f"{flag} {merged.get(field)!r}: drop {flag}, or start a new run (--checkpoint, new --name)"
             )
     try:
-        return TrainConfig.from_dict(merged)
+        config = TrainConfig.from_dict(merged)
     except (TypeError, ValueError) as error:
         raise UsageError(f"--resume {args.resume}: its config is invalid ({error})") from None
+    if config.steps <= int(state["step"]):
+        raise UsageError(
+            f"--resume {args.resume} is at step {state['step']} and the run ends at --steps {config.steps}: "
+            f"nothing to train; give a larger --steps"
+        )
+    return config
 
 
 def run_train(args: argparse.Namespace) -> int:

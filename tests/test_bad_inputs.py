@@ -1044,3 +1044,24 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused_first(root, tmp_path, caps
     with pytest.raises(ValueError, match="needs at least about"):
         config = _config(tmp_path, image_size=4096, depth=8, batch_size=16)
         Trainer(config, _data(), loss=loss, progress=False)
+
+
+def test_resume_that_cannot_train_is_refused_before_work(root, tmp_path, capsys, ckpt):
+    assert run_cli(capsys, *train_args(root, tmp_path, "--steps", "2"))[0] == 0
+    last = tmp_path / "r" / "last.pt"
+    argv = train_args(root, tmp_path, "--steps", "2", "--resume", last)
+    assert_error(capsys, argv, "at step 2", "larger --steps")
+    demo_like = tmp_path / "weights.pt"
+    state = load_checkpoint(ckpt)
+    torch.save({"model": state["model"], "config": state["config"]}, demo_like)
+    argv = train_args(root, tmp_path, "--resume", demo_like, name="w")
+    assert_error(capsys, argv, "weights only", "--checkpoint")
+
+
+def test_lr_find_plot_never_lands_on_an_input(root, tmp_path, capsys, ckpt):
+    base = ["lr-find", "--train", root / "train", "--pixel-losses", *TINY, "--steps", "5"]
+    before = ckpt.read_bytes()
+    assert_error(capsys, [*base, "--checkpoint", ckpt, "--plot", ckpt], "--plot", "unknown image extension")
+    photo = root / "train" / "0.jpg"
+    assert_error(capsys, [*base, "--plot", photo], "--plot", "inside --train")
+    assert ckpt.read_bytes() == before and cv2.imread(str(photo)) is not None
