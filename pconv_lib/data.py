@@ -37,6 +37,11 @@ from pconv_lib.photos import sample_photo, sample_photo_names
 
 #: Photo file extensions found by :func:`find_images` (compared case-insensitively).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+#: Photo formats that :func:`find_images` does not use; a folder holding some is warned about.
+OTHER_PHOTO_EXTENSIONS = (
+    ".heic", ".heif", ".avif", ".jxl", ".tif", ".tiff", ".gif",
+    ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raw",
+)  # fmt: skip
 
 class UnreadableImagesError(RuntimeError):
     """No readable photo was found after several tries (the files are corrupt or not images)."""
@@ -66,11 +71,13 @@ def find_images(root: str | os.PathLike) -> list[Path]:
 
     Extensions: :data:`IMAGE_EXTENSIONS`, case-insensitive. Hidden files and folders (name
     starting with ``.``) are skipped. Sorting makes the index → file mapping identical on every
-    machine. Symbolic links are followed, but the walk is finite: a folder reached again (a link
-    loop, or two links to one folder) is walked once, and a file reached by several paths is
-    listed once (by its real path when it has one, else the first in sorted order); a
-    ``UserWarning`` says how many were left out.
-    Broken links are skipped.
+    machine. Files in other photo formats (:data:`OTHER_PHOTO_EXTENSIONS`, e.g. HEIC) are
+    counted in a ``UserWarning``, never silently left out.
+
+    Symbolic links are followed, but the walk is finite: a folder reached again (a link loop, or
+    two links to one folder) is walked once, and a file reached by several paths is listed once
+    (by its real path when it has one, else the first in sorted order); a ``UserWarning`` says
+    how many were left out. Broken links are skipped.
 
     Raises:
         FileNotFoundError: if ``root`` is not a directory.
@@ -82,6 +89,7 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     found: list[tuple[bool, str, Path, tuple[int, int]]] = []
     seen_dirs: set[tuple[int, int]] = set()
     repeated = 0
+    other: dict[str, int] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         try:
             info = os.stat(dirpath)
@@ -98,7 +106,10 @@ def find_images(root: str | os.PathLike) -> list[Path]:
         names = [d for d in dirnames if not d.startswith(".")]
         dirnames[:] = sorted(names, key=lambda d: (os.path.islink(os.path.join(dirpath, d)), d))
         for name in filenames:
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+            suffix = Path(name).suffix.lower()
+            if suffix in OTHER_PHOTO_EXTENSIONS and not name.startswith("."):
+                other[suffix] = other.get(suffix, 0) + 1
+            if not name.startswith(".") and suffix in IMAGE_EXTENSIONS:
                 path = Path(dirpath) / name
                 try:
                     target = os.stat(path)
@@ -115,6 +126,14 @@ def find_images(root: str | os.PathLike) -> list[Path]:
         else:
             kept[key] = (relative, path)
     files = [path for _, path in sorted(kept.values(), key=lambda item: item[0])]
+    if other:
+        counts = ", ".join(f"{count} {suffix}" for suffix, count in sorted(other.items()))
+        warnings.warn(
+            f"{root}: left out {sum(other.values())} file(s) in formats this course does not read "
+            f"({counts}); convert them to JPEG or PNG to use them",
+            UserWarning,
+            stacklevel=2,
+        )
     if repeated:
         warnings.warn(
             f"{root}: left out {repeated} folder(s) or file(s) reached a second time through symbolic "
