@@ -671,10 +671,10 @@ def _train_config(args: argparse.Namespace):
         config = TrainConfig.from_dict(merged)
     except (TypeError, ValueError) as error:
         raise UsageError(f"--resume {args.resume}: its config is invalid ({error})") from None
-    if config.steps <= int(state["step"]):
+    if config.steps < int(state["step"]):
         raise UsageError(
-            f"--resume {args.resume} is at step {state['step']} and the run ends at --steps {config.steps}: "
-            f"nothing to train; give a larger --steps"
+            f"--resume {args.resume} is at step {state['step']}, beyond --steps {config.steps}: nothing to "
+            "train; give a larger --steps"
         )
     return config
 

@@ -1064,6 +1064,8 @@ class Trainer:
         config = self.config
         target = config.steps if steps is None else self.step + steps
         if self.step >= target:
+            if self._resumed_at is not None and self.rank == 0 and steps is None:
+                self.save("last.pt")  # a run resumed at its last step: it ends with its last.pt
             return self.history
         sampler = EpochBatchSampler(
             self.train_data,

@@ -795,6 +795,7 @@ def test_disk_full_names_the_path_and_leaves_nothing_half_written(root, tmp_path
         assert not out.exists() and not (tmp_path / "o.png.tmp").exists() and image.is_file()
     assert_error(capsys, argv, f"--resume {tmp_path / 'r' / 'interrupted.pt'}")  # what to run next
     assert run_cli(capsys, *argv, "--resume", tmp_path / "r" / "interrupted.pt")[0] == 0  # and it works
+    assert load_checkpoint(tmp_path / "r" / "last.pt")["step"] == 1  # the run ends with its last.pt
     assert not (tmp_path / "r" / ".pconv.lock").exists()
 
     def half_checkpoint(state, path, *args, **kwargs):
@@ -1049,8 +1050,8 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused_first(root, tmp_path, caps
 def test_resume_that_cannot_train_is_refused_before_work(root, tmp_path, capsys, ckpt):
     assert run_cli(capsys, *train_args(root, tmp_path, "--steps", "2"))[0] == 0
     last = tmp_path / "r" / "last.pt"
-    argv = train_args(root, tmp_path, "--steps", "2", "--resume", last)
-    assert_error(capsys, argv, "at step 2", "larger --steps")
+    argv = train_args(root, tmp_path, "--steps", "1", "--resume", last)
+    assert_error(capsys, argv, "at step 2, beyond --steps 1", "larger --steps")
     demo_like = tmp_path / "weights.pt"
     state = load_checkpoint(ckpt)
     torch.save({"model": state["model"], "config": state["config"]}, demo_like)
