@@ -7,7 +7,8 @@ One line per check, each starting with a mark::
     ✗  the course will not run until this is fixed; the line says how
 
 Checks: Python version; torch, torchvision, OpenCV, scikit-image and NumPy versions and whether torch
-and torchvision belong together; CPU/GPU/MPS and the mode (quick or full) the notebooks will use; free
+and torchvision belong together; CPU/GPU/MPS and the mode (quick or full) the notebooks will use; the
+CPU threads torch will use (``PCONV_THREADS``, container CPU quota, :mod:`pconv_lib.runtime`); free
 disk; the bundled demo model (loads?); the VGG16 ImageNet weights (only needed to train with the
 perceptual and style losses); the widget front-end (ipywidgets, ipycanvas and their JupyterLab
 extensions); write access to ``runs/`` (where step 4 trains). The exit code is 0 when no line is ✗,
@@ -210,6 +211,23 @@ def check_device() -> Check:
     return Check(OK, "device", line)
 
 
+def check_threads() -> Check:
+    """The CPU threads the library gives torch: the CPUs this process may use, the override."""
+    from pconv_lib.runtime import THREADS_VARIABLE, describe_threads, thread_setting, usable_cpus
+
+    try:
+        thread_setting()
+    except ValueError as error:
+        return Check(WARN, "CPU threads", f"{error}; the default is used",
+                     f"unset {THREADS_VARIABLE} or set it to a whole number, auto or torch")
+    line = describe_threads()
+    budget = usable_cpus()
+    if "quota" in budget.reason:
+        return Check(OK, "CPU threads", f"{line} (a container CPU quota: torch alone would start one "
+                     f"thread per core, {os.cpu_count()})")
+    return Check(OK, "CPU threads", line)
+
+
 def check_disk(path: str | os.PathLike = ".") -> Check:
     """Free space on the disk that holds ``path`` (or its nearest existing parent)."""
     where = Path(path).resolve()
@@ -332,6 +350,7 @@ def default_checks(runs: str | os.PathLike = "runs") -> list[tuple[str, Callable
         ("OpenCV", module.check_opencv),
         ("NumPy/scikit-image", module.check_scientific),
         ("device", module.check_device),
+        ("CPU threads", module.check_threads),
         ("disk", lambda: module.check_disk(Path(runs).resolve().parent)),
         ("demo model", module.check_demo_model),
         ("VGG16 weights", module.check_vgg),

@@ -327,3 +327,25 @@ def test_python_m_pconv_lib_doctor_needs_no_heavy_imports():
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
     )
     assert "--runs" in done.stdout and done.stdout.splitlines()[-1] == "exit 0 False False"
+
+
+def test_threads_line_shows_the_policy_and_the_override(monkeypatch):
+    from pconv_lib import runtime
+
+    check = doctor.check_threads()
+    assert check.status == doctor.OK and check.message == runtime.describe_threads()
+    assert "threads:" in check.message and "PCONV_THREADS" in check.message
+    monkeypatch.setenv("PCONV_THREADS", "many")
+    bad = doctor.check_threads()
+    assert bad.status == doctor.WARN and "PCONV_THREADS='many' is not understood" in bad.message
+    assert "unset PCONV_THREADS" in bad.fix
+
+
+def test_threads_line_names_a_container_quota(monkeypatch):
+    from pconv_lib import runtime
+
+    monkeypatch.delenv("PCONV_THREADS", raising=False)
+    budget = runtime.CpuBudget(1, "1 CPU (container quota 1 CPUs of 8)")
+    monkeypatch.setattr(runtime, "usable_cpus", lambda *a, **k: budget)
+    check = doctor.check_threads()
+    assert check.status == doctor.OK and "container CPU quota" in check.message
