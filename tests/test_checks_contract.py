@@ -213,7 +213,7 @@ def test_concat_skip_modifying_x_in_place():
 
 
 def test_concat_skip_returning_numpy():
-    _raises(checks.check_concat_skip, lambda *a: tuple(t.numpy() for t in _concat(*a)), "torch tensor")
+    _raises(checks.check_concat_skip, lambda *a: tuple(t.numpy() for t in _concat(*a)), "is a NumPy array")
 
 
 def test_concat_skip_along_the_batch_axis():

@@ -70,14 +70,11 @@ def _decoder_inputs(seed: int, n: int, c_x: int, c_skip: int, h: int, w: int, sk
 
 
 def _as_pair(got: Any, call: str) -> tuple[Any, Any]:
-    """The learner's ``(features, mask)`` result, or a plain-words failure."""
-    import torch
-
+    """The learner's ``(features, mask)`` result, or a plain-words failure (NumPy named as such)."""
     if not isinstance(got, (tuple, list)) or len(got) != 2:
-        _fail(f"{call} should return a pair (features, mask), got {_describe_array(got)[:80]}")
+        _fail(f"{call} should return a pair (features, mask), got {_describe_array(got)[:120]}")
     for label, value in zip(("features", "mask"), got):
-        if not isinstance(value, torch.Tensor):
-            _fail(f"{call}: the {label} should be a torch tensor, got {type(value).__name__}")
+        _require_tensor(value, f"the {label} of {call}")
     return got[0], got[1]
 
 
