@@ -220,7 +220,7 @@ def check_threads() -> Check:
     except ValueError as error:
         return Check(WARN, "CPU threads", f"{error}; the default is used",
                      f"unset {THREADS_VARIABLE} or set it to a whole number, auto or torch")
-    line = describe_threads()
+    line = describe_threads().removeprefix("threads: ")
     budget = usable_cpus()
     if "quota" in budget.reason:
         return Check(OK, "CPU threads", f"{line} (a container CPU quota: torch alone would start one "
