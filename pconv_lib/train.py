@@ -622,6 +622,19 @@ def signal_name(signum: int) -> str:
     return {"SIGINT": "SIGINT (Ctrl-C)", "SIGHUP": "SIGHUP (terminal closed)"}.get(name, name)
 
 
+def _worker_ignores_stop_signals(worker_id: int) -> None:
+    """``worker_init_fn`` of the trainer's DataLoaders: workers ignore SIGINT/SIGTERM/SIGHUP.
+
+    A terminal, ``docker stop`` or a scheduler may signal the whole process group; a worker
+    killed by it would surface as a "DataLoader worker is killed" error at any point of a step.
+    The main process alone decides: it finishes the step, saves ``interrupted.pt`` and shuts the
+    workers down (they also exit when the main process dies: PyTorch's parent watchdog).
+    """
+    del worker_id
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 class _DeferredInterrupt:
     """While active (main thread only), the first SIGINT (Ctrl-C), SIGTERM or SIGHUP only sets
     ``requested`` (and ``signum``): the training loop finishes its step and stops between two
@@ -967,7 +980,13 @@ class Trainer:
         self.model.eval()
         sums: dict[str, float] = {}
         count = 0
-        for batch in DataLoader(self.val_data, batch_sampler=sampler, num_workers=self.config.num_workers):
+        loader = DataLoader(
+            self.val_data,
+            batch_sampler=sampler,
+            num_workers=self.config.num_workers,
+            worker_init_fn=_worker_ignores_stop_signals,
+        )
+        for batch in loader:
             image, mask = self._batch_to_device(batch)
             terms, _ = self._losses(image, mask)
             for key, value in terms.items():
@@ -1080,6 +1099,7 @@ class Trainer:
             self.train_data,
             batch_sampler=sampler,
             num_workers=config.num_workers,
+            worker_init_fn=_worker_ignores_stop_signals,
             pin_memory=self.device.type == "cuda",
         )
         sample_batch = None

@@ -1066,3 +1066,25 @@ def test_lr_find_plot_never_lands_on_an_input(root, tmp_path, capsys, ckpt):
     photo = root / "train" / "0.jpg"
     assert_error(capsys, [*base, "--plot", photo], "--plot", "inside --train")
     assert ckpt.read_bytes() == before and cv2.imread(str(photo)) is not None
+
+
+def test_a_stop_signal_to_the_whole_process_group_with_dataloader_workers(root, tmp_path):
+    """``docker stop``/a closed terminal signal every process of the group, DataLoader workers
+    included: the workers ignore it, the main process finishes its step and saves."""
+    argv = train_args(root, tmp_path, "--steps", "100000", "--checkpoint-every", "100000", "--log-every", "1")
+    argv = [str(a) for a in argv]
+    argv[argv.index("--num-workers") + 1] = "2"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pconv_lib", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env, preexec_fn=_default_stop_signals, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not (tmp_path / "r" / "metrics.csv").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # the workers are running
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted by SIGTERM" in err and "Traceback" not in err and "killed by signal" not in err
+    assert load_checkpoint(tmp_path / "r" / "interrupted.pt")["step"] >= 1
