@@ -1063,7 +1063,11 @@ def main(argv: list[str] | None = None) -> int:
             print(str(error), file=sys.stderr)
             return 128 + error.signum
         except _Stopped as error:
-            print(f"stopped by {signal_name(error.signum)}: nothing was written", file=sys.stderr)
+            print(
+                f"stopped by {signal_name(error.signum)} before {args.command} finished (files are written "
+                "whole or not at all: nothing is left half-written)",
+                file=sys.stderr,
+            )
             return 128 + error.signum
         except KeyboardInterrupt:
             print("interrupted (Ctrl-C)", file=sys.stderr)
