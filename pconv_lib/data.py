@@ -86,41 +86,56 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
-    found: list[tuple[bool, str, Path, tuple[int, int]]] = []
+    found: list[tuple[bool, str, Path]] = []  # (reached through a link, relative path, path)
     seen_dirs: set[tuple[int, int]] = set()
     repeated = 0
     other: dict[str, int] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    stack: list[tuple[Path, bool]] = [(root, False)]
+    while stack:  # depth first; os.scandir gives names, types and link flags without a syscall each
+        folder, via_link = stack.pop()
         try:
-            info = os.stat(dirpath)
+            info = os.stat(folder)
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
         except OSError:
-            dirnames[:] = []
             continue
         if (info.st_dev, info.st_ino) in seen_dirs:  # a link loop or a second link to a folder
-            dirnames[:] = []
             repeated += 1
             continue
         seen_dirs.add((info.st_dev, info.st_ino))
-        folder_via_link = _through_link(root, Path(dirpath))  # once per folder
-        # real folders before links to folders, so that a folder is reached by its real path first
-        names = [d for d in dirnames if not d.startswith(".")]
-        dirnames[:] = sorted(names, key=lambda d: (os.path.islink(os.path.join(dirpath, d)), d))
-        for name in filenames:
-            suffix = Path(name).suffix.lower()
-            if suffix in OTHER_PHOTO_EXTENSIONS and not name.startswith("."):
+        folders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_folder = entry.is_dir()  # follows links; a broken link is neither
+                is_link = entry.is_symlink()
+            except OSError:
+                continue
+            if is_folder:
+                folders.append((Path(entry.path), via_link or is_link))
+                continue
+            suffix = os.path.splitext(entry.name)[1].lower()
+            if suffix in OTHER_PHOTO_EXTENSIONS:
                 other[suffix] = other.get(suffix, 0) + 1
-            if not name.startswith(".") and suffix in IMAGE_EXTENSIONS:
-                path = Path(dirpath) / name
-                try:
-                    target = os.stat(path)
-                except OSError:  # a broken link
-                    continue
-                via_link = folder_via_link or path.is_symlink()
-                relative = path.relative_to(root).as_posix()
-                found.append((via_link, relative, path, (target.st_dev, target.st_ino)))
-    kept: dict[tuple[int, int], tuple[str, Path]] = {}
+            elif suffix in IMAGE_EXTENSIONS and (not is_link or os.path.exists(entry.path)):
+                path = Path(entry.path)
+                found.append((via_link or is_link, path.relative_to(root).as_posix(), path))
+        # real folders are walked before links to folders, so a folder is reached by its real path
+        # first; the stack pops from its end: real folders in name order, then the links
+        real = sorted((f for f in folders if not f[1]), key=lambda item: item[0].name, reverse=True)
+        linked = sorted((f for f in folders if f[1]), key=lambda item: item[0].name, reverse=True)
+        stack.extend(linked + real)
+    kept: dict[object, tuple[str, Path]] = {}
+    links = any(item[0] for item in found)  # without links a file cannot be reached twice: no stat
     # of several paths to one file keep the real one (no link on the way), else the first by name
-    for _, relative, path, key in sorted(found, key=lambda item: item[:2]):
+    for _, relative, path in sorted(found, key=lambda item: item[:2]):
+        key: object = relative
+        if links:
+            try:
+                target = os.stat(path)
+            except OSError:
+                continue
+            key = (target.st_dev, target.st_ino)
         if key in kept:
             repeated += 1
         else:
@@ -147,16 +162,6 @@ def find_images(root: str | os.PathLike) -> list[Path]:
             f"{', '.join(IMAGE_EXTENSIONS)}, any case); check the path"
         )
     return files
-
-
-def _through_link(root: Path, path: Path) -> bool:
-    """Whether ``path`` (below ``root``) is or passes through a symbolic link."""
-    current = path
-    while current != root and current != current.parent:
-        if current.is_symlink():
-            return True
-        current = current.parent
-    return False
 
 
 def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
