@@ -32,6 +32,7 @@ import secrets
 import signal
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -280,6 +281,9 @@ def check_run_lock(run_dir: str | os.PathLike, token: str | None = None) -> None
     if pid and host == here and not _pid_alive(pid):
         (run_dir / LOCK_NAME).unlink(missing_ok=True)  # stale: that process is gone
         return
+    if not pid and _age(run_dir / LOCK_NAME) > 10:  # unreadable and not being written this instant
+        (run_dir / LOCK_NAME).unlink(missing_ok=True)
+        return
     where = f"process {pid}" + ("" if host == here else f" on {host}")
     who = "this process (another Trainer in it)" if pid == os.getpid() and host == here else where
     raise RunFolderLocked(
@@ -287,6 +291,14 @@ def check_run_lock(run_dir: str | os.PathLike, token: str | None = None) -> None
         + (f" (kill {pid})" if host == here and pid != os.getpid() else "")
         + f", or pick another --name; if no such run is alive, delete {run_dir / LOCK_NAME}"
     )
+
+
+def _age(path: Path) -> float:
+    """Seconds since ``path`` was last modified (0 when it cannot be read)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _acquire_lock(run_dir: Path, token: str) -> None:
@@ -303,8 +315,14 @@ def _acquire_lock(run_dir: Path, token: str) -> None:
             from pconv_lib.files import write_error
 
             raise write_error(run_dir / LOCK_NAME, error) from None
-        with os.fdopen(fd, "w") as handle:
-            handle.write(f"{os.getpid()} {socket.gethostname()} {token}\n")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(f"{os.getpid()} {socket.gethostname()} {token}\n")
+        except OSError as error:  # e.g. a full disk: leave no empty lock behind
+            from pconv_lib.files import write_error
+
+            (run_dir / LOCK_NAME).unlink(missing_ok=True)
+            raise write_error(run_dir / LOCK_NAME, error) from None
         return
     check_run_lock(run_dir, token)
 

@@ -779,9 +779,14 @@ def test_a_run_folder_is_owned_by_one_process_and_stale_locks_are_cleared(root, 
     # that process has ended: its lock is stale, detected and removed
     assert run_cli(capsys, *train_args(root, tmp_path, "--steps", "1"))[0] == 0
     assert not lock.exists() and load_checkpoint(run_dir / "last.pt")["step"] == 1
+    lock.write_text("")  # a lock file left empty (e.g. by a full disk), long ago: stale
+    os.utime(lock, (time.time() - 60, time.time() - 60))
+    resume = train_args(root, tmp_path, "--steps", "2", "--resume", run_dir / "last.pt")
+    assert run_cli(capsys, *resume)[0] == 0 and not lock.exists()
     lock.write_text("4242 another-machine token\n")
-    line = assert_error(capsys, train_args(root, tmp_path, "--steps", "2", "--resume", run_dir / "last.pt"),
+    line = assert_error(capsys, train_args(root, tmp_path, "--steps", "3", "--resume", run_dir / "last.pt"),
                         "another-machine", str(lock))  # fmt: skip
+    assert "process 4242 on another-machine" in line
 
 
 def _no_space(*args, **kwargs):
