@@ -256,11 +256,23 @@ def _lock_owner(run_dir: Path) -> tuple[int, str, str] | None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (never signals or stops it)."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return kernel32.GetLastError() == 5  # access denied: it exists
+        code = ctypes.c_ulong()
+        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: an existence check only
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):  # exists, owned by someone else
+    except OSError:  # e.g. PermissionError: it exists, owned by someone else
         return True
     return True
 

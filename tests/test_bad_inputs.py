@@ -46,6 +46,9 @@ SIZE = 32
 TINY = ["--image-size", "32", "--depth", "3", "--width", "0.125", "--batch-size", "2"]
 QUIET = ["--random-vgg", "--num-workers", "0", "--no-progress"]
 UNWRITABLE = Path("/sys/pconv_test_unwritable")  # sysfs: not writable, even by root
+#: The stop signals this platform has (Windows has no SIGHUP), and a mark for POSIX-only tests.
+SIGNALS = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+POSIX = pytest.mark.skipif(os.name != "posix", reason="process groups, SIGHUP and symlinks: POSIX")
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,7 +227,7 @@ def _default_sigint():
     was started (nohup and background jobs start with SIGINT or SIGHUP ignored), and the original
     handlers are put back afterwards."""
     original = signal.signal(signal.SIGINT, signal.default_int_handler)
-    others = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGHUP)}
+    others = {s: signal.signal(s, signal.SIG_DFL) for s in SIGNALS if s != signal.SIGINT}
     yield
     signal.signal(signal.SIGINT, original)
     for signum, handler in others.items():
@@ -290,19 +293,13 @@ def test_ctrl_c_in_mid_step_saves_nothing_inconsistent(tmp_path, loss):
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 2
 
 
-@pytest.mark.parametrize(
-    "signum, name",
-    [
-        (signal.SIGINT, "SIGINT (Ctrl-C)"),
-        (signal.SIGTERM, "SIGTERM"),
-        (signal.SIGHUP, "SIGHUP (terminal closed)"),
-    ],
-    ids=["SIGINT", "SIGTERM", "SIGHUP"],
-)
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: s.name)
 def test_a_stop_signal_through_the_cli_prints_one_line_and_exits_128_plus_it(
-    root, tmp_path, capsys, monkeypatch, signum, name
+    root, tmp_path, capsys, monkeypatch, signum
 ):
     from pconv_lib import train
+
+    name = {"SIGINT": "SIGINT (Ctrl-C)", "SIGHUP": "SIGHUP (terminal closed)"}.get(signum.name, signum.name)
 
     real = train.Trainer.train_step
 
@@ -329,6 +326,7 @@ def _default_stop_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+@POSIX
 @pytest.mark.parametrize("signum", [signal.SIGTERM], ids=lambda s: s.name)
 def test_a_stop_signal_in_a_real_process_saves_and_its_suggestion_works(root, tmp_path, capsys, signum):
     """SIGTERM (docker stop, schedulers; SIGINT and SIGHUP go the same way, see above) to
@@ -705,6 +703,7 @@ def test_oversized_files_in_training_and_evaluation_folders_are_skipped_by_name(
     assert_error(capsys, ["evaluate", "--images", alone.parent, "--size", "32"], "over the pixel limit")
 
 
+@POSIX  # symbolic links need privileges on Windows
 def test_folder_walks_are_finite_with_link_loops_and_duplicate_links(tmp_path):
     from pconv_lib.data import find_images
 
@@ -1088,6 +1087,7 @@ def test_lr_find_plot_never_lands_on_an_input(root, tmp_path, capsys, ckpt):
     assert ckpt.read_bytes() == before and cv2.imread(str(photo)) is not None
 
 
+@POSIX
 def test_a_stop_signal_to_the_whole_process_group_with_dataloader_workers(root, tmp_path):
     """A closed terminal (SIGHUP) or a container's init (SIGTERM) signals every process of the
     group, DataLoader workers included: the workers ignore it, the main process finishes its
