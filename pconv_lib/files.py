@@ -1,7 +1,17 @@
-"""Small file-system checks shared by training, the command line and ``doctor``.
+"""Files and resources, checked before work: shared by data loading, training, the command line
+and ``doctor``.
 
-This module imports nothing heavy (no torch), so ``python -m pconv_lib doctor`` can use it even
-when PyTorch is missing or broken.
+- :func:`check_writable_folder`: an output folder is writable (probed with a temporary file).
+- :func:`read_image_header`, :func:`check_image_resources`, :func:`max_pixels`,
+  :func:`available_memory`: an image's size and EXIF orientation from its header (nothing
+  decoded), refused when it has more pixels than the limit (``PCONV_MAX_PIXELS``, default
+  100 million) or would not fit in the free memory.
+- :func:`replace_atomically`, :func:`write_atomically`, :func:`write_error`: every file is
+  written to ``<name>.tmp`` and renamed, so a full disk or a crash never leaves a half-written
+  file; the error names the path.
+
+This module imports nothing heavy (no torch; Pillow only when a header is read), so
+``python -m pconv_lib doctor`` can use it even when PyTorch is missing or broken.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ __all__ = [
     "read_image_header",
     "replace_atomically",
     "write_atomically",
+    "write_error",
 ]
 
 
