@@ -12,6 +12,11 @@ Reproducibility: the crop, the flip and the mask of item ``i`` come from one Num
 seeded with ``(seed, epoch, i)``; the same seed, epoch and index give the same item in any
 process or worker. Call :meth:`set_epoch` before each epoch to get new crops and masks.
 
+Photos are read by :func:`load_image`: the header first (a photo over the pixel limit,
+``PCONV_MAX_PIXELS``, or over the free memory is never decoded), then decoded upright (EXIF
+orientation applied). In a dataset, an unreadable, corrupt or oversized photo is skipped with a
+warning naming it. Folder walks (:func:`find_images`) are finite even with symbolic-link loops.
+
 Sources: :class:`InpaintingDataset` reads any directory tree of photos (ImageNet ``train/`` with
 class sub-folders or a flat ``val/``, Places2, Imagenette, your holiday photos);
 :func:`sample_photo_dataset` uses the photos that ship with scikit-image (offline, for CPU runs

@@ -14,6 +14,13 @@ file and renamed, so an interrupted write never destroys the previous checkpoint
 ``torch.load(weights_only=True)``. Data order and masks are a function of (seed, pass, index), so
 ``fit`` resumed from a checkpoint continues with exactly the batches it would have seen.
 
+Every way a run ends keeps its progress: Ctrl-C, SIGTERM and SIGHUP (and an error between two
+steps) save ``interrupted.pt`` after the current step; while a run trains, its folder holds a
+lock file (``.pconv.lock``, with the PID) that refuses a second run there and is removed when it
+ends (a lock left by a killed process is detected as stale). Settings changed on resume (e.g. the
+learning rate) are applied and recorded (``resume_history`` in the checkpoints). Numeric settings
+are checked against :data:`LIMITS` and the batch against the free memory before anything is built.
+
 Multi-GPU / multi-node: start with ``torchrun --nproc_per_node=N -m pconv_lib train ...``; the
 trainer sees ``WORLD_SIZE`` > 1, joins the process group (NCCL on CUDA, gloo on CPU), wraps the
 model in ``DistributedDataParallel`` and gives each rank its own share of every batch of indices.
