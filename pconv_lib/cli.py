@@ -174,7 +174,7 @@ def _training_data(args: argparse.Namespace, without_train: str):
 def run_lr_find(args: argparse.Namespace) -> int:
     from pconv_lib.losses import LossWeights, PConvLoss
     from pconv_lib.model import PConvUNet
-    from pconv_lib.train import TrainConfig, check_lr_sweep, load_checkpoint, lr_find
+    from pconv_lib.train import TrainConfig, check_lr_sweep, load_checkpoint, load_model_weights, lr_find
 
     if args.plot is not None:  # checked before the sweep: never over an input, a known extension
         _check_output_file(args.plot, "--plot", extensions=(".png", ".jpg", ".jpeg"))
@@ -197,7 +197,8 @@ def run_lr_find(args: argparse.Namespace) -> int:
     data = _training_data(args, "sweeping on the sample photos (a demo; use your training folder)")
     model = PConvUNet(depth=depth, width=args.width, freeze_encoder_bn=args.stage == "finetune")
     if args.checkpoint is not None:
-        model.load_state_dict(load_checkpoint(args.checkpoint)["model"])
+        # its depth/width and finite weights checked, with messages that name the file
+        load_model_weights(model, load_checkpoint(args.checkpoint), args.checkpoint)
     result = lr_find(
         model,
         data,

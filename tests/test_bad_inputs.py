@@ -1109,3 +1109,16 @@ def test_a_stop_signal_to_the_whole_process_group_with_dataloader_workers(root, 
     assert proc.returncode == 128 + signal.SIGHUP, err
     assert "interrupted by SIGHUP" in err and "Traceback" not in err and "killed by signal" not in err
     assert load_checkpoint(tmp_path / "r" / "interrupted.pt")["step"] >= 1
+
+
+def test_lr_find_refuses_a_checkpoint_with_nan_weights_or_another_architecture(root, tmp_path, capsys, ckpt):
+    state = load_checkpoint(ckpt)
+    name = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][name] = state["model"][name].clone().fill_(float("nan"))
+    bad = tmp_path / "diverged.pt"
+    torch.save(state, bad)
+    base = ["lr-find", "--train", root / "train", "--pixel-losses", *TINY, "--steps", "5", "--checkpoint"]
+    assert_error(capsys, [*base, bad], "diverged.pt", "NaN or infinite")
+    wide = [*base, ckpt]
+    wide[wide.index("--width") + 1] = "0.25"
+    assert_error(capsys, wide, ckpt.name, "do not fit")
