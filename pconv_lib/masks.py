@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pconv_lib.files import ImageRejected, check_image_resources, read_image_header
+
 #: The paper's hole-to-image ratio buckets, as half-open intervals (low, high].
 HOLE_RATIO_BUCKETS: tuple[tuple[float, float], ...] = (
     (0.01, 0.1),
@@ -370,11 +372,18 @@ def load_mask_png(
 
     Raises:
         FileNotFoundError / ValueError: naming the file, for a missing, unreadable, non-binary or
-        multi-channel-with-different-channels image.
+        multi-channel-with-different-channels image; ``ImageTooLarge`` (a ``ValueError``), from
+        its header, for one over the pixel limit or the memory available.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask file not found: {path}")
+    try:
+        header = read_image_header(path)
+    except ImageRejected:
+        header = None  # not an image: decode_mask_image says what is wrong with the file
+    if header is not None:  # a 30000x30000 mask is refused before it is decoded
+        check_image_resources(header, path, bytes_per_pixel=4.0, what="decoding the mask")
     mask = decode_mask_image(path.read_bytes(), holes_are=holes_are, source=str(path))
     if size is not None:
         mask = resize_mask(mask, size)

@@ -683,6 +683,18 @@ def test_a_huge_photo_is_refused_from_its_header_before_decoding(tmp_path, capsy
         load_image(wider)
 
 
+def test_a_huge_mask_is_refused_from_its_header_before_decoding(tmp_path, capsys, ckpt):
+    from pconv_lib import files
+    from pconv_lib.masks import load_mask_png
+
+    huge = _png_header_only(tmp_path / "huge_mask.png", 30000, 30000)
+    with pytest.raises(files.ImageTooLarge, match=r"huge_mask\.png is 30000x30000 .*over the limit"):
+        load_mask_png(huge)
+    photo = _write_photo(tmp_path / "photo.png", "rocket", 40)
+    argv = ["predict", "--checkpoint", ckpt, "--image", photo, "--mask", huge, "-o", tmp_path / "o.png"]
+    assert_error(capsys, argv, "huge_mask.png", "30000x30000", "over the limit")
+
+
 def test_oversized_files_in_training_and_evaluation_folders_are_skipped_by_name(root, tmp_path, capsys):
     folder = tmp_path / "photos"
     for i, name in enumerate(["astronaut", "coffee", "chelsea", "rocket"]):
