@@ -8,7 +8,9 @@ Usage::
 
 For every image size (square, 1/4/16 MP) and hole ratio (about 5 % and 30 %, random irregular
 masks from :mod:`pconv_lib.masks`), :func:`pconv_lib.tiling.predict_tiled` and
-:func:`pconv_lib.tiling.predict_whole` run on the same image, mask and model, each in **its own
+:func:`pconv_lib.tiling.predict_whole` run on the same image, mask and model. Time and memory are
+measured separately: time **interleaved in one process** (tiled, whole, whole, tiled, ... so that
+a change in the machine's load hits both alike), memory with one call each in **its own
 subprocess** so that one measurement cannot inherit the other's memory.
 
 Method:
@@ -16,9 +18,12 @@ Method:
 - **Model**: a tiny, randomly initialised ``PConvUNet(depth=5, width=1/16)`` in eval mode (the
   speed and memory of a model do not depend on its weights); if ``pconv_lib.model`` cannot be
   imported, a stand-in fully convolutional net (the output says which).
-- **Time**: ``time.perf_counter()`` around each call; the best of ``--repeats`` calls (3 with
-  ``--quick``, else 2) is reported, because the first call with a new tensor shape also pays for
-  the CPU backend's one-off set-up and other processes share the cores.
+- **Time**: ``time.perf_counter()`` around each call, after one warm-up call of each method at
+  that size (the first call with a new tensor shape pays for the CPU backend's one-off set-up);
+  ``--repeats`` (default 7) calls of each, alternating which goes first; the median (min-max) is
+  reported. (Before: best of 2 in separate processes one after the other, which reported a
+  512x512 image slower than a 1024x1024 one: each process's first calls and the machine's load
+  at that moment decided it.) The load average before and after is printed.
 - **Peak memory**: Linux's peak resident set size ``VmHWM`` from ``/proc/self/status``, reset
   with ``echo 5 > /proc/self/clear_refs`` just before the call (after the image, mask and model
   exist), so it is the process's peak *during* the call, inputs included. Reported as
@@ -27,7 +32,8 @@ Method:
 - Tiling: ``tile_size=256, overlap=32, batch_size=4``; ``tiles run/total`` shows how many tiles
   had holes. Whole image: one pass over the image padded to a multiple of 32.
 
-Threads: torch uses its default number of threads (the cores it sees).
+Threads: the library's policy (``import pconv_lib``: one thread per usable CPU, waiting threads
+sleep; ``PCONV_THREADS`` overrides it).
 """
 
 from __future__ import annotations
@@ -100,6 +106,23 @@ def _make_model():
     return model.eval(), name
 
 
+def _with_amp(plain, device: str, amp: bool):
+    """``plain`` itself, or under ``--amp`` a wrapper running it in fp16 (cuda) / bf16 (cpu) autocast."""
+    import torch
+
+    if not amp:
+        return plain
+    dtype = torch.float16 if device == "cuda" else torch.bfloat16
+
+    def model(x, m):
+        with torch.autocast(device, dtype=dtype):
+            out, out_mask = plain(x, m)
+        return out.float(), out_mask
+
+    model.depth = plain.depth  # type: ignore[attr-defined]
+    return model
+
+
 def measure(method: str, side: int, holes: str, repeats: int, seed: int = 0, device: str = "cpu",
             amp: bool = False) -> dict:
     """Run one measurement in this process and return it as a dict."""
@@ -111,17 +134,8 @@ def measure(method: str, side: int, holes: str, repeats: int, seed: int = 0, dev
 
     torch.manual_seed(seed)
     model, model_name = _make_model()
-    model = model.to(device)
+    model = _with_amp(model.to(device), device, amp)
     cuda = device == "cuda"
-    if amp:
-        plain, dtype = model, (torch.float16 if cuda else torch.bfloat16)
-
-        def model(x, m):  # noqa: F811 - autocast wrapper
-            with torch.autocast(device, dtype=dtype):
-                out, out_mask = plain(x, m)
-            return out.float(), out_mask
-
-        model.depth = plain.depth  # type: ignore[attr-defined]
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
     mask = random_mask_in_ratio(side, side, *HOLES[holes], rng)
@@ -167,6 +181,43 @@ def measure(method: str, side: int, holes: str, repeats: int, seed: int = 0, dev
     }
 
 
+def time_interleaved(side: int, holes: str, repeats: int, seed: int = 0, device: str = "cpu",
+                     amp: bool = False) -> dict:
+    """Median (min, max) seconds of tiled and whole on one image and mask, interleaved in this process."""
+    import statistics
+
+    import numpy as np
+    import torch
+
+    from pconv_lib.masks import random_mask_in_ratio
+    from pconv_lib.tiling import predict_tiled, predict_whole
+
+    torch.manual_seed(seed)
+    model, _ = _make_model()
+    model = _with_amp(model.to(device), device, amp)
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+    mask = random_mask_in_ratio(side, side, *HOLES[holes], rng)
+    calls = {
+        "tiled": lambda: predict_tiled(model, image, mask, tile_size=TILE, overlap=OVERLAP, batch_size=BATCH,
+                                       device=device),
+        "whole": lambda: predict_whole(model, image, mask, device=device),
+    }
+    for call in calls.values():  # warm-up at this size
+        call()
+    times: dict[str, list[float]] = {"tiled": [], "whole": []}
+    for r in range(repeats):
+        for method in (("tiled", "whole") if r % 2 == 0 else ("whole", "tiled")):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            calls[method]()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times[method].append(time.perf_counter() - start)
+    return {m: (statistics.median(v), min(v), max(v)) for m, v in times.items()}
+
+
 def _run_child(method: str, side: int, holes: str, repeats: int, device: str, amp: bool) -> dict:
     cmd = [sys.executable, __file__, "--child", method, str(side), holes, str(repeats), "--device", device]
     cmd += ["--amp"] if amp else []
@@ -180,7 +231,7 @@ def _run_child(method: str, side: int, holes: str, repeats: int, device: str, am
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="0.25 and 1 MP only (~1 min)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed calls per case")
+    parser.add_argument("--repeats", type=int, default=7, help="timed calls of each method per case (>= 7)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--amp", action="store_true", help="fp16 autocast on cuda, bf16 on cpu")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
@@ -189,25 +240,36 @@ def main() -> None:
         method, side, holes, repeats = args.child
         print(json.dumps(measure(method, int(side), holes, int(repeats), device=args.device, amp=args.amp)))
         return
-    repeats = args.repeats or (3 if args.quick else 2)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1 (7 or more for numbers worth quoting)")
+    repeats = args.repeats
+    import pconv_lib  # noqa: F401 - the thread policy, before torch
 
+    load_before = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else "?"
     sides = [512, 1024] if args.quick else [1024, 2048, 4096]
     results = []
     for side in sides:
         for holes in HOLES:
-            pair = {m: _run_child(m, side, holes, repeats, args.device, args.amp) for m in ("tiled", "whole")}
+            pair = {m: _run_child(m, side, holes, 1, args.device, args.amp) for m in ("tiled", "whole")}
+            timing = time_interleaved(side, holes, repeats, device=args.device, amp=args.amp)
+            for method in pair:
+                if "error" not in pair[method]:
+                    pair[method]["seconds"], pair[method]["spread"] = timing[method][0], timing[method][1:]
             results.append(pair)
             print(".", end="", flush=True, file=sys.stderr)
     print(file=sys.stderr)
+    load_after = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else "?"
 
     first = next((r["tiled"] for r in results if "model" in r["tiled"]), {})
     print(f"model: {first.get('model', '?')}; torch threads: {first.get('threads', '?')}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
     print(f"tiled: tile {TILE}, overlap {OVERLAP}, batch {BATCH}; whole: one pass, padded to "
-          f"a multiple of {2**DEPTH}. Time: best of {repeats}. Peak = VmHWM during the calls "
-          "(inputs included); + = increase over the RSS before them.")
+          f"a multiple of {2**DEPTH}. Time: median (min-max) of {repeats} interleaved calls after a warm-up. "
+          "Peak = VmHWM during one call in a fresh process (inputs included); + = increase over the RSS "
+          f"before it. Load average before {load_before}, after {load_after}.")
     header = (
-        f"| {'image':>15} | {'holes':>5} | {'tiles run':>9} | {'tiled s':>7} | {'whole s':>7} "
+        f"| {'image':>15} | {'holes':>5} | {'tiles run':>9} | {'tiled s (min-max)':>19} "
+        f"| {'whole s (min-max)':>19} "
         f"| {'time ratio':>10} | {'tiled peak MB (+)':>17} | {'whole peak MB (+)':>17} "
         f"| {'mem ratio':>9} |"
     )
@@ -225,7 +287,8 @@ def main() -> None:
         whole_mem = f"{w['peak_mb']:.0f} (+{w['delta_mb']:.0f}){star}"
         print(
             f"| {label:>15} | {100 * t['hole_ratio']:>4.0f}% | {t['tiles']:>9} "
-            f"| {t['seconds']:>7.2f} | {w['seconds']:>7.2f} "
+            f"| {t['seconds']:>7.2f} ({t['spread'][0]:.2f}-{t['spread'][1]:.2f}) "
+            f"| {w['seconds']:>7.2f} ({w['spread'][0]:.2f}-{w['spread'][1]:.2f}) "
             f"| {t['seconds'] / w['seconds']:>9.2f}x | {tiled_mem:>17} | {whole_mem:>17} "
             f"| {t['delta_mb'] / max(w['delta_mb'], 1e-9):>8.2f}x |"
         )
