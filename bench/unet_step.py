@@ -10,6 +10,12 @@ convolution UNet can approach) this prints the median time of
 
 and the peak memory of the first such call.
 
+Time method: both nets are built in this process and called alternately (plain, pconv, pconv,
+plain, ...) after one warm-up call each, ``--repeats`` (default 7) times each; the median
+(min-max) is printed and ``x`` is the ratio of the medians. (Before: each net in its own process,
+one after the other, median of 2-3, which put the mask path at 1.42-1.52x a plain UNet where
+interleaved runs give 1.08-1.20x: the processes met different loads.) The load average is printed.
+
 Memory method: every (model, mode) runs in a fresh child process (this script with
 ``--child``). On a GPU the child reads ``torch.cuda.max_memory_allocated`` (after
 ``reset_peak_memory_stats``) for the first call, which includes cuDNN's autotuning workspace
@@ -22,7 +28,7 @@ Python/torch baseline excluded. ``tracemalloc`` cannot see torch's allocations, 
 ``ru_maxrss`` never goes down, hence one process per measurement. Linux only.
 
 Usage: ``PYTHONPATH=. python bench/unet_step.py [--quick] [--device cpu|cuda] [--amp] [--compile]
-[--width W] [--repeats R] [--batch N]`` (``--quick``: 256x256 only, 2 repeats; ``--amp``: fp16
+[--width W] [--repeats R] [--batch N]`` (``--quick``: 256x256 only; ``--amp``: fp16
 autocast on CUDA, bf16 on the CPU; ``--compile``: ``torch.compile`` both models first).
 """
 
@@ -38,6 +44,9 @@ import subprocess
 import sys
 import time
 
+import pconv_lib  # noqa: F401 - before torch: the library's thread policy (waiting threads sleep)
+
+# isort: split
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -90,8 +99,9 @@ def _maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def child(size: int, depth: int, mode: str, width: float, repeats: int, net: str = "pconv",
-          device: str = "cpu", amp: bool = False, batch: int = 1, compile_: bool = False) -> dict:
+def _setup(size: int, depth: int, mode: str, width: float, net: str, device: str, amp: bool, batch: int,
+           compile_: bool):
+    """(step, sync, params): one call of ``mode`` for ``net`` on fixed random inputs (~30 % holes)."""
     torch.manual_seed(0)
     dev = torch.device(device)
     cuda = dev.type == "cuda"
@@ -135,6 +145,14 @@ def child(size: int, depth: int, mode: str, width: float, repeats: int, net: str
                 out, _ = run_model(image, mask)
             out.float().abs().mean().backward()
 
+    return step, sync, params
+
+
+def child(size: int, depth: int, mode: str, width: float, repeats: int, net: str = "pconv",
+          device: str = "cpu", amp: bool = False, batch: int = 1, compile_: bool = False) -> dict:
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    step, sync, params = _setup(size, depth, mode, width, net, device, amp, batch, compile_)
     if cuda:
         base = torch.cuda.memory_allocated(dev) / 2**20
         torch.cuda.reset_peak_memory_stats(dev)
@@ -164,24 +182,45 @@ def child(size: int, depth: int, mode: str, width: float, repeats: int, net: str
     }
 
 
+def time_interleaved(size: int, depth: int, mode: str, width: float, repeats: int, device: str, amp: bool,
+                     batch: int, compile_: bool) -> dict[str, tuple[float, float, float]]:
+    """Median, min, max seconds of plain and pconv, interleaved in this process (order alternating)."""
+    runs = {net: _setup(size, depth, mode, width, net, device, amp, batch, compile_)
+            for net in ("plain", "pconv")}
+    for step, sync, _ in runs.values():  # warm-up
+        step()
+        sync()
+    times: dict[str, list[float]] = {net: [] for net in runs}
+    for r in range(repeats):
+        for net in (("plain", "pconv") if r % 2 == 0 else ("pconv", "plain")):
+            step, sync, _ = runs[net]
+            t0 = time.perf_counter()
+            step()
+            sync()
+            times[net].append(time.perf_counter() - t0)
+    return {net: (statistics.median(v), min(v), max(v)) for net, v in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="256x256 only, 2 repeats")
+    parser.add_argument("--quick", action="store_true", help="256x256 only")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--amp", action="store_true", help="fp16 autocast on cuda, bf16 on cpu")
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
     parser.add_argument("--batch", type=int, default=None, help="batch (cpu 1; cuda 16 at 256, 8 at 512)")
     parser.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed repeats (3)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed repeats of each net, interleaved (7)")
     parser.add_argument("--child", nargs=4, metavar=("SIZE", "DEPTH", "MODE", "NET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but no CUDA GPU is visible")
-    repeats = args.repeats or (2 if args.quick else 3)
+    repeats = args.repeats
+    if repeats < 1:
+        parser.error("--repeats must be at least 1 (7 or more for numbers worth quoting)")
     if args.child:
         size, depth, mode, net = int(args.child[0]), int(args.child[1]), args.child[2], args.child[3]
-        print(json.dumps(child(size, depth, mode, args.width, repeats, net, args.device, args.amp,
-                               args.batch or 1, args.compile)))
+        print(json.dumps(child(size, depth, mode, args.width, 1, net, args.device, args.amp,
+                               args.batch or 1, args.compile)))  # memory and first call only
         return
 
     configs = [(256, 7)] if args.quick else [(256, 7), (512, 8)]
@@ -189,21 +228,23 @@ def main() -> None:
     where = torch.cuda.get_device_name(0) if cuda else f"CPU, {torch.get_num_threads()} threads"
     precision = ("fp16" if cuda else "bf16") + " autocast" if args.amp else "float32"
     print(f"torch {torch.__version__}, {where}, {precision}, width {args.width:g}"
-          f"{', compiled' if args.compile else ''}; time: median of {repeats} after one warm-up call")
+          f"{', compiled' if args.compile else ''}; time: median (min-max) of {repeats} calls of each net, "
+          f"interleaved in one process after a warm-up; load average {os.getloadavg()[0]:.1f}")
     if cuda:
         print("peak: torch.cuda.max_memory_allocated during the first call (cudnn.benchmark on: "
               "includes autotuning workspace) and during the last call (steady), minus before")
     else:
         print("peak: max RSS during the first call minus RSS before it (fresh process per row)")
     print("plain: the same UNet with nn.Conv2d and no masks (lower bound); x = pconv / plain time")
-    header = (f"{'model':<22}{'N':>3}{'params':>12} | {'mode':<17}{'net':<6}{'time s':>9}{'x':>6}"
+    header = (f"{'model':<22}{'N':>3}{'params':>12} | {'mode':<17}{'net':<6}{'time s (min-max)':>24}{'x':>6}"
               f"{'first s':>9}{'peak MiB':>10}{'steady':>9}")
     print(header)
     print("-" * len(header))
     for size, depth in configs:
         batch = args.batch or ((16 if size <= 256 else 8) if cuda else 1)
         for mode in ("forward", "forward+backward"):
-            plain_time = None
+            timing = time_interleaved(size, depth, mode, args.width, repeats, args.device, args.amp, batch,
+                                      args.compile)
             for net in ("plain", "pconv"):
                 cmd = [sys.executable, os.path.abspath(__file__), "--child", str(size), str(depth),
                        mode, net, "--width", str(args.width), "--repeats", str(repeats),
@@ -212,11 +253,12 @@ def main() -> None:
                 cmd += ["--compile"] if args.compile else []
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True)
                 r = json.loads(out.stdout.strip().splitlines()[-1])
-                plain_time = plain_time or r["median_s"]
-                ratio = r["median_s"] / plain_time
+                median, low, high = timing[net]
+                ratio = median / timing["plain"][0]
                 name = f"{size}x{size} depth {depth}"
                 steady = "-" if r["steady_mib"] != r["steady_mib"] else f"{r['steady_mib']:.0f}"
-                print(f"{name:<22}{batch:>3}{r['params']:>12,} | {mode:<17}{net:<6}{r['median_s']:>9.3f}"
+                spread = f"{median:.3f} ({low:.3f}-{high:.3f})"
+                print(f"{name:<22}{batch:>3}{r['params']:>12,} | {mode:<17}{net:<6}{spread:>24}"
                       f"{ratio:>6.2f}{r['first_s']:>9.2f}{r['peak_mib']:>10.0f}{steady:>9}", flush=True)
 
 
