@@ -205,7 +205,8 @@ def check_device() -> Check:
         what = "Apple GPU (MPS)"
     else:
         what = f"CPU only ({os.cpu_count()} cores)"
-    line = f"{what}; notebooks: {describe_mode()}"
+    mode = describe_mode().split(" Threads: ")[0]  # the threads have a line of their own
+    line = f"{what}; notebooks: {mode}"
     if device.type != "cuda" and not quick_mode():
         return Check(WARN, "device", line, "full sizes on a CPU take hours: unset PCONV_FULL for a workshop")
     return Check(OK, "device", line)
