@@ -126,3 +126,28 @@ def test_best_baseline_ratios_divides_by_the_best_classical_method_per_bucket() 
     row = next(line for line in text.splitlines() if line.startswith("mine"))
     assert row.split()[1:] == [f"{0.010 / 0.012:.3f}", f"{0.030 / 0.020:.3f}"]
     assert text.splitlines()[-1].split()[-2:] == ["NS", "biharm."]
+
+
+def test_the_shipped_ablation_pair_is_a_matched_pair() -> None:
+    """Same architecture and recipe, only the layer differs; both inpaint a held-out photo."""
+    from pconv_lib import masks, photos
+    from pconv_lib.pretrained import ABLATION_CHECKPOINTS, ablation_pair, load_demo_state
+
+    configs = {layer: load_demo_state(path)["config"] for layer, path in ABLATION_CHECKPOINTS.items()}
+    differing = {k for k in configs["partial"] if configs["partial"][k] != configs["ordinary"].get(k)}
+    assert differing <= {"layer", "name"}, differing
+    assert configs["partial"]["layer"] == "partial" and configs["ordinary"]["layer"] == "ordinary"
+    pair = ablation_pair()
+    assert isinstance(pair["partial"].encoder[0].conv, PartialConv2d)
+    assert type(pair["ordinary"].encoder[0].conv) is nn.Conv2d
+    counts = {count_parameters(model) for model in pair.values()}
+    assert counts == {expected_parameter_count(6, 0.25)}
+    assert pair["ordinary"].hole_fill.flatten().tolist() == [0.5, 0.5, 0.5]
+    photo = torch.from_numpy(photos.sample_photo("coffee", size=128)).permute(2, 0, 1).float().div(255)[None]
+    mask = torch.from_numpy(masks.random_mask_in_bucket(128, 128, bucket=2, rng=0)).float()[None, None]
+    errors = {}
+    with torch.no_grad():
+        for layer, model in pair.items():
+            output, _ = model(photo * mask, mask)
+            errors[layer] = ((output - photo).abs() * (1 - mask)).sum().item() / (3 * (1 - mask).sum().item())
+    assert all(0 < e < 0.2 for e in errors.values()), errors  # both fill the holes with photo-like values
