@@ -17,10 +17,9 @@ settings (``--configs``):
 * ``1`` ... ``N``: a fixed count, as before the policy (``torch.set_num_threads(k)``, spin-waiting);
 * ``passive``: N threads with ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep instead of spinning);
 * ``spinK``: N threads with ``GOMP_SPINCOUNT=K`` (spin K rounds, then sleep; torch's OpenMP is GNU's);
-* ``policy``: nothing set, ``import pconv_lib`` first: the library's policy (N threads that sleep
-  while they wait, ``OMP_WAIT_POLICY=PASSIVE``);
-* ``late``: nothing set, ``import torch`` first (too late for the wait policy): N threads that
-  spin, one fewer per core other programs keep busy.
+* ``policy``: nothing set, ``import pconv_lib`` first: the library's policy (N threads that
+  spin-wait, one fewer per core that other programs keep busy);
+* ``late``: the same with ``import torch`` first (the import order should not matter).
 
 Interleaving: the workers stay alive; every repeat runs idle then busy (the order alternates), and
 within a load every setting in turn (the order rotates), so slow drifts of the machine hit every
@@ -38,7 +37,7 @@ with other people, "idle" is only as idle as that number.
 Under a CPU limit: ``taskset -c 0 python bench/busy_cpu.py --loads idle`` (one CPU by affinity; the
 policy picks 1 thread); a container quota (cgroup ``cpu.max``) is read the same way (tests cover it).
 
-Usage: ``python bench/busy_cpu.py [--repeats 7] [--configs torch,1,N,policy,late] [--loads idle,busy]
+Usage: ``python bench/busy_cpu.py [--repeats 7] [--configs torch,1,N,passive,policy] [--loads idle,busy]
 [--sizes notebook,demo]``.
 
 Results (2-core AMD EPYC VM shared with other engineers' jobs, torch 2.14.1, 2026-11-30): see
@@ -181,7 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats after one warm-up (default 7)")
-    parser.add_argument("--configs", default="torch,1,N,policy,late",
+    parser.add_argument("--configs", default="torch,1,N,passive,policy",
                         help="thread settings, comma-separated: torch, a count (N = the usable CPUs), "
                              "passive, policy")
     parser.add_argument("--loads", default="idle,busy", help="idle, busy or both")

@@ -19,14 +19,19 @@ takes 1-2 s instead of 0.1 s (``bench/busy_cpu.py``, ``bench/RESULTS.md``). The 
 
 1. threads = the CPUs this process may really use (:func:`usable_cpus`: CPU affinity, and the
    cgroup v2 ``cpu.max`` / v1 ``cpu.cfs_quota_us`` quota, rounded down, at least 1);
-2. waiting threads sleep instead of spinning: ``OMP_WAIT_POLICY=PASSIVE`` is put in the environment
-   before torch loads (it is read once, then; child processes such as DataLoader workers inherit
-   it). A value the user set is kept;
-3. when torch was imported *before* ``pconv_lib`` (too late for 2.), on Linux, while models run:
-   one thread fewer per core that other programs keep busy (measured from ``/proc/stat`` every
-   half second, applied at the next module call, main thread only), back up when they stop;
-4. ``PCONV_THREADS`` overrides the count: a whole number fixes it (2. still applies), ``auto`` is
-   the default above, ``torch`` leaves torch's threads and waiting alone.
+2. on Linux, while models run: one thread fewer per core that other programs keep busy (measured
+   from ``/proc/stat`` every half second, applied at the next module call, main thread only), back
+   up when they stop. The threads keep torch's spin-waiting, the fastest on free cores; with no
+   more threads than free cores, none of them waits for a thread that lost its core;
+3. ``OMP_WAIT_POLICY=PASSIVE`` set by the user before Python starts (threads sleep while they wait)
+   is respected and then the count is not adapted: measured, it is the most robust choice on a
+   heavily loaded machine but 17-64 % slower than spinning on a quiet one (``bench/RESULTS.md``),
+   so it is not the default;
+4. ``PCONV_THREADS`` overrides the count: a whole number fixes it (no adapting), ``auto`` is the
+   default above, ``torch`` leaves torch's threads alone.
+
+The import order does not matter: the count is set at once if torch is already imported, else
+right after torch is.
 
 This module imports torch only inside its functions, so ``import pconv_lib`` stays cheap and
 ``python -m pconv_lib doctor`` can still report a broken torch.
@@ -331,7 +336,7 @@ class _ThreadGovernor:
     A daemon thread measures every :data:`SAMPLE_SECONDS` how many cores the *other* processes kept
     busy (busy time of this process's CPUs in ``/proc/stat`` minus this process's own CPU time); a
     global module forward pre-hook applies the count in the main thread, at most once per sample.
-    Only used when torch's threads spin-wait (torch imported before ``pconv_lib``).
+    Not used when the user made the threads sleep (``OMP_WAIT_POLICY=PASSIVE``).
     A forked child (a DataLoader worker) has no sampler, so it keeps the count it was given.
     """
 
@@ -462,11 +467,8 @@ def apply_thread_policy() -> str:
         setting = "auto"
     budget = usable_cpus()
     torch_loaded = "torch" in sys.modules
-    passive = _waiting_sleeps() if torch_loaded else setting != "torch" or _waiting_sleeps()
-    if setting != "torch":
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # for torch, unless loaded, and child processes
-        passive = passive and _waiting_sleeps()  # a value the user set wins
-    _policy_line = _describe(setting, budget, passive, torch_loaded)
+    passive = _waiting_sleeps()
+    _policy_line = _describe(setting, budget, passive)
     if torch_loaded:
         _configure_torch(setting, budget, passive)
     elif not any(isinstance(f, _AfterTorchImport) for f in sys.meta_path):
@@ -474,23 +476,17 @@ def apply_thread_policy() -> str:
     return _policy_line
 
 
-def _describe(setting: int | str, budget: CpuBudget, passive: bool, torch_first: bool) -> str:
+def _describe(setting: int | str, budget: CpuBudget, passive: bool) -> str:
     if setting == "torch":
         return f"threads: torch's defaults ({THREADS_VARIABLE}=torch; this process may use {budget.reason})"
-    count = setting if isinstance(setting, int) else budget.count
-    why = f"{THREADS_VARIABLE}={setting}; this process may use {budget.reason}" if isinstance(setting, int) \
-        else budget.reason
-    line = f"threads: {count} ({why})"
+    if isinstance(setting, int):
+        return f"threads: {setting} ({THREADS_VARIABLE}={setting}; this process may use {budget.reason})"
+    line = f"threads: {budget.count} ({budget.reason})"
     if passive:
         line += ", waiting threads sleep (OMP_WAIT_POLICY=PASSIVE)"
-    elif count > 1:
-        reason = "torch was imported before pconv_lib" if torch_first else "OMP_WAIT_POLICY is set"
-        line += f", waiting threads spin ({reason})"
-        if not isinstance(setting, int):
-            line += ", so fewer threads while other programs keep cores busy"
-    if not isinstance(setting, int):
-        line += f"; {THREADS_VARIABLE}=N to fix the count"
-    return line
+    elif budget.count > 1 and sys.platform.startswith("linux"):
+        line += ", fewer while other programs keep cores busy"
+    return line + f"; {THREADS_VARIABLE}=N to fix the count"
 
 
 def describe_threads() -> str:
