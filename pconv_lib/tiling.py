@@ -58,6 +58,7 @@ __all__ = [
     "RADIUS_FRACTION",
     "choose_scale",
     "hole_radius",
+    "naive_spans",
     "predict_multiscale",
     "predict_naive_chunks",
     "predict_tiled",
@@ -515,7 +516,7 @@ def predict_whole(
     )
 
 
-def _naive_spans(length: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
+def naive_spans(length: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
     """The original course's chunk spans: step ``chunk - overlap / 2`` (so neighbours share only
     ``overlap / 2`` pixels), last chunk moved back to end at ``length``."""
     if length <= chunk:
@@ -565,7 +566,7 @@ def predict_naive_chunks(
     padded_image = F.pad(inp.image, (0, pw - width, 0, ph - height), value=1.0)
     padded_mask = F.pad(inp.mask, (0, pw - width, 0, ph - height), value=1.0)
     padded_image = padded_image * padded_mask
-    rows, cols = _naive_spans(ph, chunk, overlap), _naive_spans(pw, chunk, overlap)
+    rows, cols = naive_spans(ph, chunk, overlap), naive_spans(pw, chunk, overlap)
 
     recon = torch.zeros((3, ph, pw), dtype=torch.float32)
     filled = torch.zeros((ph, pw), dtype=torch.bool)
