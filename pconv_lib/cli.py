@@ -554,7 +554,7 @@ def _check_train_args(args: argparse.Namespace) -> None:
     """Everything about ``train`` that can be checked before data, VGG or model are loaded."""
     from pconv_lib.files import check_writable_folder
     from pconv_lib.pretrained import resolve_checkpoint
-    from pconv_lib.train import _inside, check_run_folder
+    from pconv_lib.run_folder import check_run_folder, is_inside
 
     if args.stage == "finetune" and args.checkpoint is None and args.resume is None:
         raise UsageError("--stage finetune needs --checkpoint (the phase 1 weights)")
@@ -583,11 +583,11 @@ def _check_train_args(args: argparse.Namespace) -> None:
                 f"the run folder {run_dir} (--log-path/--name) and --{flag} {folder} overlap: training "
                 "writes checkpoints and sample images there; choose a --log-path outside your photo folders"
             )
-    if args.resume is not None and args.overwrite and _inside(args.resume, run_dir):
+    if args.resume is not None and args.overwrite and is_inside(args.resume, run_dir):
         raise UsageError(
             f"--overwrite would delete the run that --resume {args.resume} continues; drop --overwrite"
         )
-    if args.checkpoint is not None and args.overwrite and _inside(args.checkpoint, run_dir):
+    if args.checkpoint is not None and args.overwrite and is_inside(args.checkpoint, run_dir):
         raise UsageError(
             f"--overwrite would delete --checkpoint {args.checkpoint}, which this run starts from; copy it "
             "elsewhere or pick a new --name"

@@ -33,16 +33,12 @@ import contextlib
 import csv
 import io
 import math
-import numbers
 import os
 import secrets
 import signal
-import socket
-import threading
-import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,137 +48,68 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pconv_lib import files as files_lib
+from pconv_lib.checkpoints import (
+    check_finite_weights,
+    load_checkpoint,
+    load_model_weights,
+    model_from_checkpoint,
+    save_checkpoint,
+)
 from pconv_lib.files import check_writable_folder, replace_atomically, write_atomically, write_error
+from pconv_lib.interrupts import STOP_SIGNALS, DeferredInterrupt, signal_name, worker_ignores_stop_signals
 from pconv_lib.layers import check_mask_values
 from pconv_lib.losses import LossWeights, PConvLoss
-from pconv_lib.model import LAYERS, MAX_DEPTH, MIN_DEPTH, PConvUNet, build_model
-from pconv_lib.pretrained import resolve_checkpoint
+from pconv_lib.model import build_model
+from pconv_lib.run_folder import (
+    LOCK_NAME,
+    RUN_FILES,
+    RunFolderInUseError,
+    RunFolderLocked,
+    acquire_lock,
+    check_run_folder,
+    check_run_lock,
+    clear_run_folder,
+    is_inside,
+    release_lock,
+    run_files,
+)
 from pconv_lib.runtime import resolve_device
+from pconv_lib.train_config import CHECKPOINT_FORMAT, LIMITS, STAGE_LR, TrainConfig, lr_error, range_error
 
-STAGE_LR = {"train": 2e-4, "finetune": 5e-5}
-CHECKPOINT_FORMAT = 1
-
-#: Valid ranges (inclusive) of the numeric settings; :class:`TrainConfig` and the command line
-#: refuse values outside them with one line naming the setting and the range, before any work.
-LIMITS: dict[str, tuple[int | float, int | float]] = {
-    "image_size": (1, 8192),
-    "depth": (MIN_DEPTH, MAX_DEPTH),  # PConvUNet's range
-    "width": (0.01, 8.0),
-    "batch_size": (1, 65536),
-    "steps": (1, 10**9),
-    "steps_per_epoch": (1, 10**9),
-    "val_steps": (1, 10**9),
-    "log_every": (1, 10**9),
-    "sample_every": (1, 10**9),
-    "checkpoint_every": (1, 10**9),
-    "seed": (0, 2**32 - 1),
-    "num_workers": (0, 256),
-}
-
-
-def range_error(name: str, value: object, flag: str | None = None) -> str | None:
-    """The one-line complaint about ``value`` for setting ``name`` (see :data:`LIMITS`), or None
-    when it is in range. ``flag`` is how the setting is spelt to the user (default: ``name``)."""
-    low, high = LIMITS[name]
-    shown = flag or name
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        return f"{shown} must be a number in {low}..{high}, got {value!r}"
-    if isinstance(low, int) and isinstance(high, int) and value != int(value):
-        return f"{shown} must be a whole number in {low}..{high}, got {value!r}"
-    if value < low:
-        return f"{shown} must be at least {low} (valid: {low}..{high}), got {value}"
-    if value > high:
-        return f"{shown} must be at most {high} (valid: {low}..{high}), got {value}"
-    return None
-
-
-def lr_error(value: float | None, flag: str = "lr") -> str | None:
-    """The complaint about a learning rate (a finite number > 0), or None when it is fine."""
-    if value is None or (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
-        return None
-    return f"{flag} must be a finite number > 0 (e.g. 2e-4), got {value!r}"
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run; stored in every checkpoint.
-
-    Sizes: ``image_size`` must be a multiple of ``2**depth`` (256 with depth 7 and 512 with
-    depth 8 are the paper's). ``lr=None`` takes the stage's learning rate (2e-4 / 5e-5).
-    GPU speed options (ignored on the CPU except ``compile``): ``amp`` with ``amp_dtype``
-    ``"float16"`` (with loss scaling) or ``"bfloat16"`` (no scaling needed; Ampere or newer),
-    ``compile`` (``torch.compile`` the model; the first steps are slow while it compiles),
-    ``channels_last`` (NHWC memory format, usually faster convolutions with AMP).
-    """
-
-    name: str = "pconv"
-    stage: str = "train"
-    image_size: int = 256
-    depth: int = 7
-    width: float = 1.0
-    layer: str = "partial"
-    hole_fill: float | list[float] = 0.5
-    batch_size: int = 4
-    lr: float | None = None
-    steps: int = 100_000
-    steps_per_epoch: int = 10_000
-    val_steps: int = 1_000
-    log_every: int = 100
-    sample_every: int = 1_000
-    checkpoint_every: int = 1_000
-    keep_step_checkpoints: bool = False
-    amp: bool = True
-    amp_dtype: str = "float16"
-    compile: bool = False
-    channels_last: bool = False
-    seed: int = 0
-    num_workers: int = 0
-    vgg_weights: str | None = "imagenet"
-    out_dir: str = "runs"
-    loss_weights: dict[str, float] = field(default_factory=lambda: LossWeights().as_dict())
-
-    def __post_init__(self) -> None:
-        if self.layer not in LAYERS:
-            raise ValueError(f"layer must be one of {LAYERS}, got {self.layer!r}")
-        if self.amp_dtype not in ("float16", "bfloat16"):
-            raise ValueError(f"amp_dtype must be 'float16' or 'bfloat16', got {self.amp_dtype!r}")
-        if self.stage not in STAGE_LR:
-            raise ValueError(f"stage must be 'train' or 'finetune', got {self.stage!r}")
-        for name in LIMITS:  # before 2**depth: a huge depth must not build a huge number
-            problem = range_error(name, getattr(self, name))
-            if problem:
-                raise ValueError(problem)
-        problem = lr_error(self.lr)
-        if problem:
-            raise ValueError(problem)
-        multiple = 2**self.depth
-        if self.image_size % multiple:
-            raise ValueError(
-                f"image_size {self.image_size} is not a multiple of 2**depth = {multiple}; "
-                f"use {max(multiple, self.image_size // multiple * multiple)} or a smaller depth"
-            )
-
-    @property
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else STAGE_LR[self.stage]
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.out_dir) / self.name
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
-
-
-# --------------------------------------------------------------------------------------------
-# Checkpoints
-# --------------------------------------------------------------------------------------------
-
-
-class RunFolderInUseError(FileExistsError):
-    """The run folder already holds another run's files (checkpoints, metrics, samples)."""
+#: The trainer, and the names of the modules it is built from (checkpoints, run folders,
+#: interrupts, its config), still importable from here.
+__all__ = [
+    "check_batchnorm_batch",
+    "check_finite_weights",
+    "check_lr_sweep",
+    "check_run_folder",
+    "check_run_lock",
+    "check_training_memory",
+    "clear_run_folder",
+    "EpochBatchSampler",
+    "LIMITS",
+    "load_checkpoint",
+    "load_model_weights",
+    "LOCK_NAME",
+    "lr_error",
+    "lr_find",
+    "LRFindResult",
+    "model_from_checkpoint",
+    "range_error",
+    "RUN_FILES",
+    "run_files",
+    "RunFolderInUseError",
+    "RunFolderLocked",
+    "save_checkpoint",
+    "signal_name",
+    "STAGE_LR",
+    "STOP_SIGNALS",
+    "TrainConfig",
+    "Trainer",
+    "training_memory_estimate",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+]
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -199,344 +126,8 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.step, self.path, self.signum = step, path, int(signum)
 
 
-class RunFolderLocked(RunFolderInUseError):
-    """Another process (or another trainer in this one) is training in this run folder now."""
-
-
 class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
-
-
-#: Files that mark a folder as holding a run (see :func:`check_run_folder`).
-RUN_FILES = ("last.pt", "best.pt", "interrupted.pt", "metrics.csv")
-#: The lock file of a run folder: ``<pid> <host> <token>`` of the process training in it.
-LOCK_NAME = ".pconv.lock"
-
-
-def _project_files(run_dir: Path) -> list[Path]:
-    """Every file (never a folder) in ``run_dir`` that a Trainer writes: checkpoints, metrics,
-    their temporary files, sample grids ``samples/step_*.png`` and TensorBoard event files."""
-    found = [run_dir / name for name in RUN_FILES if (run_dir / name).is_file()]
-    found += sorted(run_dir.glob("step_*.pt"))
-    names = [*RUN_FILES, *(p.name for p in run_dir.glob("step_*.pt"))]
-    found += [run_dir / f"{n}.tmp" for n in dict.fromkeys(names) if (run_dir / f"{n}.tmp").is_file()]
-    found += sorted(run_dir.glob("step_*.pt.tmp"))
-    found += sorted(p for p in run_dir.glob("samples/step_*.png") if p.is_file())
-    found += sorted(p for p in run_dir.glob("samples/step_*.png.tmp") if p.is_file())
-    found += sorted(p for p in run_dir.glob("tensorboard/events.out.tfevents.*") if p.is_file())
-    return list(dict.fromkeys(found))
-
-
-def run_files(run_dir: str | os.PathLike) -> list[Path]:
-    """The files of a previous run in ``run_dir`` (only files this library writes; a user's own
-    files in the folder are neither counted nor touched)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        return []
-    return _project_files(run_dir)
-
-
-def _resume_hint(run_dir: Path) -> str:
-    """How to continue the run in ``run_dir``: its newest checkpoint, or why there is none."""
-    candidates = [run_dir / n for n in ("interrupted.pt", "last.pt") if (run_dir / n).is_file()]
-    if not candidates:
-        return (
-            "it has no checkpoint to continue from (it stopped before the first one): pick a new "
-            "--name or pass --overwrite to delete its files"
-        )
-    newest = max(candidates, key=lambda p: p.stat().st_mtime)
-    return f"continue it with --resume {newest}, pick a new --name, or pass --overwrite to delete its files"
-
-
-def _lock_owner(run_dir: Path) -> tuple[int, str, str] | None:
-    """``(pid, host, token)`` from the run folder's lock file, or None when there is none (or it
-    is unreadable: a lock being written this instant is treated as held by an unknown process)."""
-    try:
-        parts = (run_dir / LOCK_NAME).read_text().split()
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return (0, "", "")
-    if len(parts) < 3 or not parts[0].isdigit():
-        return (0, "", "")
-    return int(parts[0]), parts[1], parts[2]
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (never signals or stops it)."""
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
-        import ctypes
-
-        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return kernel32.GetLastError() == 5  # access denied: it exists
-        code = ctypes.c_ulong()
-        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        kernel32.CloseHandle(handle)
-        return code.value == 259  # STILL_ACTIVE
-    try:
-        os.kill(pid, 0)  # signal 0: an existence check only
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. PermissionError: it exists, owned by someone else
-        return True
-    return True
-
-
-def check_run_lock(run_dir: str | os.PathLike, token: str | None = None) -> None:
-    """Refuse a run folder that another live process is training in; remove a stale lock (its
-    process has ended on this machine).
-
-    Raises:
-        RunFolderLocked: naming the owner's PID (and host when it is another machine).
-    """
-    run_dir = Path(run_dir)
-    owner = _lock_owner(run_dir)
-    if owner is None or (token is not None and owner[2] == token):
-        return
-    pid, host, _ = owner
-    here = socket.gethostname()
-    if pid and host == here and not _pid_alive(pid):
-        (run_dir / LOCK_NAME).unlink(missing_ok=True)  # stale: that process is gone
-        return
-    if not pid and _age(run_dir / LOCK_NAME) > 10:  # unreadable and not being written this instant
-        (run_dir / LOCK_NAME).unlink(missing_ok=True)
-        return
-    where = f"process {pid}" + ("" if host == here else f" on {host}")
-    who = "this process (another Trainer in it)" if pid == os.getpid() and host == here else where
-    raise RunFolderLocked(
-        f"run folder {run_dir} is in use by {who}: wait for that run to finish or stop it"
-        + (f" (kill {pid})" if host == here and pid != os.getpid() else "")
-        + f", or pick another --name; if no such run is alive, delete {run_dir / LOCK_NAME}"
-    )
-
-
-def _age(path: Path) -> float:
-    """Seconds since ``path`` was last modified (0 when it cannot be read)."""
-    try:
-        return time.time() - path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _acquire_lock(run_dir: Path, token: str) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for _ in range(3):
-        check_run_lock(run_dir, token)
-        try:
-            fd = os.open(run_dir / LOCK_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            if _lock_owner(run_dir) and _lock_owner(run_dir)[2] == token:  # type: ignore[index]
-                return
-            continue  # raced with another process: check again
-        except OSError as error:
-            from pconv_lib.files import write_error
-
-            raise write_error(run_dir / LOCK_NAME, error) from None
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(f"{os.getpid()} {socket.gethostname()} {token}\n")
-        except OSError as error:  # e.g. a full disk: leave no empty lock behind
-            from pconv_lib.files import write_error
-
-            (run_dir / LOCK_NAME).unlink(missing_ok=True)
-            raise write_error(run_dir / LOCK_NAME, error) from None
-        return
-    check_run_lock(run_dir, token)
-
-
-def _release_lock(run_dir: Path, token: str) -> None:
-    owner = _lock_owner(run_dir)
-    if owner is not None and owner[2] == token:
-        (run_dir / LOCK_NAME).unlink(missing_ok=True)
-
-
-def check_run_folder(
-    run_dir: str | os.PathLike,
-    *,
-    resume: str | os.PathLike | None = None,
-    overwrite: bool = False,
-    token: str | None = None,
-) -> None:
-    """Refuse to start a new run in a folder that already holds one.
-
-    Resuming a checkpoint that lies in ``run_dir`` continues that run and is allowed; so is
-    ``overwrite=True`` (the old run's files are then deleted by :func:`clear_run_folder`).
-
-    Raises:
-        RunFolderInUseError: naming the folder and the three ways out.
-    """
-    run_dir = Path(run_dir)
-    check_run_lock(run_dir, token)  # ``token``: the caller's own lock, which is no obstacle
-    # what a crash can leave (temporary or empty files) holds no run and never blocks a new one
-    held = [p for p in run_files(run_dir) if p.suffix != ".tmp" and p.stat().st_size > 0]
-    if overwrite or not held:
-        return
-    if resume is not None and _inside(resume, run_dir):
-        return
-    existing = ", ".join(p.relative_to(run_dir).as_posix() for p in held[:4])
-    raise RunFolderInUseError(
-        f"run folder {run_dir} already holds a run ({existing}); {_resume_hint(run_dir)} "
-        "(API: Trainer(..., overwrite=True) or trainer.resume(path))"
-    )
-
-
-def clear_run_folder(run_dir: str | os.PathLike) -> list[Path]:
-    """Delete a previous run's files from ``run_dir`` - only files this library writes
-    (:func:`run_files`); a user's own files stay, and ``samples/`` and ``tensorboard/`` are
-    removed only when nothing else is left in them. Returns what was removed."""
-    run_dir = Path(run_dir)
-    removed = run_files(run_dir)
-    for path in removed:
-        path.unlink(missing_ok=True)
-    for folder in (run_dir / "samples", run_dir / "tensorboard"):
-        try:
-            folder.rmdir()  # only when empty
-        except OSError:
-            pass
-    return removed
-
-
-def _inside(path: str | os.PathLike, folder: Path) -> bool:
-    try:
-        return Path(path).resolve().parent == folder.resolve()
-    except OSError:
-        return False
-
-
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` atomically: to ``path.tmp`` first, then rename over ``path``.
-
-    Raises:
-        OSError: naming ``path`` when it cannot be written (disk full, read-only, permissions);
-            the previous file at ``path`` is then untouched and ``path.tmp`` removed.
-    """
-    path = Path(path)
-    try:
-        return replace_atomically(path, lambda tmp: torch.save(state, tmp))
-    except OSError as error:
-        text = str(error).rstrip(")")
-        raise OSError(f"{text}; the previous {path.name}, if any, is intact)") from error
-
-
-def _load_reason(error: BaseException) -> str:
-    """A short reason for a failed ``torch.load`` - without torch's advice to set
-    ``weights_only=False`` (which would run code from the file)."""
-    text = str(error)
-    low = text.lower()
-    if "unsupported global" in low or "weightsunpickler" in low or "weights only load failed" in low:
-        detail = next((line.strip() for line in text.splitlines() if "unsupported" in line.lower()), "")
-        return "it holds Python objects other than tensors, which are refused for safety" + (
-            f" ({detail.rstrip('.')})" if detail else ""
-        )
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    if "weights_only" in first:
-        first = ""
-    return f"{type(error).__name__}: {first}" if first else type(error).__name__
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True`` (no code from the file is run).
-
-    ``"demo"`` names the bundled course demo model (:mod:`pconv_lib.pretrained`).
-
-    Raises:
-        FileNotFoundError: naming the file.
-        ValueError: for a truncated, corrupt or foreign file, naming it.
-    """
-    path = resolve_checkpoint(path)
-    if path.is_dir():
-        raise IsADirectoryError(
-            f"checkpoint {path} is a folder; name a .pt file in it (e.g. {path / 'last.pt'})"
-        )
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for broken files
-        raise ValueError(
-            f"{path}: not a readable pconv checkpoint ({_load_reason(error)}). If a run "
-            "was interrupted while saving, use the previous checkpoint (writes are atomic, so "
-            "last.pt or best.pt next to it is intact)"
-        ) from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise ValueError(f"{path}: not a pconv checkpoint (no 'model'/'config' entries)")
-    return state
-
-
-def _describe(config: TrainConfig) -> str:
-    layer = "" if config.layer == "partial" else f", layer={config.layer}"
-    return f"depth={config.depth}, width={config.width}{layer}"
-
-
-def load_model_weights(
-    model: PConvUNet, state: dict, path: str | os.PathLike, *, expected: TrainConfig | None = None
-) -> None:
-    """Load a checkpoint's ``model`` weights into ``model`` with messages instead of size tracebacks.
-
-    Raises:
-        ValueError: the checkpoint was trained with another depth/width than ``expected`` (or
-            ``model``), or its weights do not match its own config (a broken or edited file).
-    """
-    try:
-        saved = TrainConfig.from_dict(state["config"])
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: its config is invalid ({error})") from None
-    mine = f"depth={getattr(model, 'depth', '?')}, width={getattr(model, 'width', '?')}"
-    if expected is not None and (saved.depth, saved.width, saved.layer) != (
-        expected.depth,
-        expected.width,
-        expected.layer,
-    ):
-        raise ValueError(
-            f"cannot start from {path}: it was trained with {_describe(saved)}, this run has "
-            f"{_describe(expected)}; pass the same --depth/--width as that run (or drop --checkpoint)"
-        )
-    check_finite_weights(state["model"], path)
-    weights = {k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        detail = lines[1] if len(lines) > 1 else lines[0] if lines else ""
-        raise ValueError(
-            f"{path}: its weights do not fit a PConvUNet with {mine} (its config says "
-            f"{_describe(saved)}): {detail[:200]}; the file is damaged or was edited - use another checkpoint"
-        ) from None
-
-
-def check_finite_weights(weights: dict[str, Any], path: str | os.PathLike) -> None:
-    """Refuse a state dict holding NaN or infinite values, naming the file and the first tensor.
-
-    Raises:
-        ValueError: one line: the file, the tensor, and what to do.
-    """
-    bad = [
-        name
-        for name, value in weights.items()
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()
-    ]
-    if bad:
-        more = f" and {len(bad) - 1} other tensor(s)" if len(bad) > 1 else ""
-        raise ValueError(
-            f"{path}: its weights hold NaN or infinite values ({bad[0]}{more}): the run had diverged "
-            "when it was saved, or the file is damaged; use an earlier checkpoint"
-        )
-
-
-def model_from_checkpoint(
-    path: str | os.PathLike, device: torch.device | str | None = None
-) -> tuple[PConvUNet, TrainConfig]:
-    """Rebuild the model of a checkpoint (architecture from its config) in eval mode."""
-    state = load_checkpoint(path)
-    try:
-        config = TrainConfig.from_dict(state["config"])
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: its config is invalid ({error})") from None
-    model = build_model(config)
-    load_model_weights(model, state, path)
-    return model.to(device or "cpu").eval(), config
 
 
 def check_batchnorm_batch(batch_size: int, image_size: int, depth: int) -> None:
@@ -644,77 +235,6 @@ class EpochBatchSampler(Sampler[list[int]]):
 # --------------------------------------------------------------------------------------------
 # The trainer
 # --------------------------------------------------------------------------------------------
-
-
-#: The signals that stop training between two steps with a checkpoint (SIGHUP: a closed
-#: terminal; SIGTERM: schedulers, ``docker stop``, Colab; SIGINT: Ctrl-C).
-STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-
-
-def signal_name(signum: int) -> str:
-    """``"SIGINT (Ctrl-C)"``, ``"SIGTERM"``, ``"SIGHUP (terminal closed)"``: for messages."""
-    name = signal.Signals(signum).name
-    return {"SIGINT": "SIGINT (Ctrl-C)", "SIGHUP": "SIGHUP (terminal closed)"}.get(name, name)
-
-
-def _worker_ignores_stop_signals(worker_id: int) -> None:
-    """``worker_init_fn`` of the trainer's DataLoaders: workers ignore SIGINT/SIGTERM/SIGHUP.
-
-    A terminal, ``docker stop`` or a scheduler may signal the whole process group; a worker
-    killed by it would surface as a "DataLoader worker is killed" error at any point of a step.
-    The main process alone decides: it finishes the step, saves ``interrupted.pt`` and shuts the
-    workers down (they also exit when the main process dies: PyTorch's parent watchdog).
-    """
-    del worker_id
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-
-
-class _DeferredInterrupt:
-    """While active (main thread only), the first SIGINT (Ctrl-C), SIGTERM or SIGHUP only sets
-    ``requested`` (and ``signum``): the training loop finishes its step and stops between two
-    steps. A second one interrupts at once. A SIGTERM/SIGHUP that the process was started to
-    ignore (``nohup``) stays ignored.
-    """
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled, self.requested, self.signum = enabled, False, int(signal.SIGINT)
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _DeferredInterrupt:
-        if not self.enabled or threading.current_thread() is not threading.main_thread():
-            self.enabled = False
-            return self
-        try:
-            for signum in STOP_SIGNALS:
-                previous = signal.getsignal(signum)
-                if signum != signal.SIGINT and previous == signal.SIG_IGN:
-                    continue
-                self._previous[signum] = signal.signal(signum, self._handle)
-        except ValueError:  # not the main interpreter
-            self._restore()
-            self.enabled = False
-        return self
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.requested:
-            self._restore()
-            raise KeyboardInterrupt
-        self.requested, self.signum = True, int(signum)
-
-    def _restore(self) -> None:
-        for signum, previous in self._previous.items():
-            target = previous if previous is not None else signal.SIG_DFL
-            if signum == signal.SIGINT and previous is None:
-                target = signal.default_int_handler
-            signal.signal(signum, target)
-        self._previous = {}
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self._restore()
 
 
 def _distributed() -> tuple[int, int]:
@@ -857,13 +377,13 @@ class Trainer:
             yield
             return
         run_dir = self.config.run_dir
-        _acquire_lock(run_dir, self._token)
+        acquire_lock(run_dir, self._token)
         self._lock_held = True
         try:
             yield
         finally:
             self._lock_held = False
-            _release_lock(run_dir, self._token)
+            release_lock(run_dir, self._token)
 
     def _claim_run_folder(self) -> None:
         """Before this trainer first writes: refuse (or, with ``overwrite``, clear) a folder that
@@ -919,7 +439,7 @@ class Trainer:
                     f"cannot resume {path}: it was trained with {key}={getattr(saved, key)!r}, "
                     f"this run has {key}={getattr(self.config, key)!r}"
                 )
-        if self.overwrite and _inside(path, self.config.run_dir):
+        if self.overwrite and is_inside(path, self.config.run_dir):
             raise ValueError(
                 f"cannot resume {path} with overwrite: it would delete the run being resumed; "
                 "drop --overwrite (API: overwrite=False) to continue it"
@@ -929,7 +449,7 @@ class Trainer:
                 f"cannot resume {path}: it holds model weights only (no optimiser state or step); "
                 "start from it with --checkpoint instead"
             )
-        outside = not _inside(path, self.config.run_dir)
+        outside = not is_inside(path, self.config.run_dir)
         if self.rank == 0 and outside and not self.overwrite:
             # continuing elsewhere must not mix two runs
             check_run_folder(self.config.run_dir, token=self._token)
@@ -1021,7 +541,7 @@ class Trainer:
             self.val_data,
             batch_sampler=sampler,
             num_workers=self.config.num_workers,
-            worker_init_fn=_worker_ignores_stop_signals,
+            worker_init_fn=worker_ignores_stop_signals,
         )
         for batch in loader:
             image, mask = self._batch_to_device(batch)
@@ -1136,7 +656,7 @@ class Trainer:
             self.train_data,
             batch_sampler=sampler,
             num_workers=config.num_workers,
-            worker_init_fn=_worker_ignores_stop_signals,
+            worker_init_fn=worker_ignores_stop_signals,
             pin_memory=self.device.type == "cuda",
         )
         sample_batch = None
@@ -1153,7 +673,7 @@ class Trainer:
         batches = iter(loader)
         in_step = False
         consistent, start = True, self.step  # consistent: between two steps (weights, BN, optimiser agree)
-        with _DeferredInterrupt(enabled=self.world_size == 1) as interrupt:
+        with DeferredInterrupt(enabled=self.world_size == 1) as interrupt:
             try:
                 while not interrupt.requested:
                     try:
