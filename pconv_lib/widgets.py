@@ -39,10 +39,11 @@ Default inpainter: without ``predict_fn`` the painter uses the bundled demo mode
 (:func:`pconv_lib.pretrained.demo_model`, loaded once per kernel and shared by every painter) with
 :func:`pconv_lib.tiling.predict_multiscale` (:func:`demo_inpainter`): tiles at the training size,
 plus a coarse pass on a downscaled copy when the painted holes are wider than the training holes
-(chosen from the mask: no dark blotches inside large holes); about 1 s for a 600x400 photo on 2
-CPU cores. If that file is missing or unreadable it falls back to OpenCV's Telea inpainting and
-says so in one line (``painter.notice`` and the status line). While "Inpaint" works, the status
-line says what it is doing (and the button is disabled); afterwards, how long it took.
+(chosen from the mask: no dark blotches inside large holes); a 600x400 photo took 0.6 s on 2 CPU
+cores, 1.0 s with one of them kept busy by another program (the demo model already loaded). If
+that file is missing or unreadable it falls back to OpenCV's Telea inpainting and says so in one
+line (``painter.notice`` and the status line). While "Inpaint" works, the status line says what it
+is doing (and the button is disabled); afterwards, how long it took.
 
 The command line's rules hold here too (checked when the painter is made or the control used, one
 line in the status line): a brush radius from :data:`MIN_BRUSH` to :data:`MAX_BRUSH` pixels; a mask
