@@ -12,7 +12,10 @@ style terms), backward through both, Adam. For each configuration this times, si
 
 Configurations differ in workload (image size, width, batch): compare rows of the same
 configuration across machines or options, not rows with each other. Random VGG weights (speed
-does not depend on the values). The first step of each configuration is a warm-up, not timed.
+does not depend on the values). The first step of each kind is a warm-up, not timed; then the full
+step and the UNet-only step alternate (``--steps``, default 7, of each) so that a change in the
+machine's load hits both alike, and the median (min-max) is printed with the load average. (Before:
+2-5 steps of one kind, then of the other, medians only.)
 
 Usage: ``PYTHONPATH=. python bench/train_throughput.py [--quick] [--device cpu|cuda] [--amp]
 [--compile]`` (``--amp``: fp16 autocast with loss scaling on CUDA, bf16 on the CPU).
@@ -22,10 +25,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import time
 import warnings
 
+import pconv_lib  # noqa: F401 - before torch: the library's thread policy
+
+# isort: split
 import torch
 
 from pconv_lib.losses import PConvLoss
@@ -33,9 +40,9 @@ from pconv_lib.masks import random_irregular_mask
 from pconv_lib.model import PConvUNet
 
 
-def measure(size: int, depth: int, width: float, batch: int, steps: int, loss: PConvLoss | None,
-            device: torch.device, amp: bool, compile_: bool) -> float:
-    """Median seconds per training step (``loss=None``: an L1 loss, the UNet alone)."""
+def make_step(size: int, depth: int, width: float, batch: int, loss: PConvLoss | None,
+              device: torch.device, amp: bool, compile_: bool):
+    """One training step as an argument-free call (``loss=None``: an L1 loss, the UNet alone)."""
     torch.manual_seed(0)
     cuda = device.type == "cuda"
     model = PConvUNet(depth=depth, width=width, check_mask=False).to(device)
@@ -48,11 +55,8 @@ def measure(size: int, depth: int, width: float, batch: int, steps: int, loss: P
     mask = torch.stack(
         [torch.from_numpy(random_irregular_mask(size, size, i)).float()[None] for i in range(batch)]
     ).to(device)
-    times = []
-    for step in range(steps + 1):
-        if cuda:
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
+
+    def step() -> None:
         with autocast():
             output, _ = net(image * mask, mask)
         output = output.float()
@@ -66,25 +70,43 @@ def measure(size: int, depth: int, width: float, batch: int, steps: int, loss: P
         scaler.update()
         if cuda:
             torch.cuda.synchronize(device)
-        if step:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+
+    return step
+
+
+def measure_pair(size: int, depth: int, width: float, batch: int, steps: int, loss: PConvLoss,
+                 device: torch.device, amp: bool, compile_: bool) -> dict[str, list[float]]:
+    """Seconds per step of the full step and the UNet-only step, interleaved (order alternating)
+    after one warm-up step each: ``{"full": [...], "unet": [...]}``."""
+    runs = {"full": make_step(size, depth, width, batch, loss, device, amp, compile_),
+            "unet": make_step(size, depth, width, batch, None, device, amp, compile_)}
+    for step in runs.values():
+        step()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for r in range(steps):
+        for name in (("full", "unet") if r % 2 == 0 else ("unet", "full")):
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 timed steps, smaller configurations")
+    parser.add_argument("--quick", action="store_true", help="smaller configurations")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--amp", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (2 quick, 5)")
+    parser.add_argument("--steps", type=int, default=7, help="timed steps of each kind, interleaved (7)")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but no CUDA GPU is visible")
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    steps = args.steps or (2 if args.quick else 5)
+    steps = args.steps
+    if steps < 1:
+        parser.error("--steps must be at least 1 (7 or more for numbers worth quoting)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         loss = PConvLoss(vgg_weights=None).to(device)
@@ -103,15 +125,20 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
         f"CPU, {torch.get_num_threads()} threads")
     print(f"torch {torch.__version__}, {where}, amp={args.amp}, compile={args.compile}; "
-          f"median of {steps} steps after a warm-up")
-    print(f"{'configuration':<34}{'images/s':>10}{'s/step':>9} | {'UNet only img/s':>16}"
-          f"{'s/step':>9}{'VGG share':>11}")
+          f"full and UNet-only steps interleaved, {steps} of each after a warm-up: median (min-max); "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'configuration':<34}{'images/s':>10}{'s/step (min-max)':>22} | {'UNet only img/s':>16}"
+          f"{'s/step (min-max)':>22}{'VGG share':>11}")
     for name, size, depth, width, batch in configs:
-        full = measure(size, depth, width, batch, steps, loss, device, args.amp, args.compile)
-        unet = measure(size, depth, width, batch, steps, None, device, args.amp, args.compile)
+        times = measure_pair(size, depth, width, batch, steps, loss, device, args.amp, args.compile)
+        full, unet = statistics.median(times["full"]), statistics.median(times["unet"])
         share = max(0.0, 1 - unet / full)
-        print(f"{name:<34}{batch / full:>10.2f}{full:>9.2f} | {batch / unet:>16.2f}{unet:>9.2f}"
-              f"{share:>10.0%}", flush=True)
+
+        def spread(values: list[float]) -> str:
+            return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+        print(f"{name:<34}{batch / full:>10.2f}{spread(times['full']):>22} | {batch / unet:>16.2f}"
+              f"{spread(times['unet']):>22}{share:>10.0%}", flush=True)
 
 
 if __name__ == "__main__":
