@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -222,7 +223,8 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
         f"CPU, {torch.get_num_threads()} threads")
     print(f"torch {torch.__version__}, {where}, {'AMP ' + str(amp) if amp else 'float32'}")
-    print(f"ratio to plain conv: median (min-max) over {repeats} interleaved repeats; conv in ms")
+    print(f"ratio to plain conv: median (min-max) over {repeats} interleaved repeats; conv in ms; "
+          f"load average {os.getloadavg()[0]:.1f} at the start")
     print("mask ~30% holes. enc: (N,1,H,W) mask, 'ones' = 1->1 ones conv (single-channel mode). "
           "dec: two (N,1,H,W) masks as the UNet runs it; 'ones' and 'pc full' get the "
           "materialised (N,C_in,H,W) mask ('ones' = C_in->C_out ones conv, multi-channel mode)")
