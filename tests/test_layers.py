@@ -15,16 +15,6 @@ from pconv_lib.layers import PartialConv2d
 D64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: one thread avoids OpenMP stalls on a busy 2-core machine
-    (float64 convolutions take the ``slow_conv2d`` path, which is sensitive to that)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --------------------------------------------------------------------------- naive reference
 def naive_pconv(
     x: torch.Tensor,

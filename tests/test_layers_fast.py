@@ -18,14 +18,6 @@ from pconv_lib.layers_fast import FastPartialConv2d
 from pconv_lib.model import PConvUNet, architecture
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _pair(*args, **kwargs) -> tuple[PartialConv2d, FastPartialConv2d]:
     readable = PartialConv2d(*args, **kwargs)
     fast = FastPartialConv2d(*args, **kwargs)
