@@ -135,7 +135,9 @@ def main() -> int:
             page.goto(f"{base}/lab/tree/painter.ipynb")
             wait_ms = int(args.timeout * 1000)
             page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=wait_ms)
-            # (Shift+Enter before the kernel is up is fine: JupyterLab queues the cell)
+            # Shift+Enter before the kernel is ready can be lost (seen: the cell stays "[ ]" and a
+            # new cell appears), so wait until the status bar says the kernel is idle
+            _poll(lambda: page.get_by_text(re.compile(r"\| Idle")).count() > 0, args.timeout, "kernel ready")
             page.locator(".jp-Cell").first.click()
             page.keyboard.press("Shift+Enter")
             canvas = page.locator("canvas").first
