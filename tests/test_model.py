@@ -248,12 +248,8 @@ def test_bad_depth_or_width(depth, width):
 
 def _decoder_with_materialised_masks(model, image, mask):
     """The decoder as the paper writes it: concatenate features and full per-channel masks."""
-    feats, masks = [image], [mask]
-    h, m = image, mask
-    for block in model.encoder:
-        h, m = block(h, m)
-        feats.append(h)
-        masks.append(m)
+    feats, masks = model.encode(image, mask)
+    h, m = feats[-1], masks[-1]
     for j, block in enumerate(model.decoder):
         skip, skip_mask = feats[model.depth - 1 - j], masks[model.depth - 1 - j]
         h = F.interpolate(h, scale_factor=2.0, mode="nearest")

@@ -235,12 +235,8 @@ def check_concat_skip(concat_skip: Callable) -> bool:
     image_mask[1, :, 12:32, 30:48] = 0
     with torch.no_grad():
         expected, _ = model(image, image_mask)
-        feats, masks_ = [image], [image_mask]
-        h, m = image, image_mask
-        for block in model.encoder:
-            h, m = block(h, m)
-            feats.append(h)
-            masks_.append(m)
+        feats, masks_ = model.encode(image, image_mask)  # the library's encoder; the decoder is yours
+        h, m = feats[-1], masks_[-1]
         for j, block in enumerate(model.decoder):
             level = model.depth - 1 - j
             h, m = block(*_as_pair(concat_skip(h, m, feats[level], masks_[level]), "concat_skip"))
