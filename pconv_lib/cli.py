@@ -18,6 +18,7 @@ Mirrors the original course's ``main.py``::
 
     python -m pconv_lib predict --checkpoint best.pt --image photo.jpg [--mask mask.png] -o out.png
     python -m pconv_lib evaluate --checkpoint best.pt [--images DIR] --size 256
+    python -m pconv_lib evaluate --checkpoint v1=demo --checkpoint mine=best.pt   # several, one table
     python -m pconv_lib doctor    # is this machine ready for the course? (exit code 0 = yes)
 
 Without ``--train``, training uses the sample photos shipped with scikit-image (a CPU demo).
@@ -326,7 +327,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="L1/PSNR/SSIM per hole-ratio bucket vs classical baselines")
     p.add_argument(
-        "--checkpoint", type=Path, help="model to evaluate, or 'demo' (omit: baselines only)"
+        "--checkpoint",
+        action="append",
+        help="model to evaluate, or 'demo'; repeat to compare several on the same photos and masks, "
+        "each as NAME=PATH to name its row (omit: baselines only)",
     )
     p.add_argument("--images", type=Path, help="folder of test photos (default: sample photos)")
     p.add_argument("--size", type=int, default=256, help="centre crop size of the test images")
@@ -892,9 +896,25 @@ def _check_evaluate_args(args: argparse.Namespace) -> list[int]:
     buckets = _parse_buckets(args.buckets)
     if args.images is not None and not args.images.is_dir():
         raise UsageError(f"--images {args.images}: no such folder")
-    _check_checkpoint_exists(args.checkpoint)
+    for _, path in _named_checkpoints(args.checkpoint):
+        _check_checkpoint_exists(path)
     _device(args.device)
     return buckets
+
+
+def _named_checkpoints(values: list[str] | None) -> list[tuple[str, Path]]:
+    """``--checkpoint`` values as (row name, path): ``NAME=PATH`` names its row; a single unnamed
+    checkpoint is "PConv (this model)", several unnamed ones are named by their path."""
+    pairs = [
+        value.partition("=")[::2] if "=" in value and not Path(value).exists() else ("", value)
+        for value in values or []
+    ]
+    if len(pairs) == 1 and not pairs[0][0]:
+        return [("PConv (this model)", Path(pairs[0][1]))]
+    names = [name or path for name, path in pairs]
+    if len(set(names)) < len(names):
+        raise UsageError(f"--checkpoint: two rows would be named alike ({', '.join(names)}); use NAME=PATH")
+    return [(name, Path(path)) for name, (_, path) in zip(names, pairs, strict=True)]
 
 
 def _read_evaluation_images(folder: Path, size: int, limit: int, progress: bool = False) -> list[np.ndarray]:
@@ -950,12 +970,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from pconv_lib.train import model_from_checkpoint
 
         device = _device(args.device)
-        model, config = model_from_checkpoint(args.checkpoint, device)
-        methods["PConv (this model)"] = evaluate.model_inpainter(model, 2**config.depth, device)
+        for name, path in _named_checkpoints(args.checkpoint):
+            model, config = model_from_checkpoint(path, device)
+            methods[name] = evaluate.model_inpainter(model, 2**config.depth, device)
+    models = list(methods)
     if not args.no_baselines:
         methods.update(evaluate.BASELINES)
     table = evaluate.evaluate_methods(methods, images, buckets, seed=args.seed, progress=not args.no_progress)
     print(table.to_text())
+    if models and not args.no_baselines:
+        print()
+        print(evaluate.best_baseline_ratios(table, models))
     return EXIT_OK
 
 

@@ -210,6 +210,20 @@ def test_evaluate_prints_the_bucket_table(checkpoint, folders, capsys):
         assert needle in out
 
 
+def test_evaluate_compares_several_named_checkpoints_in_one_table(checkpoint, folders, capsys):
+    last = str(checkpoint / "last.pt")
+    base = ["evaluate", "--images", str(folders / "val"), "--size", "32", "--buckets", "1"]
+    assert cli.main([*base, "--checkpoint", f"mine={last}", "--checkpoint", "demo v2=demo"]) == 0
+    out = capsys.readouterr().out
+    l1_block = out.split("PSNR")[0]
+    assert "mine " in l1_block and "demo v2 " in l1_block and "OpenCV Telea" in l1_block
+    ratios = out.split("below 1: the model wins")[1]
+    assert [line.split()[0] for line in ratios.splitlines()[2:4]] == ["mine", "demo"]
+    # two unnamed checkpoints with the same path would make two rows alike
+    assert cli.main([*base, "--checkpoint", last, "--checkpoint", last]) == 2
+    assert "named alike" in capsys.readouterr().err
+
+
 def test_module_entry_point_shows_help():
     result = subprocess.run([sys.executable, "-m", "pconv_lib", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "train" in result.stdout and "predict" in result.stdout

@@ -28,7 +28,7 @@ Stages (``--stage``; ``all`` runs fetch, extract, prepare, train, export, card i
   ``{"model", "config", "step", "provenance"}``.
 - ``heldout``: extract the photos of ``tools/demo_photos/heldout.txt`` (other photographs of the
   same packages, never trained on) into ``<work>/photos/heldout`` at 320 px (shorter side), the
-  held-out set of ``tools/compare_models.py``.
+  held-out set for ``python -m pconv_lib evaluate --images <work>/photos/heldout``.
 - ``card``: evaluate that file exactly as ``python -m pconv_lib evaluate --checkpoint <file>
   --size 256 --buckets 1,2,3,4`` does and write ``MODEL_CARD.md`` next to it.
 
@@ -915,7 +915,8 @@ def main(argv: list[str] | None = None) -> int:
                 for photo, file in zip(heldout_list, select_photos(extracted, heldout_list), strict=True):
                     write_jpeg(resize_shorter(_read(file), HELDOUT_SIZE), folder / f"{photo.name}.jpg")
                 print(f"heldout: {len(heldout_list)} photos at {HELDOUT_SIZE} px in {folder}; compare with "
-                      f"python tools/compare_models.py demo=demo --images {folder} --size 256")
+                      f"python -m pconv_lib evaluate --checkpoint demo --images {folder} --size 256 "
+                      "--buckets 1,2,3,4")
             elif stage == "export":
                 source = args.checkpoint or trained or work / "runs" / (args.name or "demo-train") / "best.pt"
                 state = load_checkpoint(source)
