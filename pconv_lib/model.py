@@ -422,18 +422,13 @@ def build_model(config: Mapping[str, Any] | Any, **overrides: Any) -> PConvUNet:
     the same numbers as the readable ones, faster), since checkpoints are for training and
     prediction. ``overrides`` go to the constructor (e.g. ``freeze_encoder_bn=True``).
     """
-    if isinstance(config, Mapping):
-        get = config.get
-    else:
-        def get(key: str, default: Any = None) -> Any:
-            return getattr(config, key, default)
-
+    values = config if isinstance(config, Mapping) else vars(config)
     kwargs: dict[str, Any] = dict(
         fast=True,
-        depth=int(get("depth")),
-        width=float(get("width")),
-        layer=get("layer", None) or "partial",
-        hole_fill=get("hole_fill", None) if get("hole_fill", None) is not None else 0.5,
+        depth=int(values["depth"]),
+        width=float(values["width"]),
+        layer=values.get("layer", "partial"),
+        hole_fill=values.get("hole_fill", 0.5),
     )
     kwargs.update(overrides)
     return PConvUNet(**kwargs)
