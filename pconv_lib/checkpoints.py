@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from pconv_lib.errors import BadValue
 from pconv_lib.files import replace_atomically
 from pconv_lib.model import PConvUNet, build_model
 from pconv_lib.pretrained import resolve_checkpoint
@@ -67,13 +68,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for broken files
-        raise ValueError(
+        raise BadValue(
             f"{path}: not a readable pconv checkpoint ({_load_reason(error)}). If a run "
             "was interrupted while saving, use the previous checkpoint (writes are atomic, so "
             "last.pt or best.pt next to it is intact)"
         ) from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise ValueError(f"{path}: not a pconv checkpoint (no 'model'/'config' entries)")
+        raise BadValue(f"{path}: not a pconv checkpoint (no 'model'/'config' entries)")
     return state
 
 
@@ -94,14 +95,14 @@ def load_model_weights(
     try:
         saved = TrainConfig.from_dict(state["config"])
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: its config is invalid ({error})") from None
+        raise BadValue(f"{path}: its config is invalid ({error})") from None
     mine = f"depth={getattr(model, 'depth', '?')}, width={getattr(model, 'width', '?')}"
     if expected is not None and (saved.depth, saved.width, saved.layer) != (
         expected.depth,
         expected.width,
         expected.layer,
     ):
-        raise ValueError(
+        raise BadValue(
             f"cannot start from {path}: it was trained with {_describe(saved)}, this run has "
             f"{_describe(expected)}; pass the same --depth/--width as that run (or drop --checkpoint)"
         )
@@ -112,7 +113,7 @@ def load_model_weights(
     except RuntimeError as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0] if lines else ""
-        raise ValueError(
+        raise BadValue(
             f"{path}: its weights do not fit a PConvUNet with {mine} (its config says "
             f"{_describe(saved)}): {detail[:200]}; the file is damaged or was edited - use another checkpoint"
         ) from None
@@ -131,7 +132,7 @@ def check_finite_weights(weights: dict[str, Any], path: str | os.PathLike) -> No
     ]
     if bad:
         more = f" and {len(bad) - 1} other tensor(s)" if len(bad) > 1 else ""
-        raise ValueError(
+        raise BadValue(
             f"{path}: its weights hold NaN or infinite values ({bad[0]}{more}): the run had diverged "
             "when it was saved, or the file is damaged; use an earlier checkpoint"
         )
@@ -145,7 +146,7 @@ def model_from_checkpoint(
     try:
         config = TrainConfig.from_dict(state["config"])
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: its config is invalid ({error})") from None
+        raise BadValue(f"{path}: its config is invalid ({error})") from None
     model = build_model(config)
     load_model_weights(model, state, path)
     return model.to(device or "cpu").eval(), config

@@ -55,6 +55,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pconv_lib.errors import PconvError, UsageError
+
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_BAD_INPUT = 2
@@ -71,10 +73,6 @@ EXIT_CODES_HELP = """exit codes:
        command plus --resume <that file> to continue
 environment: PCONV_MAX_PIXELS  photos with more pixels are refused before decoding
                                (default 100000000; also --max-pixels)"""
-
-
-class UsageError(ValueError):
-    """A bad command-line value; ``main`` prints ``error: <message>`` and returns 2."""
 
 
 def _add_loss_choice(p: argparse.ArgumentParser) -> None:
@@ -998,12 +996,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def _bad_input_errors() -> tuple[type[BaseException], ...]:
-    """The exception types that mean "bad input" (exit 2): the library raises them with a
-    message that names the problem and the fix."""
-    from pconv_lib.data import UnreadableImagesError
-    from pconv_lib.pretrained import DemoModelUnavailable
-
-    return (UsageError, ValueError, OSError, DemoModelUnavailable, UnreadableImagesError)
+    """The exception types that mean "bad input" (exit 2): the library's own errors, whose message
+    names the problem and the fix, and the operating system's (a missing file, a full disk).
+    Anything else is a bug in the library and is reported as one."""
+    return (PconvError, OSError)
 
 
 def _error_line(error: BaseException) -> str:

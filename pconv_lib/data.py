@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from pconv_lib.errors import BadValue, UnreadableImagesError
 from pconv_lib.files import ImageRejected, check_image_resources, read_image_header
 from pconv_lib.masks import MaskFolder, random_irregular_mask
 from pconv_lib.photos import sample_photo, sample_photo_names
@@ -47,10 +48,6 @@ OTHER_PHOTO_EXTENSIONS = (
     ".heic", ".heif", ".avif", ".jxl", ".tif", ".tiff", ".gif",
     ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raw",
 )  # fmt: skip
-
-class UnreadableImagesError(RuntimeError):
-    """No readable photo was found after several tries (the files are corrupt or not images)."""
-
 
 #: A mask generator: ``fn(rng, height, width) -> uint8 (H, W)``, 1 = valid, 0 = hole.
 MaskFn = Callable[[np.random.Generator, int, int], np.ndarray]
@@ -65,9 +62,9 @@ MAX_SIZE = 8192
 def _as_size(size: SizeLike) -> tuple[int, int]:
     height, width = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
     if int(height) != height or int(width) != width or height < 1 or width < 1:
-        raise ValueError(f"size must be a positive int or (height, width), got {size!r}")
+        raise BadValue(f"size must be a positive int or (height, width), got {size!r}")
     if max(height, width) > MAX_SIZE:
-        raise ValueError(f"size must be at most {MAX_SIZE} a side (valid: 1..{MAX_SIZE}), got {size!r}")
+        raise BadValue(f"size must be at most {MAX_SIZE} a side (valid: 1..{MAX_SIZE}), got {size!r}")
     return int(height), int(width)
 
 
@@ -162,7 +159,7 @@ def find_images(root: str | os.PathLike) -> list[Path]:
             stacklevel=2,
         )
     if not files:
-        raise ValueError(
+        raise BadValue(
             f"no images found in {root} (searched recursively for files ending in "
             f"{', '.join(IMAGE_EXTENSIONS)}, any case); check the path"
         )
@@ -256,10 +253,10 @@ def random_crop_flip(
     """
     height, width = _as_size(size)
     if small not in ("resize", "reflect"):
-        raise ValueError(f"small must be 'resize' or 'reflect', got {small!r}")
+        raise BadValue(f"small must be 'resize' or 'reflect', got {small!r}")
     if resize_shorter is not None:
         if not 1 <= resize_shorter <= MAX_SIZE:
-            raise ValueError(f"resize_shorter must be in 1..{MAX_SIZE}, got {resize_shorter!r}")
+            raise BadValue(f"resize_shorter must be in 1..{MAX_SIZE}, got {resize_shorter!r}")
         scale = resize_shorter / min(image.shape[:2])
         image = _rescale(image, scale)
     h, w = image.shape[:2]
@@ -332,7 +329,7 @@ class _CropMaskDataset(Dataset):
     ) -> None:
         self.size = _as_size(size)
         if masks is not None and mask_fn is not None:
-            raise ValueError("give either masks (a mask folder) or mask_fn, not both")
+            raise BadValue("give either masks (a mask folder) or mask_fn, not both")
         if masks is not None and not isinstance(masks, MaskFolder):
             masks = MaskFolder(masks, holes_are=holes_are)
         self.mask_folder: MaskFolder | None = masks
@@ -341,7 +338,7 @@ class _CropMaskDataset(Dataset):
         self.epoch = 0
         self.flip = flip
         if small not in ("resize", "reflect"):
-            raise ValueError(f"small must be 'resize' or 'reflect', got {small!r}")
+            raise BadValue(f"small must be 'resize' or 'reflect', got {small!r}")
         self.small = small
         self.resize_shorter = resize_shorter
 
@@ -363,7 +360,7 @@ class _CropMaskDataset(Dataset):
         else:
             mask = random_irregular_mask(height, width, rng)
         if mask.shape != (height, width):
-            raise ValueError(f"mask generator returned shape {mask.shape}, expected {self.size}")
+            raise BadValue(f"mask generator returned shape {mask.shape}, expected {self.size}")
         return mask
 
     def _build(self, image: np.ndarray, rng: np.random.Generator, index: int, path: str) -> dict:
@@ -510,12 +507,12 @@ class SamplePhotoDataset(_CropMaskDataset):
             resize_shorter=None,
         )
         if repeats < 1:
-            raise ValueError(f"repeats must be >= 1, got {repeats}")
+            raise BadValue(f"repeats must be >= 1, got {repeats}")
         if not 0 < photo_scale <= 8:
-            raise ValueError(f"photo_scale must be in (0, 8] (1 = the photos' own size), got {photo_scale}")
+            raise BadValue(f"photo_scale must be in (0, 8] (1 = the photos' own size), got {photo_scale}")
         self.names = list(names) if names is not None else sample_photo_names()
         if not self.names:
-            raise ValueError("names is empty; give at least one sample photo name")
+            raise BadValue("names is empty; give at least one sample photo name")
         self.repeats = int(repeats)
         self.photos = [_rescale(sample_photo(name), photo_scale) for name in self.names]
 
@@ -568,7 +565,7 @@ def make_dataloader(
     ``drop_last`` defaults to True: BatchNorm dislikes a last batch of one.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise BadValue(f"batch_size must be >= 1, got {batch_size}")
     generator = torch.Generator()
     generator.manual_seed(int(seed))
     return DataLoader(
@@ -597,5 +594,5 @@ def mean_pixel(root: str | os.PathLike) -> list[float]:
             sums += image.reshape(-1, 3).mean(0) / 255.0
             count += 1
     if count == 0:
-        raise ValueError(f"{root}: no readable photo to take the mean pixel of")
+        raise BadValue(f"{root}: no readable photo to take the mean pixel of")
     return [round(float(v), 4) for v in sums / count]

@@ -34,6 +34,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from pconv_lib.errors import BadValue, ChecksumError, DownloadError, UnsafeArchiveError
+
 _USER_AGENT = "pconv-course-downloader/0.1 (+urllib)"
 
 
@@ -68,18 +70,6 @@ IMAGENETTE: dict[str, ArchiveSpec] = {
         "about 1.5 GB",
     ),
 }
-
-
-class DownloadError(OSError):
-    """The server could not be reached or answered with an error."""
-
-
-class ChecksumError(ValueError):
-    """The downloaded file's SHA-256 differs from the expected one."""
-
-
-class UnsafeArchiveError(ValueError):
-    """An archive member would be written outside the destination folder (or is a device)."""
 
 
 def file_digest(
@@ -335,7 +325,7 @@ def download_imagenette(
         the archive itself when ``extract=False``.
     """
     if variant not in IMAGENETTE:
-        raise ValueError(f"variant must be one of {', '.join(IMAGENETTE)}, got {variant!r}")
+        raise BadValue(f"variant must be one of {', '.join(IMAGENETTE)}, got {variant!r}")
     spec = IMAGENETTE[variant]
     root = Path(root)
     archive = download_file(spec.url, root / spec.filename, sha256=sha256, progress=progress)

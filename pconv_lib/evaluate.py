@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from pconv_lib import masks as mask_lib
 from pconv_lib import predict as predict_lib
+from pconv_lib.errors import BadValue
 
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 METRICS = ("L1", "PSNR", "SSIM")
@@ -35,13 +36,13 @@ METRICS = ("L1", "PSNR", "SSIM")
 
 def _check_pair(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(
+        raise BadValue(
             "image must be a uint8 RGB array of shape (H, W, 3), got "
             f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}"
         )
     mask = mask_lib.validate_mask(mask)
     if mask.shape != image.shape[:2]:
-        raise ValueError(f"mask shape {mask.shape} does not match image size {image.shape[:2]}")
+        raise BadValue(f"mask shape {mask.shape} does not match image size {image.shape[:2]}")
     return mask
 
 
@@ -108,7 +109,7 @@ def composite(image: np.ndarray, prediction: np.ndarray, mask: np.ndarray) -> np
     """Valid pixels from ``image``, hole pixels from ``prediction`` (all ``uint8`` (H, W, 3))."""
     mask = _check_pair(image, mask)
     if prediction.shape != image.shape:
-        raise ValueError(f"prediction shape {prediction.shape} differs from image {image.shape}")
+        raise BadValue(f"prediction shape {prediction.shape} differs from image {image.shape}")
     return np.where(mask[:, :, None] == 1, image, prediction).astype(np.uint8)
 
 
@@ -187,9 +188,9 @@ def evaluate_methods(
             ``evaluate`` turns it on.
     """
     if not methods:
-        raise ValueError("give at least one method to evaluate")
+        raise BadValue("give at least one method to evaluate")
     if len(images) == 0:
-        raise ValueError("give at least one image to evaluate on")
+        raise BadValue("give at least one image to evaluate on")
     buckets = list(buckets)
     table = EvaluationTable(list(methods), buckets)
     sums = {m: {b: dict.fromkeys(METRICS, 0.0) for b in buckets} for m in methods}

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pconv_lib.errors import BadValue, ImageRejected, ImageTooLarge
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "MAX_PIXELS_ENV",
@@ -81,14 +83,6 @@ MAX_PIXELS_ENV = "PCONV_MAX_PIXELS"
 _PIL_LOCK = threading.Lock()
 
 
-class ImageRejected(ValueError):
-    """An image file was refused before or while decoding; ``str(error)`` names the file and why."""
-
-
-class ImageTooLarge(ImageRejected):
-    """The image has more pixels than the limit, or needs more memory than is available."""
-
-
 @dataclass(frozen=True)
 class ImageHeader:
     """What an image file's header says, read without decoding its pixels.
@@ -122,7 +116,7 @@ def max_pixels(override: int | None = None) -> int:
     """
     if override is not None:
         if int(override) < 1:
-            raise ValueError(f"--max-pixels must be a positive number of pixels, got {override}")
+            raise BadValue(f"--max-pixels must be a positive number of pixels, got {override}")
         return int(override)
     text = os.environ.get(MAX_PIXELS_ENV, "").strip()
     if not text:
@@ -132,7 +126,7 @@ def max_pixels(override: int | None = None) -> int:
     except ValueError:
         value = 0.0
     if not (value >= 1 and value == int(value)):
-        raise ValueError(
+        raise BadValue(
             f"{MAX_PIXELS_ENV}={text!r} is not a positive whole number of pixels; "
             f"e.g. {MAX_PIXELS_ENV}=200000000 (unset it for the default {DEFAULT_MAX_PIXELS})"
         )

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pconv_lib.errors import BadValue
 from pconv_lib.layers import PartialConv2d, zero_holes
 from pconv_lib.tensor_checks import check_layer_inputs
 
@@ -194,10 +195,10 @@ class FastPartialConv2d(PartialConv2d):
         Only for ``groups=1``. No value check is made on ``mask_sum``.
         """
         if self.groups != 1:
-            raise ValueError("forward_masked supports groups=1 only; call forward(x, mask)")
+            raise BadValue("forward_masked supports groups=1 only; call forward(x, mask)")
         n, _, h, w = x_masked.shape
         if tuple(mask_sum.shape) != (n, 1, h, w):
-            raise ValueError(
+            raise BadValue(
                 f"mask_sum must be (N, 1, H, W) = ({n}, 1, {h}, {w}), the mask summed over its "
                 f"channels; got {tuple(mask_sum.shape)}"
             )

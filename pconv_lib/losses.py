@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pconv_lib.errors import BadType, BadValue, WeightsNotFoundError
+
 #: ImageNet normalisation used by torchvision's VGG16 (RGB, images in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -52,10 +54,6 @@ VGG16_POOL3_LAYERS = 17
 VGG16_POOL_INDICES = (4, 9, 16)
 
 WeightsSpec = str | os.PathLike | None
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """The VGG16 ImageNet weights file is not on this machine (nothing is downloaded for you)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,7 @@ class LossWeights:
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
-                raise ValueError(f"loss weight {name} must be a finite number >= 0, got {value!r}")
+                raise BadValue(f"loss weight {name} must be a finite number >= 0, got {value!r}")
 
     @classmethod
     def paper(cls) -> LossWeights:
@@ -143,7 +141,7 @@ class VGG16Features(nn.Module):
         super().__init__()
         self.features = features if features is not None else _vgg16_pool3_layers()
         if len(self.features) != VGG16_POOL3_LAYERS:
-            raise ValueError(f"expected the {VGG16_POOL3_LAYERS} VGG16 layers up to pool3")
+            raise BadValue(f"expected the {VGG16_POOL3_LAYERS} VGG16 layers up to pool3")
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.freeze()
@@ -161,7 +159,7 @@ class VGG16Features(nn.Module):
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(
+            raise BadValue(
                 f"VGG16 features need RGB images of shape (N, 3, H, W), got {tuple(images.shape)}"
             )
         x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
@@ -226,18 +224,18 @@ def load_vgg16_pool3_state_dict(path: str | os.PathLike) -> dict[str, torch.Tens
     if not path.is_file():
         raise WeightsNotFoundError(_missing_weights_message(path, explicit=True))
     if path.is_dir():
-        raise ValueError(f"VGG16 weights {path} is a folder; name the {VGG16_IMAGENET_FILENAME} file in it")
+        raise BadValue(f"VGG16 weights {path} is a folder; name the {VGG16_IMAGENET_FILENAME} file in it")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for files that are not weights
-        raise ValueError(
+        raise BadValue(
             f"{path} is not a PyTorch weights file ({_load_failure(error)}); give the VGG16 ImageNet "
             f"weights {VGG16_IMAGENET_FILENAME} (see README)"
         ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
+        raise BadValue(f"{path}: expected a state dict, got {type(state).__name__}")
     prefix = "features." if any(str(k).startswith("features.") for k in state) else ""
     wanted = {f"{i}.{kind}" for i in range(VGG16_POOL3_LAYERS) for kind in ("weight", "bias")}
     result: dict[str, torch.Tensor] = {}
@@ -249,7 +247,7 @@ def load_vgg16_pool3_state_dict(path: str | os.PathLike) -> dict[str, torch.Tens
         if short in wanted:
             result[short] = value
     if not result:
-        raise ValueError(
+        raise BadValue(
             f"{path}: no VGG16 'features.N.weight' or 'N.weight' entries found; is it a VGG16 "
             f"state dict such as torchvision's {VGG16_IMAGENET_FILENAME}?"
         )
@@ -299,14 +297,14 @@ def vgg16_feature_extractor(
         elif isinstance(weights, (str, os.PathLike)):
             path = Path(weights)
         else:
-            raise TypeError(
+            raise BadType(
                 "weights must be 'imagenet', a path to a VGG16 state dict file, or None; "
                 f"got {type(weights).__name__}"
             )
         state = load_vgg16_pool3_state_dict(path)
         missing, unexpected = model.features.load_state_dict(state, strict=False)
         if missing:
-            raise ValueError(f"{path}: VGG16 weights incomplete, missing {', '.join(missing)}")
+            raise BadValue(f"{path}: VGG16 weights incomplete, missing {', '.join(missing)}")
         model.freeze()
     if device is not None:
         model = model.to(device)
@@ -320,7 +318,7 @@ def vgg16_feature_extractor(
 
 def _check_images(output: torch.Tensor, target: torch.Tensor) -> None:
     if output.ndim != 4 or output.shape != target.shape:
-        raise ValueError(
+        raise BadValue(
             "output and target must be (N, C, H, W) tensors of the same shape, got "
             f"{tuple(output.shape)} and {tuple(target.shape)}"
         )
@@ -329,14 +327,14 @@ def _check_images(output: torch.Tensor, target: torch.Tensor) -> None:
 def _check_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     """Validate a (N, 1|C, H, W) mask against (N, C, H, W) ``image``; return it as image dtype."""
     if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+        raise BadType(f"mask must be a torch.Tensor, got {type(mask).__name__}")
     if (
         mask.ndim != 4
         or mask.shape[0] != image.shape[0]
         or mask.shape[1] not in (1, image.shape[1])
         or mask.shape[2:] != image.shape[2:]
     ):
-        raise ValueError(
+        raise BadValue(
             f"mask must be (N, 1, H, W) or (N, {image.shape[1]}, H, W) matching the image "
             f"{tuple(image.shape)} (1 = valid, 0 = hole), got {tuple(mask.shape)}"
         )
@@ -385,7 +383,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
         Entry ``[c, d]`` is ``Σ_{y,x} F[c, y, x] F[d, y, x] / (C·H·W)``.
     """
     if features.ndim not in (3, 4):
-        raise ValueError(
+        raise BadValue(
             f"gram_matrix needs (N, C, H, W) or (C, H, W) features, got {tuple(features.shape)}"
         )
     unbatched = features.ndim == 3
@@ -401,7 +399,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 def _check_feature_lists(*lists: Sequence[torch.Tensor]) -> None:
     lengths = {len(lst) for lst in lists}
     if len(lengths) != 1 or 0 in lengths:
-        raise ValueError(f"feature lists must be non-empty and of equal length, got {lengths}")
+        raise BadValue(f"feature lists must be non-empty and of equal length, got {lengths}")
 
 
 def perceptual_loss(
@@ -467,7 +465,7 @@ def total_variation_loss(comp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
         float32 scalar ≥ 0; zero when there are no holes.
     """
     if comp.ndim != 4:
-        raise ValueError(f"comp must be (N, C, H, W), got {tuple(comp.shape)}")
+        raise BadValue(f"comp must be (N, C, H, W), got {tuple(comp.shape)}")
     mask = _check_mask(mask, comp)
     region = dilated_hole_region(mask)
     comp = comp.float()
@@ -522,7 +520,7 @@ class PConvLoss(nn.Module):
     ) -> None:
         super().__init__()
         if weights is not None and not isinstance(weights, LossWeights):
-            raise TypeError(f"weights must be a LossWeights, got {type(weights).__name__}")
+            raise BadType(f"weights must be a LossWeights, got {type(weights).__name__}")
         self.weights = weights or LossWeights()
         self.vgg: nn.Module | None = None
         if self.weights.needs_vgg:

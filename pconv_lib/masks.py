@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pconv_lib.errors import BadType, BadValue
 from pconv_lib.files import ImageRejected, check_image_resources, read_image_header
 
 #: The paper's hole-to-image ratio buckets, as half-open intervals (low, high].
@@ -43,7 +44,7 @@ def make_rng(rng: RngLike = None) -> np.random.Generator:
         return rng
     if rng is None or isinstance(rng, (int, np.integer)):
         return np.random.default_rng(rng)
-    raise TypeError(f"rng must be an int seed, a numpy Generator or None, got {type(rng).__name__}")
+    raise BadType(f"rng must be an int seed, a numpy Generator or None, got {type(rng).__name__}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,11 +61,11 @@ def validate_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
             fix a 0/255 mask or a "nonzero = hole" mask).
     """
     if not isinstance(mask, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array of shape (H, W), got {type(mask).__name__}")
+        raise BadType(f"{name} must be a numpy array of shape (H, W), got {type(mask).__name__}")
     if mask.ndim == 3 and mask.shape[2] == 1:
         mask = mask[:, :, 0]
     if mask.ndim != 2:
-        raise ValueError(
+        raise BadValue(
             f"{name} must be 2-D (H, W) with 1 = valid, 0 = hole; got shape {mask.shape}. "
             "For an (H, W, 3) mask, take one channel: mask[:, :, 0]."
         )
@@ -78,7 +79,7 @@ def validate_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
             if set(values.tolist()) <= {0, 255}
             else "threshold it first, e.g. (mask > 0.5).astype(np.uint8)"
         )
-        raise ValueError(
+        raise BadValue(
             f"{name} must be binary with 1 = valid, 0 = hole; found values {{{shown}}}: {hint}"
         )
     return mask.astype(np.uint8)
@@ -97,7 +98,7 @@ def from_nonzero_hole(hole_mask: np.ndarray) -> np.ndarray:
     """Convert an OpenCV/scikit-image "nonzero = hole" mask (any dtype) to ``1 = valid`` ``uint8``."""
     hole_mask = np.asarray(hole_mask)
     if hole_mask.ndim != 2:
-        raise ValueError(f"hole_mask must be 2-D (H, W), got shape {hole_mask.shape}")
+        raise BadValue(f"hole_mask must be 2-D (H, W), got shape {hole_mask.shape}")
     return (hole_mask == 0).astype(np.uint8)
 
 
@@ -105,7 +106,7 @@ def as_dtype(mask: np.ndarray, dtype: type | np.dtype) -> np.ndarray:
     """Return a 0/1 ``uint8`` mask as ``dtype`` (``np.uint8``, ``bool`` or a float type)."""
     dtype = np.dtype(dtype)
     if dtype.kind not in "buif":
-        raise TypeError(f"mask dtype must be bool, an integer or a float type, got {dtype}")
+        raise BadType(f"mask dtype must be bool, an integer or a float type, got {dtype}")
     return mask.astype(dtype)
 
 
@@ -127,7 +128,7 @@ def hole_ratio_bucket(ratio: float) -> int | None:
     (0, 1, None)
     """
     if not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"a hole ratio lies in [0, 1], got {ratio}")
+        raise BadValue(f"a hole ratio lies in [0, 1], got {ratio}")
     for index, (low, high) in enumerate(HOLE_RATIO_BUCKETS):
         if low < ratio <= high:
             return index
@@ -206,7 +207,7 @@ STROKES = (draw_random_line, draw_random_circle, draw_random_ellipse)
 
 def _check_size(height: int, width: int) -> None:
     if int(height) != height or int(width) != width or height < 1 or width < 1:
-        raise ValueError(f"mask size must be positive integers, got {height}x{width}")
+        raise BadValue(f"mask size must be positive integers, got {height}x{width}")
 
 
 def random_irregular_mask(
@@ -262,7 +263,7 @@ def random_mask_in_ratio(
     """
     _check_size(height, width)
     if not 0.0 <= min_ratio < max_ratio <= 1.0:
-        raise ValueError(f"need 0 <= min_ratio < max_ratio <= 1, got ({min_ratio}, {max_ratio}]")
+        raise BadValue(f"need 0 <= min_ratio < max_ratio <= 1, got ({min_ratio}, {max_ratio}]")
     rng = make_rng(rng)
     size = stroke_size(height, width)
     total = height * width
@@ -282,7 +283,7 @@ def random_mask_in_ratio(
             canvas = candidate
             if new_ratio > min_ratio:
                 return as_dtype(1 - canvas, dtype)
-    raise ValueError(
+    raise BadValue(
         f"could not draw a {height}x{width} mask with a hole ratio in ({min_ratio}, {max_ratio}]; "
         "the image is probably too small for such a narrow range: use a larger mask or range"
     )
@@ -313,7 +314,7 @@ def random_mask_in_bucket(
         (H, W) array, 1 = valid, 0 = hole, with ``low < hole_ratio(mask) <= high``.
     """
     if not 0 <= bucket < len(HOLE_RATIO_BUCKETS):
-        raise ValueError(f"bucket must be 0..{len(HOLE_RATIO_BUCKETS) - 1}, got {bucket}")
+        raise BadValue(f"bucket must be 0..{len(HOLE_RATIO_BUCKETS) - 1}, got {bucket}")
     _check_size(height, width)
     low, high = HOLE_RATIO_BUCKETS[bucket]
     rng = make_rng(rng)
@@ -332,7 +333,7 @@ def apply_mask(image: np.ndarray, mask: np.ndarray, fill: int | float = 255) -> 
     """Return a copy of ``image`` (H, W[, C]) with the holes of ``mask`` (0 = hole) set to ``fill``."""
     mask = validate_mask(mask)
     if image.shape[:2] != mask.shape:
-        raise ValueError(f"image {image.shape[:2]} and mask {mask.shape} sizes differ")
+        raise BadValue(f"image {image.shape[:2]} and mask {mask.shape} sizes differ")
     out = image.copy()
     out[mask == 0] = fill
     return out
@@ -347,7 +348,7 @@ def save_mask_png(mask: np.ndarray, path: str | Path) -> Path:
     """Save a ``1 = valid`` mask as a binary 8-bit PNG: valid = 255 (white), hole = 0 (black)."""
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise ValueError(f"masks are saved as PNG (lossless); got {path.name}: use a .png name")
+        raise BadValue(f"masks are saved as PNG (lossless); got {path.name}: use a .png name")
     mask = validate_mask(mask)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), mask * 255):
@@ -395,15 +396,15 @@ def decode_mask_image(data: bytes, holes_are: str = "black", source: str = "mask
     1 = valid, 0 = hole. ``source`` names the file in error messages (see :func:`load_mask_png`).
     """
     if holes_are not in ("black", "white"):
-        raise ValueError(f"holes_are must be 'black' or 'white', got {holes_are!r}")
+        raise BadValue(f"holes_are must be 'black' or 'white', got {holes_are!r}")
     buffer = np.frombuffer(bytes(data), np.uint8)
     image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
     if image is None:
-        raise ValueError(f"{source}: could not decode it as an image (corrupt file or not an image)")
+        raise BadValue(f"{source}: could not decode it as an image (corrupt file or not an image)")
     if image.ndim == 3:
         channels = image[:, :, :3]
         if not np.all(channels == channels[:, :, :1]):
-            raise ValueError(f"{source}: mask must be grey (all channels equal), got a colour image")
+            raise BadValue(f"{source}: mask must be grey (all channels equal), got a colour image")
         image = channels[:, :, 0]
     values = np.unique(image)
     if set(values.tolist()) <= {0, 1}:
@@ -413,7 +414,7 @@ def decode_mask_image(data: bytes, holes_are: str = "black", source: str = "mask
     elif image.dtype == np.uint16 and set(values.tolist()) <= {0, 65535}:  # binary 16-bit PNG
         valid = image == 65535
     else:
-        raise ValueError(
+        raise BadValue(
             f"{source}: mask is not binary (found {values.size} grey levels, e.g. "
             f"{values[:5].tolist()}); save masks as PNG with only 0 (hole) and 255 (valid), never "
             "JPEG, and resize them with nearest-neighbour interpolation"
@@ -449,7 +450,7 @@ class MaskFolder:
             p for p in self.folder.rglob("*") if p.suffix.lower() in MASK_EXTENSIONS
         )
         if not self.files:
-            raise ValueError(
+            raise BadValue(
                 f"no mask files ({', '.join(MASK_EXTENSIONS)}) found in {self.folder}"
             )
         self.holes_are = holes_are

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pconv_lib.errors import BadType, BadValue
 from pconv_lib.layers import PartialConv2d, zero_holes
 from pconv_lib.layers_fast import FastPartialConv2d
 from pconv_lib.tensor_checks import check_layer_inputs
@@ -83,14 +84,14 @@ class LayerSpec(NamedTuple):
 
 def _check_depth_width(depth: int, width: float) -> None:
     if isinstance(depth, bool) or not isinstance(depth, int):
-        raise TypeError(f"depth must be an int, got {type(depth).__name__}")
+        raise BadType(f"depth must be an int, got {type(depth).__name__}")
     if not MIN_DEPTH <= depth <= MAX_DEPTH:
-        raise ValueError(
+        raise BadValue(
             f"depth must be between {MIN_DEPTH} and {MAX_DEPTH}, got {depth}: the paper uses 7 "
             "for 256x256 and 8 for 512x512 images; 3-6 make small CPU models"
         )
     if not isinstance(width, (int, float)) or isinstance(width, bool) or not width > 0:
-        raise ValueError(
+        raise BadValue(
             f"width must be a positive number (channel multiplier), got {width!r}; "
             "1.0 is the paper's model, e.g. 0.125 makes a small CPU model"
         )
@@ -280,7 +281,7 @@ class PConvUNet(nn.Module):
     ) -> None:
         super().__init__()
         if layer not in LAYERS:
-            raise ValueError(f"layer must be one of {LAYERS}, got {layer!r}")
+            raise BadValue(f"layer must be one of {LAYERS}, got {layer!r}")
         specs = architecture(depth, width, in_channels, out_channels)
         self.depth = depth
         self.width = float(width)
@@ -294,7 +295,7 @@ class PConvUNet(nn.Module):
         if layer == "ordinary":
             fill = torch.as_tensor(hole_fill, dtype=torch.float32).reshape(-1)
             if fill.numel() not in (1, in_channels):
-                raise ValueError(
+                raise BadValue(
                     f"hole_fill must be one value or {in_channels} (one per channel), "
                     f"got {fill.tolist()}"
                 )
@@ -337,17 +338,17 @@ class PConvUNet(nn.Module):
     # ------------------------------------------------------------------ forward
     def _check_inputs(self, image: Tensor, mask: Tensor) -> None:
         if not isinstance(image, Tensor) or not isinstance(mask, Tensor):
-            raise TypeError(
+            raise BadType(
                 "image and mask must be torch tensors, got "
                 f"{type(image).__name__} and {type(mask).__name__}"
             )
         if image.dim() != 4 or image.shape[1] != self.in_channels:
-            raise ValueError(
+            raise BadValue(
                 f"image must be (N, {self.in_channels}, H, W), got shape {tuple(image.shape)}; "
                 "for one image use image[None], for (N, H, W, C) use image.permute(0, 3, 1, 2)"
             )
         if not image.is_floating_point():
-            raise TypeError(
+            raise BadType(
                 f"image must be a floating tensor, got {image.dtype}: use image.float() / 255 "
                 "for uint8 pictures"
             )
@@ -355,7 +356,7 @@ class PConvUNet(nn.Module):
         multiple = 2**self.depth
         for name, size in (("height", h), ("width", w)):
             if size % multiple:
-                raise ValueError(_size_hint(name, size, multiple, self.depth))
+                raise BadValue(_size_hint(name, size, multiple, self.depth))
         # the first layer's checks, once for the whole network: dtype, device, shapes, values
         check_layer_inputs(self.encoder[0].conv, image, mask, values=self.check_mask)
 

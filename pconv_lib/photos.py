@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import skimage.data
 
+from pconv_lib.errors import BadValue
+
 #: Photos used by the course, in a fixed order: name -> (scikit-image loader name, description).
 SAMPLE_PHOTOS: dict[str, tuple[str, str]] = {
     "astronaut": ("astronaut", "Eileen Collins, NASA portrait, 512x512"),
@@ -44,7 +46,7 @@ def sample_photo(name: str, size: int | tuple[int, int] | None = None) -> np.nda
         ``uint8`` array (H, W, 3), RGB, values in [0, 255].
     """
     if name not in SAMPLE_PHOTOS:
-        raise ValueError(
+        raise BadValue(
             f"unknown sample photo {name!r}; choose one of {', '.join(sample_photo_names())}"
         )
     image = getattr(skimage.data, SAMPLE_PHOTOS[name][0])()
@@ -55,7 +57,7 @@ def sample_photo(name: str, size: int | tuple[int, int] | None = None) -> np.nda
         return image
     height, width = (size, size) if isinstance(size, int) else size
     if height < 1 or width < 1 or max(height, width) > 8192:
-        raise ValueError(f"size must be in 1..8192 pixels a side, got {size!r}")
+        raise BadValue(f"size must be in 1..8192 pixels a side, got {size!r}")
     return center_crop_resize(image, height, width)
 
 

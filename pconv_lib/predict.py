@@ -27,6 +27,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from pconv_lib.errors import BadValue
+
 __all__ = ["model_device", "pad_to_multiple", "predict_padded", "round_up", "run_model"]
 
 Model = Callable[..., object]
@@ -79,7 +81,7 @@ def pad_to_multiple(
     model's output with ``out[..., top : top + H, left : left + W]``.
     """
     if isinstance(multiple, bool) or not isinstance(multiple, numbers.Integral) or not 1 <= multiple <= 2**16:
-        raise ValueError(f"multiple must be an int in 1..65536 (the model's 2**depth), got {multiple!r}")
+        raise BadValue(f"multiple must be an int in 1..65536 (the model's 2**depth), got {multiple!r}")
     height, width = image.shape[-2:]
     ph, pw = round_up(height, multiple), round_up(width, multiple)
     top, left = (ph - height) // 2, (pw - width) // 2
@@ -104,7 +106,7 @@ def run_model(
         out = out[0]
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(image.shape):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(
+        raise BadValue(
             f"the model must return an image of the input's shape {tuple(image.shape)} "
             f"(or a tuple whose first element is one), got {shape}"
         )

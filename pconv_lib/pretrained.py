@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from pconv_lib.errors import DemoModelUnavailable
 from pconv_lib.model import PConvUNet, build_model
 
 DEMO_NAME = "demo"
@@ -36,10 +37,6 @@ _FIX = (
     "reinstall the course (pip install -e . from a full clone of the repository) or rebuild it "
     "with tools/train_demo_model.py"
 )
-
-
-class DemoModelUnavailable(RuntimeError):
-    """The demo model file is missing or unreadable (e.g. a partial checkout or a Git LFS pointer)."""
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:

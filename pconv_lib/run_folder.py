@@ -10,14 +10,7 @@ import socket
 import time
 from pathlib import Path
 
-
-class RunFolderInUseError(FileExistsError):
-    """The run folder already holds another run's files (checkpoints, metrics, samples)."""
-
-
-class RunFolderLocked(RunFolderInUseError):
-    """Another process (or another trainer in this one) is training in this run folder now."""
-
+from pconv_lib.errors import RunFolderInUseError, RunFolderLocked
 
 #: Files that mark a folder as holding a run (see :func:`check_run_folder`).
 RUN_FILES = ("last.pt", "best.pt", "interrupted.pt", "metrics.csv")

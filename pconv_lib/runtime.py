@@ -51,6 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pconv_lib.errors import BadValue
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -143,24 +145,24 @@ def resolve_device(name: str | torch.device | None = None) -> torch.device:
     try:
         device = torch.device(str(name))
     except RuntimeError:
-        raise ValueError(f"unknown device {name!r}: use cpu, cuda, cuda:N or mps (or omit it)") from None
+        raise BadValue(f"unknown device {name!r}: use cpu, cuda, cuda:N or mps (or omit it)") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(
+            raise BadValue(
                 f"device {name!r} asked for, but no CUDA GPU is available here "
                 "(torch.cuda.is_available() is False): use --device cpu or leave --device out"
             )
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(
+            raise BadValue(
                 f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
                 f"numbered 0..{torch.cuda.device_count() - 1}"
             )
     elif device.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ValueError(f"device {name!r} asked for, but Apple MPS is not available here: use cpu")
+            raise BadValue(f"device {name!r} asked for, but Apple MPS is not available here: use cpu")
     elif device.type != "cpu":
-        raise ValueError(f"device {name!r} is not supported: use cpu, cuda, cuda:N or mps")
+        raise BadValue(f"device {name!r} is not supported: use cpu, cuda, cuda:N or mps")
     return device
 
 
@@ -296,7 +298,7 @@ def thread_setting(value: str | None = None) -> int | str:
     except ValueError:
         count = 0
     if count < 1 or count > 1024:
-        raise ValueError(
+        raise BadValue(
             f"{THREADS_VARIABLE}={text!r} is not understood: use a whole number of threads from 1 to 1024, "
             "'auto' (the default: the CPUs this process may use, fewer while other programs keep cores "
             "busy) or 'torch' (torch's own defaults)"

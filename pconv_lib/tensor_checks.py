@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from pconv_lib.errors import BadType, BadValue
+
 
 def _describe_values(mask: Tensor, limit: int = 6) -> str:
     """The distinct values of ``mask`` as ``{0, 255}`` (at most ``limit`` of them)."""
@@ -59,25 +61,25 @@ def check_mask_values(mask: Tensor) -> None:
     The message names the values found and how to fix them (e.g. divide a 0/255 mask by 255).
     """
     if not isinstance(mask, Tensor):
-        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+        raise BadType(f"mask must be a torch.Tensor, got {type(mask).__name__}")
     if bool(((mask != 0) & (mask != 1)).any()):
-        raise ValueError(
-            f"mask must be 1 = valid, 0 = hole; got values in {_describe_values(mask)}: "
-            f"{_binary_hint(mask)} (or set check_mask=False to skip this check)"
+        raise BadValue(
+            f"mask must be 1 = valid, 0 = hole; got values in {_describe_values(mask)}",
+            hint=f"{_binary_hint(mask)} (or set check_mask=False to skip this check)",
         )
 
 
 def check_layer_input(layer: nn.Conv2d, x: Tensor) -> None:
     """``x`` is a 4-D tensor with ``layer.in_channels`` channels in the layer's dtype (or autocast)."""
     if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor (N, C, H, W), got {type(x).__name__}")
+        raise BadType(f"x must be a torch.Tensor (N, C, H, W), got {type(x).__name__}")
     if x.dim() != 4:
-        raise ValueError(
+        raise BadValue(
             f"x must be 4-D (N, C, H, W), got shape {tuple(x.shape)}; "
             "for a single image use x[None] (or x.unsqueeze(0))"
         )
     if x.shape[1] != layer.in_channels:
-        raise ValueError(
+        raise BadValue(
             f"x has {x.shape[1]} channels but this layer expects in_channels="
             f"{layer.in_channels} (x shape {tuple(x.shape)})"
         )
@@ -87,7 +89,7 @@ def check_layer_input(layer: nn.Conv2d, x: Tensor) -> None:
             fix = "use x.float() (and divide 0..255 pictures by 255)"
         else:
             fix = f"convert the input, x.to({w.dtype}), or the layer/model, .to({x.dtype})"
-        raise TypeError(
+        raise BadType(
             f"x is {x.dtype} but the layer's weights are {w.dtype}: {fix}; for mixed "
             "precision run the model under torch.autocast instead"
         )
@@ -97,7 +99,7 @@ def check_layer_mask(x: Tensor, mask: Tensor, values: bool = True) -> None:
     """Type, device and shape of ``mask`` against ``x`` (static checks), then its values if ``values``
     (never while ``torch.compile`` traces)."""
     if not isinstance(mask, Tensor):
-        raise TypeError(
+        raise BadType(
             f"mask must be a torch.Tensor or None, got {type(mask).__name__}; "
             "convert with torch.as_tensor(mask, dtype=torch.float32)"
         )
@@ -107,15 +109,15 @@ def check_layer_mask(x: Tensor, mask: Tensor, values: bool = True) -> None:
             if mask.dtype == torch.bool
             else "use mask.float() (and divide by 255 if it holds 0/255)"
         )
-        raise TypeError(
+        raise BadType(
             f"mask must be a floating tensor with 1.0 = valid, 0.0 = hole; got {mask.dtype}: " + hint
         )
     if mask.device != x.device:
-        raise ValueError(f"mask is on {mask.device} but x is on {x.device}: move it with mask.to(x.device)")
+        raise BadValue(f"mask is on {mask.device} but x is on {x.device}: move it with mask.to(x.device)")
     n, c, h, w = x.shape
     same_size = mask.dim() == 4 and mask.shape[0] == n and tuple(mask.shape[2:]) == (h, w)
     if not same_size or mask.shape[1] not in (1, c):
-        raise ValueError(
+        raise BadValue(
             f"mask shape {tuple(mask.shape)} does not match x shape {tuple(x.shape)}: "
             f"expected ({n}, 1, {h}, {w}) (one value per pixel) or ({n}, {c}, {h}, {w}) "
             "(one per channel); add a channel axis with mask[:, None] and repeat a single "

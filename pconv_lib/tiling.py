@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from pconv_lib.errors import BadType, BadValue
 from pconv_lib.predict import model_device, pad_to, predict_padded, round_up, run_model
 
 __all__ = [
@@ -136,18 +137,18 @@ def _pair(size: Size2, name: str) -> tuple[int, int]:
         or len(size) != 2
         or not all(isinstance(s, (int, np.integer)) for s in size)
     ):
-        raise TypeError(f"{name} must be an int or a (height, width) pair of ints, got {size!r}")
+        raise BadType(f"{name} must be an int or a (height, width) pair of ints, got {size!r}")
     if size[0] < 1 or size[1] < 1:
-        raise ValueError(f"{name} must be positive, got {size!r}")
+        raise BadValue(f"{name} must be positive, got {size!r}")
     if max(size) > MAX_TILE_SIZE:  # before any window or padded image is allocated
-        raise ValueError(f"{name} must be at most {MAX_TILE_SIZE} (valid: 1..{MAX_TILE_SIZE}), got {size!r}")
+        raise BadValue(f"{name} must be at most {MAX_TILE_SIZE} (valid: 1..{MAX_TILE_SIZE}), got {size!r}")
     return int(size[0]), int(size[1])
 
 
 def _axis_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Tile starts along one axis: stride ``tile - overlap``, the last tile flush with the end."""
     if length < tile:
-        raise ValueError(
+        raise BadValue(
             f"the image side ({length}) is smaller than the tile ({tile}); pad it first "
             "(predict_tiled does this for you)"
         )
@@ -174,7 +175,7 @@ def tile_grid(height: int, width: int, tile_size: Size2, overlap: int) -> list[t
     """
     th, tw = _pair(tile_size, "tile_size")
     if not isinstance(overlap, (int, np.integer)) or overlap < 0:
-        raise ValueError(f"overlap must be a non-negative int, got {overlap!r}")
+        raise BadValue(f"overlap must be a non-negative int, got {overlap!r}")
     for length, tile in ((height, th), (width, tw)):
         if length > tile:  # the overlap only matters along axes with several tiles
             _check_overlap(overlap, tile)
@@ -185,9 +186,9 @@ def tile_grid(height: int, width: int, tile_size: Size2, overlap: int) -> list[t
 
 def _check_overlap(overlap: int, tile: int) -> None:
     if not isinstance(overlap, (int, np.integer)) or overlap < 0:
-        raise ValueError(f"overlap must be a non-negative int, got {overlap!r}")
+        raise BadValue(f"overlap must be a non-negative int, got {overlap!r}")
     if overlap >= tile:
-        raise ValueError(
+        raise BadValue(
             f"overlap ({overlap}) must be smaller than the tile size ({tile}); "
             "a typical choice is tile_size // 4"
         )
@@ -215,7 +216,7 @@ def blend_window(tile_size: Size2, overlap: int) -> torch.Tensor:
     """
     th, tw = _pair(tile_size, "tile_size")
     if not isinstance(overlap, (int, np.integer)) or overlap < 0:
-        raise ValueError(f"overlap must be a non-negative int, got {overlap!r}")
+        raise BadValue(f"overlap must be a non-negative int, got {overlap!r}")
     return torch.outer(_ramp(th, int(overlap)), _ramp(tw, int(overlap))).to(torch.float32)
 
 
@@ -235,7 +236,7 @@ class _Input:
 def _prepare(image: object, mask: object) -> _Input:
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise TypeError(
+            raise BadType(
                 "a NumPy image must be uint8 (H, W, 3) RGB; got "
                 f"{image.dtype} {image.shape}. For a float image in [0, 1], pass a torch tensor "
                 "(3, H, W) instead: torch.from_numpy(img).permute(2, 0, 1)"
@@ -245,7 +246,7 @@ def _prepare(image: object, mask: object) -> _Input:
         kind = "numpy"
     elif isinstance(image, torch.Tensor):
         if not image.is_floating_point():
-            raise TypeError(
+            raise BadType(
                 f"a tensor image must be float in [0, 1], got dtype {image.dtype}; "
                 "use image.float() / 255 for 0..255 values"
             )
@@ -254,7 +255,7 @@ def _prepare(image: object, mask: object) -> _Input:
         elif image.ndim == 4 and image.shape[:2] == (1, 3):
             tensor, kind = image, "tensor4"
         else:
-            raise ValueError(
+            raise BadValue(
                 f"a tensor image must be (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}; "
                 "tile one image at a time"
             )
@@ -262,24 +263,24 @@ def _prepare(image: object, mask: object) -> _Input:
         if tensor.numel() and (
             not torch.isfinite(tensor).all() or tensor.min() < 0 or tensor.max() > 1
         ):
-            raise ValueError("image values must be finite and in [0, 1]; divide 0..255 by 255")
+            raise BadValue("image values must be finite and in [0, 1]; divide 0..255 by 255")
     else:
-        raise TypeError(
+        raise BadType(
             "image must be a NumPy uint8 (H, W, 3) array or a float tensor (3, H, W) / "
             f"(1, 3, H, W), got {type(image).__name__}"
         )
     height, width = tensor.shape[-2:]
     if height < 1 or width < 1:
-        raise ValueError(f"image must be at least 1x1, got {height}x{width}")
+        raise BadValue(f"image must be at least 1x1, got {height}x{width}")
 
     if isinstance(mask, np.ndarray):
         m = torch.from_numpy(np.ascontiguousarray(mask))
     elif isinstance(mask, torch.Tensor):
         m = mask.detach().cpu()
     else:
-        raise TypeError(f"mask must be a NumPy array or a torch tensor, got {type(mask).__name__}")
+        raise BadType(f"mask must be a NumPy array or a torch tensor, got {type(mask).__name__}")
     if tuple(m.shape) not in ((height, width), (1, height, width), (1, 1, height, width)):
-        raise ValueError(
+        raise BadValue(
             f"mask must have shape ({height}, {width}) or (1, 1, {height}, {width}) to match the "
             f"image, got {tuple(m.shape)} (1 = valid, 0 = hole)"
         )
@@ -289,7 +290,7 @@ def _prepare(image: object, mask: object) -> _Input:
         binary = (m == 0) | (m == 1)
         if not bool(binary.all()):
             values = torch.unique(m[~binary])[:5].tolist()
-            raise ValueError(
+            raise BadValue(
                 f"mask must be binary, 1 = valid and 0 = hole; found other values {values}. "
                 "A 0/255 mask: use (mask > 127); a 'nonzero = hole' mask: use "
                 "pconv_lib.masks.from_nonzero_hole(mask)"
@@ -331,7 +332,7 @@ def _infer_multiple(model: Model, multiple: int | None) -> int:
             multiple = 2 ** model.depth
         multiple = 1 if multiple is None else multiple
     if not isinstance(multiple, (int, np.integer)) or multiple < 1:
-        raise ValueError(f"multiple must be a positive int (e.g. 2**depth), got {multiple!r}")
+        raise BadValue(f"multiple must be a positive int (e.g. 2**depth), got {multiple!r}")
     return int(multiple)
 
 
@@ -416,15 +417,15 @@ def predict_tiled(
     """
     multiple = _infer_multiple(model, multiple)
     if not isinstance(tile_size, (int, np.integer)) or tile_size < 1:
-        raise ValueError(f"tile_size must be a positive int, got {tile_size!r}")
+        raise BadValue(f"tile_size must be a positive int, got {tile_size!r}")
     if tile_size % multiple:
-        raise ValueError(
+        raise BadValue(
             f"tile_size ({tile_size}) must be a multiple of {multiple} (the model's size "
             f"multiple, 2**depth); try {round_up(tile_size, multiple)}"
         )
     _check_overlap(overlap, tile_size)
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        raise BadValue(f"batch_size must be a positive int, got {batch_size!r}")
     inp = _prepare(image, mask)
     _warn_if_training(model)
     dev = model_device(model, device)
@@ -555,9 +556,9 @@ def predict_naive_chunks(
     differ.
     """
     if not isinstance(chunk, (int, np.integer)) or chunk < 1:
-        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+        raise BadValue(f"chunk must be a positive int, got {chunk!r}")
     if not isinstance(overlap, (int, np.integer)) or not 0 <= overlap < 2 * chunk:
-        raise ValueError(f"overlap must be an int in [0, 2 * chunk), got {overlap!r}")
+        raise BadValue(f"overlap must be an int in [0, 2 * chunk), got {overlap!r}")
     inp = _prepare(image, mask)
     _warn_if_training(model)
     dev = model_device(model, device)
@@ -609,9 +610,9 @@ def _mask_array(mask: object) -> np.ndarray:
     m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
     m = np.asarray(m).reshape(m.shape[-2:]) if m.ndim > 2 else m
     if m.ndim != 2:
-        raise ValueError(f"mask must be (H, W), (1, H, W) or (1, 1, H, W), got shape {m.shape}")
+        raise BadValue(f"mask must be (H, W), (1, H, W) or (1, 1, H, W), got shape {m.shape}")
     if m.dtype != bool and not bool(np.isin(m, (0, 1)).all()):
-        raise ValueError("mask must be binary, 1 = valid and 0 = hole")
+        raise BadValue("mask must be binary, 1 = valid and 0 = hole")
     return m.astype(np.uint8)
 
 
@@ -647,7 +648,7 @@ def choose_scale(
     ``min_side`` pixels on its shorter side.
     """
     if not isinstance(train_size, (int, np.integer)) or train_size < 1:
-        raise ValueError(f"train_size must be a positive int (the model's crop size), got {train_size!r}")
+        raise BadValue(f"train_size must be a positive int (the model's crop size), got {train_size!r}")
     valid = _mask_array(mask)
     radius, limit = hole_radius(valid), RADIUS_FRACTION * train_size
     factor = 1
@@ -719,12 +720,12 @@ def predict_multiscale(
     """
     multiple = _infer_multiple(model, multiple)
     if not isinstance(tile_size, (int, np.integer)) or tile_size < 1:
-        raise ValueError(f"tile_size must be a positive int, got {tile_size!r}")
+        raise BadValue(f"tile_size must be a positive int, got {tile_size!r}")
     inp = _prepare(image, mask)
     if factor is None:
         factor = choose_scale(inp.mask[0, 0].numpy().astype(np.uint8), int(tile_size))
     if not isinstance(factor, (int, np.integer)) or factor < 1:
-        raise ValueError(f"factor must be a positive int (1 = single-scale), got {factor!r}")
+        raise BadValue(f"factor must be a positive int (1 = single-scale), got {factor!r}")
     common = dict(
         tile_size=tile_size, overlap=overlap, batch_size=batch_size, multiple=multiple, device=device
     )
@@ -734,7 +735,7 @@ def predict_multiscale(
         )
     band = RADIUS_FRACTION * tile_size if band is None else float(band)
     if not band > 0:
-        raise ValueError(f"band must be a positive number of pixels, got {band!r}")
+        raise BadValue(f"band must be a positive number of pixels, got {band!r}")
 
     height, width = inp.image.shape[-2:]
     small_size = (max(1, round(height / factor)), max(1, round(width / factor)))

@@ -55,6 +55,7 @@ from pconv_lib.checkpoints import (
     model_from_checkpoint,
     save_checkpoint,
 )
+from pconv_lib.errors import BadValue, TrainingDiverged
 from pconv_lib.files import check_writable_folder, replace_atomically, write_atomically, write_error
 from pconv_lib.interrupts import STOP_SIGNALS, DeferredInterrupt, signal_name, worker_ignores_stop_signals
 from pconv_lib.layers import check_mask_values
@@ -126,16 +127,12 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.step, self.path, self.signum = step, path, int(signum)
 
 
-class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
-
-
 def check_batchnorm_batch(batch_size: int, image_size: int, depth: int) -> None:
     """Refuse sizes where training BatchNorm sees one value per channel (it then fails with
     "Expected more than 1 value per channel"): ``batch_size * (image_size / 2**depth)**2 < 2``."""
     side = image_size // 2**depth
     if batch_size * side * side < 2:
-        raise ValueError(
+        raise BadValue(
             f"batch size {batch_size} with {image_size}x{image_size} images at depth {depth} leaves "
             f"the innermost layer {side}x{side} with one value per channel, and BatchNorm cannot "
             "train on that; use a batch size of 2 or more, a larger image size or a smaller depth"
@@ -171,7 +168,7 @@ def check_training_memory(
     need = training_memory_estimate(batch_size, image_size, width)
     if free is not None and need > free:
         where = "GPU memory" if device.type == "cuda" else "memory"
-        raise ValueError(
+        raise BadValue(
             f"a batch of {batch_size} images of {image_size}x{image_size} at width {width} needs at least "
             f"about {need / 1e9:.1f} GB of {where} per training step, and {free / 1e9:.1f} GB is free: "
             "lower --batch-size, --image-size or --width"
@@ -208,7 +205,7 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.n = len(dataset)  # type: ignore[arg-type]
         self.global_batch = batch_size * world_size
         if self.n < self.global_batch:
-            raise ValueError(
+            raise BadValue(
                 f"the dataset has {self.n} items, fewer than one batch of {self.global_batch} "
                 f"(batch size {batch_size} x {world_size} processes); add images or lower the batch size"
             )
@@ -297,7 +294,7 @@ class Trainer:
                 continue
             count, batch = len(data), config.batch_size * self.world_size  # type: ignore[arg-type]
             if count < batch:
-                raise ValueError(
+                raise BadValue(
                     f"the {what} data has {count} item(s), fewer than one batch of {batch}: "
                     f"add {what} images or lower the batch size"
                 )
@@ -432,20 +429,20 @@ class Trainer:
         try:
             saved = TrainConfig.from_dict(state["config"])
         except (TypeError, ValueError) as error:
-            raise ValueError(f"{path}: its config is invalid ({error})") from None
+            raise BadValue(f"{path}: its config is invalid ({error})") from None
         for key in ("depth", "width", "layer", "hole_fill", "image_size", "stage"):
             if getattr(saved, key) != getattr(self.config, key):
-                raise ValueError(
+                raise BadValue(
                     f"cannot resume {path}: it was trained with {key}={getattr(saved, key)!r}, "
                     f"this run has {key}={getattr(self.config, key)!r}"
                 )
         if self.overwrite and is_inside(path, self.config.run_dir):
-            raise ValueError(
+            raise BadValue(
                 f"cannot resume {path} with overwrite: it would delete the run being resumed; "
                 "drop --overwrite (API: overwrite=False) to continue it"
             )
         if "optimizer" not in state or "step" not in state:
-            raise ValueError(
+            raise BadValue(
                 f"cannot resume {path}: it holds model weights only (no optimiser state or step); "
                 "start from it with --checkpoint instead"
             )
@@ -499,7 +496,7 @@ class Trainer:
         except ValueError as error:
             if "Expected more than 1 value per channel" not in str(error):
                 raise
-            raise ValueError(
+            raise BadValue(
                 f"BatchNorm got one value per channel (batch of {image.shape[0]} at "
                 f"{image.shape[-2]}x{image.shape[-1]}, depth {self.config.depth}): use a batch "
                 "size of 2 or more, larger images or a smaller depth"
@@ -526,7 +523,7 @@ class Trainer:
     def validate(self, steps: int | None = None) -> dict[str, float]:
         """Mean loss terms over ``steps`` validation batches (the same batches every time)."""
         if self.val_data is None:
-            raise ValueError("no validation data was given to the Trainer")
+            raise BadValue("no validation data was given to the Trainer")
         steps = steps or self.config.val_steps
         sampler = EpochBatchSampler(
             self.val_data,
@@ -850,13 +847,13 @@ def check_lr_sweep(
 ) -> None:
     """Raise ``ValueError`` (one line saying what to change) for arguments :func:`lr_find` rejects."""
     if not 0 < start_lr < end_lr or not math.isfinite(end_lr):
-        raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
+        raise BadValue(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
     if steps < 5:
-        raise ValueError(f"steps must be >= 5 to see a trend, got {steps}")
+        raise BadValue(f"steps must be >= 5 to see a trend, got {steps}")
     if not 0 <= beta < 1:
-        raise ValueError(f"beta must be in [0, 1), got {beta}")
+        raise BadValue(f"beta must be in [0, 1), got {beta}")
     if diverge_factor <= 1:
-        raise ValueError(f"diverge_factor must be > 1, got {diverge_factor}")
+        raise BadValue(f"diverge_factor must be > 1, got {diverge_factor}")
 
 
 def lr_find(
@@ -909,7 +906,7 @@ def lr_find(
 
     check_lr_sweep(start_lr, end_lr, steps, beta=beta, diverge_factor=diverge_factor)
     if len(data) < batch_size:  # type: ignore[arg-type]
-        raise ValueError(
+        raise BadValue(
             f"the dataset has {len(data)} items, fewer than one batch of {batch_size}: "  # type: ignore[arg-type]
             "lower batch_size or add images"
         )

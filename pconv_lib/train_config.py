@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pconv_lib.errors import BadValue
 from pconv_lib.losses import LossWeights
 from pconv_lib.model import LAYERS, MAX_DEPTH, MIN_DEPTH
 
@@ -97,21 +98,21 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.layer not in LAYERS:
-            raise ValueError(f"layer must be one of {LAYERS}, got {self.layer!r}")
+            raise BadValue(f"layer must be one of {LAYERS}, got {self.layer!r}")
         if self.amp_dtype not in ("float16", "bfloat16"):
-            raise ValueError(f"amp_dtype must be 'float16' or 'bfloat16', got {self.amp_dtype!r}")
+            raise BadValue(f"amp_dtype must be 'float16' or 'bfloat16', got {self.amp_dtype!r}")
         if self.stage not in STAGE_LR:
-            raise ValueError(f"stage must be 'train' or 'finetune', got {self.stage!r}")
+            raise BadValue(f"stage must be 'train' or 'finetune', got {self.stage!r}")
         for name in LIMITS:  # before 2**depth: a huge depth must not build a huge number
             problem = range_error(name, getattr(self, name))
             if problem:
-                raise ValueError(problem)
+                raise BadValue(problem)
         problem = lr_error(self.lr)
         if problem:
-            raise ValueError(problem)
+            raise BadValue(problem)
         multiple = 2**self.depth
         if self.image_size % multiple:
-            raise ValueError(
+            raise BadValue(
                 f"image_size {self.image_size} is not a multiple of 2**depth = {multiple}; "
                 f"use {max(multiple, self.image_size // multiple * multiple)} or a smaller depth"
             )

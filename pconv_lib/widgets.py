@@ -70,6 +70,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from pconv_lib import masks as masks_lib
+from pconv_lib.errors import BadType, BadValue
 
 try:  # ipycanvas is optional at run time: fall back to ipywidgets.Image views without it.
     import ipycanvas
@@ -98,7 +99,7 @@ MAX_SIDE = 2048
 def _check_brush(brush: int) -> int:
     whole = isinstance(brush, (int, np.integer)) and not isinstance(brush, bool)
     if not whole or not MIN_BRUSH <= brush <= MAX_BRUSH:
-        raise ValueError(
+        raise BadValue(
             f"brush must be a whole number of pixels from {MIN_BRUSH} to {MAX_BRUSH} (the radius), "
             f"got {brush!r}"
         )
@@ -259,9 +260,9 @@ class MaskPainter:
             image.shape[2] != 3
         ):
             got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image)
-            raise TypeError(f"image must be a uint8 (H, W, 3) RGB array, got {got}")
+            raise BadType(f"image must be a uint8 (H, W, 3) RGB array, got {got}")
         if not isinstance(max_undo, int) or max_undo < 1:
-            raise ValueError(f"max_undo must be a positive int, got {max_undo!r}")
+            raise BadValue(f"max_undo must be a positive int, got {max_undo!r}")
         self.notice: str | None = None
         image = self._fit_photo(image)
         self.image = np.ascontiguousarray(image)
@@ -296,13 +297,13 @@ class MaskPainter:
         height, width = image.shape[:2]
         limit = max_pixels()
         if height * width > limit:
-            raise ValueError(
+            raise BadValue(
                 f"photo {width}x{height} has {height * width:,} pixels, over the limit of {limit:,} "
                 "(PCONV_MAX_PIXELS): resize it first, e.g. cv2.resize(photo, None, fx=0.25, fy=0.25, "
                 "interpolation=cv2.INTER_AREA)"
             )
         if height == 0 or width == 0:
-            raise ValueError(f"photo {width}x{height} is empty")
+            raise BadValue(f"photo {width}x{height} is empty")
         side = max(height, width)
         if side <= MAX_SIDE:
             return image
@@ -413,7 +414,7 @@ class MaskPainter:
         """Replace the mask (undoable); ``mask`` is (H, W) like the photo, 1 = valid, 0 = hole."""
         mask = masks_lib.validate_mask(mask)
         if mask.shape != self.mask.shape:
-            raise ValueError(
+            raise BadValue(
                 f"mask is {mask.shape[0]}x{mask.shape[1]} but the photo is "
                 f"{self.height}x{self.width}; resize it with pconv_lib.masks.resize_mask "
                 "(nearest neighbour)"
@@ -461,7 +462,7 @@ class MaskPainter:
 
         self.release()
         if not self.mask.any():
-            raise ValueError(
+            raise BadValue(
                 "every pixel is a hole, so there is nothing to inpaint from: undo or erase some; "
                 "for an uploaded mask whose holes are white, set 'holes in file' to white"
             )
@@ -489,7 +490,7 @@ class MaskPainter:
             got = f"{result.dtype} {result.shape}" if isinstance(result, np.ndarray) else (
                 type(result).__name__
             )
-            raise TypeError(
+            raise BadType(
                 f"predict_fn must return a uint8 image of shape {self.image.shape}, got {got}"
             )
         self.result = result

@@ -1134,3 +1134,31 @@ def test_lr_find_refuses_a_checkpoint_with_nan_weights_or_another_architecture(r
     wide = [*base, ckpt]
     wide[wide.index("--width") + 1] = "0.25"
     assert_error(capsys, wide, ckpt.name, "do not fit")
+
+
+def test_an_internal_value_error_is_reported_as_a_bug_not_as_bad_input(root, tmp_path, capsys, monkeypatch):
+    """Only the library's own errors (and the operating system's) exit 2; a plain ValueError
+    from inside is a bug (issue 16): exit 1 and a request to report it."""
+    from pconv_lib import train
+
+    def broken(self, batch):
+        raise ValueError("too many values to unpack (expected 2)")
+
+    monkeypatch.setattr(train.Trainer, "train_step", broken)
+    code, _, err = run_cli(capsys, *train_args(root, tmp_path, "--steps", "1"))
+    assert code == cli.EXIT_UNEXPECTED == 1
+    assert "this is a bug" in err and "PCONV_TRACEBACK=1" in err and "Traceback" not in err
+
+
+def test_the_librarys_errors_are_typed_and_carry_their_hint():
+    import torch
+
+    from pconv_lib import errors
+    from pconv_lib.layers import PartialConv2d
+
+    with pytest.raises(errors.BadValue) as caught:
+        PartialConv2d(3, 4, 3, padding=1)(torch.rand(1, 3, 8, 8), torch.full((1, 1, 8, 8), 255.0))
+    error = caught.value
+    assert isinstance(error, ValueError) and isinstance(error, errors.PconvError)
+    assert error.hint.startswith("divide by 255 (mask / 255)") and str(error).endswith(error.hint)
+    assert "255" in error.problem and error.hint not in error.problem

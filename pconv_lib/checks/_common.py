@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from pconv_lib.errors import builtin_name
+
 #: The first character of a passed check's line, and of a "not implemented yet" line.
 PASS = "\u2705"
 TODO = "\u23f3"
@@ -46,7 +48,7 @@ def _fail(message: str) -> None:
 
 def _first_line(error: BaseException, limit: int = 300) -> str:
     """``"TypeError: what it says"``, first line only, at most ``limit`` characters."""
-    return f"{type(error).__name__}: {error}".splitlines()[0][:limit].rstrip(".")
+    return f"{builtin_name(error)}: {error}".splitlines()[0][:limit].rstrip(".")
 
 
 def _guarded(check: Callable[..., bool]) -> Callable[..., bool]:

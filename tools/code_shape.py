@@ -1,0 +1,111 @@
+"""How much of a module is the paper's code and how much is defence: the figures of issue 16.
+
+For each module it counts
+
+* **code lines**: lines that hold code, without blank lines, comments and docstrings;
+* **defensive lines**: code lines of ``raise`` and ``assert`` statements, of the ``if``/``elif``
+  tests whose body only raises, and every line of a check or hint helper (a function whose name
+  starts with ``check``/``_check``/``validate``/``_validate`` or ends with ``_hint``/``_hints``,
+  or starts with ``_describe``);
+* the longest class, in lines including its docstring.
+
+Usage: ``python tools/code_shape.py [FILE ...]`` (default: the modules of steps 1-5 and ``train``).
+``tests/test_docs_truth.py`` holds the limits of issue 16 with :func:`measure`.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import sys
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ["masks", "layers", "model", "losses", "tiling", "train"]
+HELPER_PREFIXES = ("check", "_check", "validate", "_validate", "_describe")
+HELPER_SUFFIXES = ("_hint", "_hints")
+
+
+@dataclass
+class Shape:
+    path: Path
+    lines: int  # physical lines of the file
+    code_lines: int
+    defensive_lines: int
+    classes: dict[str, int]  # class name: lines, docstring included
+
+    @property
+    def defensive_share(self) -> float:
+        return self.defensive_lines / max(self.code_lines, 1)
+
+
+def _docstring_lines(tree: ast.AST) -> set[int]:
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                if isinstance(body[0].value.value, str):
+                    lines.update(range(body[0].lineno, body[0].end_lineno + 1))
+    return lines
+
+
+def _code_lines(source: str, tree: ast.AST) -> set[int]:
+    lines: set[int] = set()
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+            tokenize.ENCODING, tokenize.ENDMARKER}
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type not in skip:
+            lines.update(range(token.start[0], token.end[0] + 1))
+    return lines - _docstring_lines(tree)
+
+
+def _span(node: ast.AST) -> set[int]:
+    return set(range(node.lineno, node.end_lineno + 1))
+
+
+def _only_raises(body: list[ast.stmt]) -> bool:
+    return all(isinstance(s, ast.Raise) for s in body)
+
+
+def _defensive(tree: ast.AST) -> set[int]:
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Raise, ast.Assert)):
+            lines |= _span(node)
+        elif isinstance(node, ast.If) and _only_raises(node.body):
+            lines |= _span(node.test) | {node.lineno}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if node.name.startswith(HELPER_PREFIXES) or node.name.endswith(HELPER_SUFFIXES):
+                lines |= _span(node)
+                lines |= {d.lineno for d in node.decorator_list}
+    return lines
+
+
+def measure(path: Path) -> Shape:
+    source = path.read_text()
+    tree = ast.parse(source)
+    code = _code_lines(source, tree)
+    classes = {
+        node.name: node.end_lineno - node.lineno + 1
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+    }
+    return Shape(path, len(source.splitlines()), len(code), len(code & _defensive(tree)), classes)
+
+
+def main(argv: list[str]) -> int:
+    paths = [Path(a) for a in argv] or [ROOT / "pconv_lib" / f"{name}.py" for name in DEFAULT]
+    print(f"{'module':<28}{'lines':>7}{'code':>7}{'defence':>9}{'share':>8}  longest class")
+    for path in paths:
+        shape = measure(path)
+        name, size = max(shape.classes.items(), key=lambda kv: kv[1], default=("-", 0))
+        print(f"{path.name:<28}{shape.lines:>7}{shape.code_lines:>7}{shape.defensive_lines:>9}"
+              f"{shape.defensive_share:>8.1%}  {name} ({size})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
