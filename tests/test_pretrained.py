@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -86,3 +88,24 @@ def test_demo_weights_with_nan_are_refused_naming_the_file(tmp_path):
     torch.save(state, broken)
     with pytest.raises(pretrained.DemoModelUnavailable, match=f"{broken}.*NaN or infinite weights.*{name}"):
         pretrained.demo_model(path=broken)
+
+
+def test_the_demo_model_computes_what_it_computed_before_the_redesign():
+    """Issue 16: refactoring the model code must not move the demo model's output by more than
+    1e-5 on the fixed input of ``tools/make_demo_reference.py``, in its fast form (what
+    ``demo_model`` builds) and its readable one (``fast=False``)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tools"))
+    from make_demo_reference import OUT, reference_input
+
+    from pconv_lib.model import build_model
+
+    expected = torch.load(OUT, weights_only=True)["output"]
+    image, mask = reference_input()
+    fast = pretrained.demo_model()
+    readable = build_model(pretrained.load_demo_state()["config"], fast=False)
+    readable.load_state_dict(fast.state_dict())
+    with torch.no_grad():
+        for model in (fast, readable.eval()):
+            torch.testing.assert_close(model(image * mask, mask), expected, atol=1e-5, rtol=0)
