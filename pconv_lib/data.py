@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pconv_lib.errors import BadValue, UnreadableImagesError
 from pconv_lib.files import ImageRejected, check_image_resources, read_image_header
+from pconv_lib.images import image_to_tensor, mask_to_tensor
 from pconv_lib.masks import MaskFolder, random_irregular_mask
 from pconv_lib.photos import sample_photo, sample_photo_names
 
@@ -301,8 +302,8 @@ def _reflect_pad(image: np.ndarray, pad_h: int, pad_w: int) -> np.ndarray:
 
 
 def _to_item(image: np.ndarray, mask: np.ndarray, index: int, path: str) -> dict:
-    image_t = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
-    mask_t = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None]
+    image_t = image_to_tensor(image)[0]
+    mask_t = mask_to_tensor(mask)[0]
     return {
         "image": image_t,
         "mask": mask_t,

@@ -24,6 +24,8 @@ from tqdm.auto import tqdm
 from pconv_lib import masks as mask_lib
 from pconv_lib import predict as predict_lib
 from pconv_lib.errors import BadValue
+from pconv_lib.images import image_to_tensor, mask_to_tensor, tensor_to_image
+from pconv_lib.losses import composite
 
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 METRICS = ("L1", "PSNR", "SSIM")
@@ -86,16 +88,14 @@ def model_inpainter(
 
     def inpaint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         mask = _check_pair(image, mask)
-        x = torch.from_numpy(image).permute(2, 0, 1).float().div(255)[None]
-        m = torch.from_numpy(mask).float()[None, None]
+        x, m = image_to_tensor(image), mask_to_tensor(mask)
         was_training = model.training
         model.eval()
         try:
             out = predict_lib.predict_padded(model, x, m, multiple, device)
         finally:
             model.train(was_training)
-        out = out[0].clamp(0, 1).permute(1, 2, 0).numpy()
-        return np.rint(out * 255).astype(np.uint8)
+        return tensor_to_image(out)
 
     return inpaint
 
@@ -105,12 +105,11 @@ def model_inpainter(
 # --------------------------------------------------------------------------------------------
 
 
-def composite(image: np.ndarray, prediction: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Valid pixels from ``image``, hole pixels from ``prediction`` (all ``uint8`` (H, W, 3))."""
-    mask = _check_pair(image, mask)
-    if prediction.shape != image.shape:
-        raise BadValue(f"prediction shape {prediction.shape} differs from image {image.shape}")
-    return np.where(mask[:, :, None] == 1, image, prediction).astype(np.uint8)
+def composite_images(image: np.ndarray, prediction: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """:func:`pconv_lib.losses.composite` on pictures: ``image``'s valid pixels, ``prediction`` in
+    the holes (``uint8`` (H, W, 3); ``mask`` (H, W), 1 = valid, 0 = hole)."""
+    mixed = composite(image_to_tensor(prediction), image_to_tensor(image), mask_to_tensor(mask))
+    return tensor_to_image(mixed)
 
 
 def image_metrics(truth: np.ndarray, result: np.ndarray) -> dict[str, float]:
@@ -203,7 +202,7 @@ def evaluate_methods(
             )
             holed = mask_lib.apply_mask(image, mask, fill=0)
             for name, inpaint in methods.items():
-                result = composite(image, inpaint(holed, mask), mask)
+                result = composite_images(image, inpaint(holed, mask), mask)
                 for metric, value in image_metrics(image, result).items():
                     sums[name][bucket][metric] += value
             bar.update(1)

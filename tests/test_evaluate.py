@@ -63,7 +63,7 @@ def test_metrics_identity_and_order(photo):
 
 def test_composite_keeps_valid_pixels(photo):
     mask = masks.random_irregular_mask(64, 96, 0)
-    out = evaluate.composite(photo, np.zeros_like(photo), mask)
+    out = evaluate.composite_images(photo, np.zeros_like(photo), mask)
     assert (out[mask == 1] == photo[mask == 1]).all() and (out[mask == 0] == 0).all()
 
 
