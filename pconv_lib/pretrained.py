@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from pconv_lib.errors import DemoModelUnavailable
+from pconv_lib.errors import BadValue, DemoModelUnavailable
 from pconv_lib.model import PConvUNet, build_model
 
 DEMO_NAME = "demo"
@@ -54,18 +54,15 @@ def load_demo_state(path: str | os.PathLike | None = None) -> dict[str, Any]:
         DemoModelUnavailable: the file is missing or is not a readable checkpoint; the message
             says how to get it back.
     """
+    from pconv_lib.checkpoints import load_checkpoint  # below this module: it resolves "demo" here
+
     path = Path(path) if path is not None else DEMO_CHECKPOINT
-    fix = _FIX
     if not path.is_file():
-        raise DemoModelUnavailable(f"demo model not found at {path}: {fix}")
+        raise DemoModelUnavailable(f"demo model not found at {path}: {_FIX}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for broken files
-        reason = type(error).__name__
-        raise DemoModelUnavailable(f"demo model {path} is unreadable ({reason}): {fix}") from error
-    if not isinstance(state, dict) or not {"model", "config"} <= state.keys():
-        raise DemoModelUnavailable(f"demo model {path} is not a pconv checkpoint: {fix}")
-    return state
+        return load_checkpoint(path)
+    except BadValue as error:  # truncated, corrupt, a Git LFS pointer, or not a checkpoint
+        raise DemoModelUnavailable(f"demo model {path} is unreadable ({error.problem}): {_FIX}") from None
 
 
 def demo_model(device: str | torch.device | None = None, path: str | os.PathLike | None = None) -> PConvUNet:
