@@ -89,12 +89,8 @@ def model_inpainter(
     def inpaint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         mask = _check_pair(image, mask)
         x, m = image_to_tensor(image), mask_to_tensor(mask)
-        was_training = model.training
-        model.eval()
-        try:
+        with predict_lib.eval_mode(model):
             out = predict_lib.predict_padded(model, x, m, multiple, device)
-        finally:
-            model.train(was_training)
         return tensor_to_image(out)
 
     return inpaint

@@ -13,8 +13,11 @@ A PConv UNet takes sides that are multiples of ``2**depth``. To run it on any im
 
 Conventions: images are float32 torch tensors (N, 3, H, W) in [0, 1]; masks float32
 (N, 1, H, W) with **1 = valid pixel, 0 = hole**. Compositing (valid pixels from the input) is
-the caller's job: :mod:`pconv_lib.evaluate` and :mod:`pconv_lib.tiling` both do it. These
-functions never change the model's train/eval mode.
+the caller's job: :mod:`pconv_lib.evaluate` and :mod:`pconv_lib.tiling` both do it.
+
+Train/eval mode, one rule for every prediction: the model runs in eval mode (batch norm uses its
+running statistics, so a result never depends on what else is in the batch) and the caller's mode
+is restored afterwards (:func:`eval_mode`).
 
 This module only needs ``torch``: it comes before ``evaluate`` and ``tiling`` in the module order.
 """
@@ -22,16 +25,32 @@ This module only needs ``torch``: it comes before ``evaluate`` and ``tiling`` in
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 
 from pconv_lib.errors import BadValue
 
-__all__ = ["model_device", "pad_to_multiple", "predict_padded", "round_up", "run_model"]
+__all__ = ["eval_mode", "model_device", "pad_to_multiple", "predict_padded", "round_up", "run_model"]
 
 Model = Callable[..., object]
+
+
+@contextmanager
+def eval_mode(model: Model) -> Iterator[None]:
+    """Run the block with ``model`` in eval mode, then restore its train/eval mode (also on error).
+    Anything that is not a ``torch.nn.Module`` (a plain function) is left alone."""
+    if not isinstance(model, torch.nn.Module):
+        yield
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def round_up(value: int, multiple: int) -> int:

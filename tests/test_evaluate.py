@@ -109,3 +109,27 @@ def test_model_inpainter_pads_crops_and_restores_mode(photo):
     assert (out[mask == 0] == 128).all()
     inpaint(photo[:50, :70].copy(), mask[:50, :70].copy())
     assert model.seen == (1, 3, 64, 96)
+
+
+def test_prediction_runs_in_eval_mode_and_restores_the_callers_mode():
+    """One rule for train/eval mode during prediction (issue 16): eval inside, caller's mode after."""
+    import torch
+
+    from pconv_lib.predict import eval_mode
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x, mask):
+            seen.append(self.training)
+            return x
+
+    model = Probe().train()
+    inpaint = evaluate.model_inpainter(model, multiple=8)
+    image = np.zeros((16, 16, 3), np.uint8)
+    inpaint(image, np.ones((16, 16), np.uint8))
+    assert seen == [False] and model.training
+    with pytest.raises(RuntimeError), eval_mode(model):
+        assert not model.training
+        raise RuntimeError("boom")
+    assert model.training
