@@ -1,26 +1,14 @@
-"""Step 5: training data - photos cropped to the training size, each with a random hole mask.
+"""Step 4: training data - photos cropped to the training size, each with a random hole mask.
 
-Every item is a dict of torch tensors (the default ``DataLoader`` collate stacks them)::
+Every item is a dict (the default ``DataLoader`` collate stacks them)::
 
     {"image":  float32 (3, H, W) in [0, 1]   the ground truth I_gt, RGB
      "mask":   float32 (1, H, W), 0.0 / 1.0  1 = valid pixel, 0 = hole (the paper's convention)
      "masked": float32 (3, H, W) in [0, 1]   I_in = image * mask (holes are black)
-     "index":  int                           the item index asked for
-     "path":   str}                          the photo actually used (a name for sample photos)
+     "index":  int, "path": str}             the item asked for, the photo actually used
 
-Reproducibility: the crop, the flip and the mask of item ``i`` come from one NumPy generator
-seeded with ``(seed, epoch, i)``; the same seed, epoch and index give the same item in any
-process or worker. Call :meth:`set_epoch` before each epoch to get new crops and masks.
-
-Photos are read by :func:`load_image`: the header first (a photo over the pixel limit,
-``PCONV_MAX_PIXELS``, or over the free memory is never decoded), then decoded upright (EXIF
-orientation applied). In a dataset, an unreadable, corrupt or oversized photo is skipped with a
-warning naming it. Folder walks (:func:`find_images`) are finite even with symbolic-link loops.
-
-Sources: :class:`InpaintingDataset` reads any directory tree of photos (ImageNet ``train/`` with
-class sub-folders or a flat ``val/``, Places2, Imagenette, your holiday photos);
-:func:`sample_photo_dataset` uses the photos that ship with scikit-image (offline, for CPU runs
-and tests).
+Item ``i`` is a function of ``(seed, epoch, i)`` (call :meth:`set_epoch` each epoch). Unreadable,
+corrupt or oversized photos are skipped with a warning (:func:`load_image` reads the header first).
 """
 
 from __future__ import annotations

@@ -1,25 +1,10 @@
 """Pad, run, crop: one model pass over a whole image, shared by evaluation (step 4) and tiling (step 5).
 
-A PConv UNet takes sides that are multiples of ``2**depth``. To run it on any image:
-
-1. **Pad** the image and its mask, centred, to the next multiple (:func:`pad_to_multiple`):
-   reflect padding where the image is large enough, replicate padding where it is too small to
-   reflect. The mask is padded the same way, so a hole reflected into the border stays a hole
-   (padding the mask with "valid" would turn reflected holes into black valid pixels).
-2. **Zero the holes** of the image (``torch.where``, so NaN or inf in holes cannot leak).
-3. **Run** the model once under ``torch.no_grad()`` (:func:`run_model`): it may return an image
-   or an ``(image, mask)`` tuple; the result comes back as float32 on the CPU.
-4. **Crop** back to the original size (:func:`predict_padded` does 1-4).
-
-Conventions: images are float32 torch tensors (N, 3, H, W) in [0, 1]; masks float32
-(N, 1, H, W) with **1 = valid pixel, 0 = hole**. Compositing (valid pixels from the input) is
-the caller's job: :mod:`pconv_lib.evaluate` and :mod:`pconv_lib.tiling` both do it.
-
-Train/eval mode, one rule for every prediction: the model runs in eval mode (batch norm uses its
-running statistics, so a result never depends on what else is in the batch) and the caller's mode
-is restored afterwards (:func:`eval_mode`).
-
-This module only needs ``torch``: it comes before ``evaluate`` and ``tiling`` in the module order.
+:func:`predict_padded` pads image and mask (centred, reflect; replicate where too small) to a
+multiple of ``2**depth``, zeroes the holes, runs the model once under ``no_grad`` and crops back.
+Images: float32 (N, 3, H, W) in [0, 1]; masks: float32 (N, 1, H, W), 1 = valid, 0 = hole. The
+caller composites. One rule for train/eval mode: :func:`eval_mode` (eval inside, the caller's
+mode restored after).
 """
 
 from __future__ import annotations

@@ -1,40 +1,15 @@
 """Run-time helpers shared by every step: quick mode, device choice, seeding and CPU threads.
 
-Quick mode shrinks image sizes and step counts so that every notebook runs in about a minute on a
-2-core laptop CPU; full mode is what a learner with a GPU runs. The rule (:func:`quick_mode`):
+Quick mode (:func:`quick_mode`): ``CI``/``PCONV_QUICK`` -> quick; else ``PCONV_FULL`` -> full; else
+quick without a CUDA GPU, full with one. Quick sizes run each notebook in about a minute on a
+2-core CPU.
 
-1. ``CI`` or ``PCONV_QUICK`` set to a true value -> quick (tests and CI always run quick);
-2. else ``PCONV_FULL`` set to a true value -> full (force the full version, e.g. on a fast CPU);
-3. else quick when no CUDA GPU is present, full when one is.
+CPU threads (:func:`apply_thread_policy`, applied when ``pconv_lib`` is imported, in any import
+order): as many threads as CPUs this process may use (affinity, cgroup quota), one fewer per core
+that other programs keep busy; ``PCONV_THREADS=N|auto|torch`` overrides. Why and how it was
+measured: ``docs/DESIGN.md`` ("CPU threads") and ``bench/RESULTS.md``.
 
-So a learner who opens the notebooks on a laptop gets minutes, not hours, without setting
-anything, and a learner on a GPU gets the full version.
-
-CPU threads (:func:`apply_thread_policy`, applied when ``pconv_lib`` is imported): torch starts as
-many threads as the machine has cores, even where the process may use fewer (a container's CPU
-quota: Binder, JupyterHub, ``docker --cpus``), and its idle threads spin-wait. While another program
-keeps a core busy (a browser, a video call, a classmate's job), the thread sharing that core falls
-behind, the others burn their time slices spinning for it, and a forward pass of the demo model
-takes 1-2 s instead of 0.1 s (``bench/busy_cpu.py``, ``bench/RESULTS.md``). The policy:
-
-1. threads = the CPUs this process may really use (:func:`usable_cpus`: CPU affinity, and the
-   cgroup v2 ``cpu.max`` / v1 ``cpu.cfs_quota_us`` quota, rounded down, at least 1);
-2. on Linux, while models run: one thread fewer per core that other programs keep busy (measured
-   from ``/proc/stat`` every half second, applied at the next module call, main thread only), back
-   up when they stop. The threads keep torch's spin-waiting, the fastest on free cores; with no
-   more threads than free cores, none of them waits for a thread that lost its core;
-3. ``OMP_WAIT_POLICY=PASSIVE`` set by the user before Python starts (threads sleep while they wait)
-   is respected and then the count is not adapted: measured, it is the most robust choice on a
-   heavily loaded machine but 17-64 % slower than spinning on a quiet one (``bench/RESULTS.md``),
-   so it is not the default;
-4. ``PCONV_THREADS`` overrides the count: a whole number fixes it (no adapting), ``auto`` is the
-   default above, ``torch`` leaves torch's threads alone.
-
-The import order does not matter: the count is set at once if torch is already imported, else
-right after torch is.
-
-This module imports torch only inside its functions, so ``import pconv_lib`` stays cheap and
-``python -m pconv_lib doctor`` can still report a broken torch.
+Torch is imported only inside functions, so ``import pconv_lib`` stays cheap.
 """
 
 from __future__ import annotations
