@@ -1,14 +1,10 @@
-"""Step 1: random irregular masks.
+"""Step 1: random irregular masks (the original Keras course's generator: random lines, circles
+and ellipse arcs drawn with OpenCV; the drawing is the hole).
 
-Convention (the paper's, used everywhere in ``pconv_lib``): **1 = valid pixel, 0 = hole**.
-OpenCV's ``cv2.inpaint`` and scikit-image's ``inpaint_biharmonic`` use the opposite convention
-("nonzero = hole"); convert explicitly with :func:`to_nonzero_hole` / :func:`from_nonzero_hole`.
-
-Masks are 2-D arrays (H, W). Functions here accept ``uint8``/``bool``/``float`` masks whose values
-are exactly 0 and 1, and return ``uint8`` 0/1 unless a ``dtype`` is asked for.
-
-The generator follows the original Keras course: random lines, filled circles and ellipse arcs
-of random thickness, drawn with OpenCV on a blank canvas; the drawing is the hole.
+Convention: **1 = valid pixel, 0 = hole**. OpenCV's ``cv2.inpaint`` and scikit-image use
+"nonzero = hole": convert with :func:`to_nonzero_hole` / :func:`from_nonzero_hole`.
+Masks are (H, W) arrays of exactly 0 and 1 (``uint8``/``bool``/float); results are ``uint8``
+unless a ``dtype`` is asked for.
 """
 
 from __future__ import annotations
@@ -20,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pconv_lib.errors import BadType, BadValue
+from pconv_lib import arg_checks as check
+from pconv_lib.errors import BadValue
 from pconv_lib.files import ImageRejected, check_image_resources, read_image_header
 
 #: The paper's hole-to-image ratio buckets, as half-open intervals (low, high].
@@ -40,11 +37,8 @@ RngLike = int | np.random.Generator | None
 
 def make_rng(rng: RngLike = None) -> np.random.Generator:
     """Return a ``numpy.random.Generator``: ``rng`` itself, or a new one seeded with ``rng``."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or isinstance(rng, (int, np.integer)):
-        return np.random.default_rng(rng)
-    raise BadType(f"rng must be an int seed, a numpy Generator or None, got {type(rng).__name__}")
+    check.check_rng(rng)
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
 # --------------------------------------------------------------------------------------------
@@ -53,36 +47,10 @@ def make_rng(rng: RngLike = None) -> np.random.Generator:
 
 
 def validate_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
-    """Check that ``mask`` is a binary 2-D mask (1 = valid, 0 = hole); return it as ``uint8``.
-
-    Raises:
-        TypeError: if ``mask`` is not a NumPy array.
-        ValueError: if it is not 2-D, or holds values other than 0 and 1 (the message says how to
-            fix a 0/255 mask or a "nonzero = hole" mask).
-    """
-    if not isinstance(mask, np.ndarray):
-        raise BadType(f"{name} must be a numpy array of shape (H, W), got {type(mask).__name__}")
-    if mask.ndim == 3 and mask.shape[2] == 1:
-        mask = mask[:, :, 0]
-    if mask.ndim != 2:
-        raise BadValue(
-            f"{name} must be 2-D (H, W) with 1 = valid, 0 = hole; got shape {mask.shape}. "
-            "For an (H, W, 3) mask, take one channel: mask[:, :, 0]."
-        )
-    if mask.dtype == bool:
-        return mask.astype(np.uint8)
-    values = np.unique(mask)
-    if not np.all(np.isin(values, (0, 1))):
-        shown = ", ".join(str(v) for v in values[:6]) + (" ..." if values.size > 6 else "")
-        hint = (
-            "it looks like a 0/255 image: use (mask > 127).astype(np.uint8)"
-            if set(values.tolist()) <= {0, 255}
-            else "threshold it first, e.g. (mask > 0.5).astype(np.uint8)"
-        )
-        raise BadValue(
-            f"{name} must be binary with 1 = valid, 0 = hole; found values {{{shown}}}: {hint}"
-        )
-    return mask.astype(np.uint8)
+    """Check that ``mask`` is a binary (H, W) or (H, W, 1) NumPy mask (1 = valid, 0 = hole), with
+    :func:`pconv_lib.arg_checks.check_mask_array`; return it as ``uint8`` (H, W)."""
+    check.check_mask_array(mask, name)
+    return (mask[:, :, 0] if mask.ndim == 3 else mask).astype(np.uint8)
 
 
 def to_nonzero_hole(mask: np.ndarray, value: int = 255) -> np.ndarray:
@@ -97,16 +65,14 @@ def to_nonzero_hole(mask: np.ndarray, value: int = 255) -> np.ndarray:
 def from_nonzero_hole(hole_mask: np.ndarray) -> np.ndarray:
     """Convert an OpenCV/scikit-image "nonzero = hole" mask (any dtype) to ``1 = valid`` ``uint8``."""
     hole_mask = np.asarray(hole_mask)
-    if hole_mask.ndim != 2:
-        raise BadValue(f"hole_mask must be 2-D (H, W), got shape {hole_mask.shape}")
+    check.check_2d(hole_mask, "hole_mask")
     return (hole_mask == 0).astype(np.uint8)
 
 
 def as_dtype(mask: np.ndarray, dtype: type | np.dtype) -> np.ndarray:
     """Return a 0/1 ``uint8`` mask as ``dtype`` (``np.uint8``, ``bool`` or a float type)."""
     dtype = np.dtype(dtype)
-    if dtype.kind not in "buif":
-        raise BadType(f"mask dtype must be bool, an integer or a float type, got {dtype}")
+    check.check_mask_dtype(dtype)
     return mask.astype(dtype)
 
 
@@ -127,8 +93,7 @@ def hole_ratio_bucket(ratio: float) -> int | None:
     >>> hole_ratio_bucket(0.1), hole_ratio_bucket(0.1000001), hole_ratio_bucket(0.7)
     (0, 1, None)
     """
-    if not 0.0 <= ratio <= 1.0:
-        raise BadValue(f"a hole ratio lies in [0, 1], got {ratio}")
+    check.check_hole_ratio(ratio)
     for index, (low, high) in enumerate(HOLE_RATIO_BUCKETS):
         if low < ratio <= high:
             return index
@@ -205,11 +170,6 @@ def draw_random_ellipse(canvas: np.ndarray, rng: np.random.Generator, max_size: 
 STROKES = (draw_random_line, draw_random_circle, draw_random_ellipse)
 
 
-def _check_size(height: int, width: int) -> None:
-    if int(height) != height or int(width) != width or height < 1 or width < 1:
-        raise BadValue(f"mask size must be positive integers, got {height}x{width}")
-
-
 def random_irregular_mask(
     height: int,
     width: int,
@@ -231,7 +191,7 @@ def random_irregular_mask(
         (H, W) array, 1 = valid, 0 = hole. Its hole ratio is uncontrolled (typically 5-50 %);
         use :func:`random_mask_in_ratio` to control it.
     """
-    _check_size(height, width)
+    check.check_size(height, width)
     rng = make_rng(rng)
     canvas = np.zeros((height, width), np.uint8)
     size = stroke_size(height, width)
@@ -261,10 +221,13 @@ def random_mask_in_ratio(
         ValueError: for an empty or impossible range, or when no mask was found (tiny images
             cannot make very small ratios: one 3-pixel stroke is already a large share).
     """
-    _check_size(height, width)
-    if not 0.0 <= min_ratio < max_ratio <= 1.0:
-        raise BadValue(f"need 0 <= min_ratio < max_ratio <= 1, got ({min_ratio}, {max_ratio}]")
-    rng = make_rng(rng)
+    check.check_size(height, width)
+    check.check_ratio_range(min_ratio, max_ratio)
+    return _mask_in_ratio(height, width, min_ratio, max_ratio, make_rng(rng), max_tries, dtype)
+
+
+def _mask_in_ratio(height, width, min_ratio, max_ratio, rng, max_tries, dtype) -> np.ndarray:
+    """:func:`random_mask_in_ratio` for checked arguments."""
     size = stroke_size(height, width)
     total = height * width
     for _restart in range(20):
@@ -313,16 +276,15 @@ def random_mask_in_bucket(
     Returns:
         (H, W) array, 1 = valid, 0 = hole, with ``low < hole_ratio(mask) <= high``.
     """
-    if not 0 <= bucket < len(HOLE_RATIO_BUCKETS):
-        raise BadValue(f"bucket must be 0..{len(HOLE_RATIO_BUCKETS) - 1}, got {bucket}")
-    _check_size(height, width)
+    check.check_bucket(bucket, len(HOLE_RATIO_BUCKETS))
+    check.check_size(height, width)
     low, high = HOLE_RATIO_BUCKETS[bucket]
     rng = make_rng(rng)
     target = float(rng.uniform(low, high - _TARGET_MARGIN * (high - low)))
     try:
-        return random_mask_in_ratio(height, width, target, high, rng, max_tries=50, dtype=dtype)
+        return _mask_in_ratio(height, width, target, high, rng, 50, dtype)
     except ValueError:
-        return random_mask_in_ratio(height, width, low, high, rng, dtype=dtype)
+        return _mask_in_ratio(height, width, low, high, rng, 200, dtype)
 
 
 #: Targets stay this share of the bucket's width below its upper edge (the last stroke overshoots).
@@ -332,8 +294,7 @@ _TARGET_MARGIN = 0.2
 def apply_mask(image: np.ndarray, mask: np.ndarray, fill: int | float = 255) -> np.ndarray:
     """Return a copy of ``image`` (H, W[, C]) with the holes of ``mask`` (0 = hole) set to ``fill``."""
     mask = validate_mask(mask)
-    if image.shape[:2] != mask.shape:
-        raise BadValue(f"image {image.shape[:2]} and mask {mask.shape} sizes differ")
+    check.check_same_size(image, mask)
     out = image.copy()
     out[mask == 0] = fill
     return out
@@ -347,8 +308,7 @@ def apply_mask(image: np.ndarray, mask: np.ndarray, fill: int | float = 255) -> 
 def save_mask_png(mask: np.ndarray, path: str | Path) -> Path:
     """Save a ``1 = valid`` mask as a binary 8-bit PNG: valid = 255 (white), hole = 0 (black)."""
     path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise BadValue(f"masks are saved as PNG (lossless); got {path.name}: use a .png name")
+    check.check_png_name(path)
     mask = validate_mask(mask)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), mask * 255):
@@ -387,7 +347,8 @@ def load_mask_png(
         check_image_resources(header, path, bytes_per_pixel=4.0, what="decoding the mask")
     mask = decode_mask_image(path.read_bytes(), holes_are=holes_are, source=str(path))
     if size is not None:
-        mask = resize_mask(mask, size)
+        check.check_size(*size)
+        mask = _resize_nearest(mask, size)
     return mask
 
 
@@ -395,8 +356,7 @@ def decode_mask_image(data: bytes, holes_are: str = "black", source: str = "mask
     """Decode the bytes of a binary mask image file (PNG, BMP, TIFF) to ``uint8`` (H, W),
     1 = valid, 0 = hole. ``source`` names the file in error messages (see :func:`load_mask_png`).
     """
-    if holes_are not in ("black", "white"):
-        raise BadValue(f"holes_are must be 'black' or 'white', got {holes_are!r}")
+    check.check_holes_are(holes_are)
     buffer = np.frombuffer(bytes(data), np.uint8)
     image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
     if image is None:
@@ -426,9 +386,13 @@ def decode_mask_image(data: bytes, holes_are: str = "black", source: str = "mask
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a binary mask to ``(height, width)`` with nearest neighbour (stays binary)."""
+    check.check_size(*size)
+    return _resize_nearest(validate_mask(mask), size)
+
+
+def _resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = size
-    _check_size(height, width)
-    return cv2.resize(validate_mask(mask), (width, height), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
 class MaskFolder:
@@ -470,6 +434,7 @@ def random_mask_transform(
 ) -> np.ndarray:
     """Randomly flip, rotate (any angle, scaled ×1.5 so no corner is empty) and crop a mask to
     (height, width), nearest-neighbour only, as the original course did for mask folders."""
+    check.check_size(height, width)
     rng = make_rng(rng)
     mask = validate_mask(mask)
     if rng.random() < 0.5:
@@ -487,7 +452,7 @@ def random_mask_transform(
     crop_h, crop_w = max(1, int(height * scale)), max(1, int(width * scale))
     top = int(rng.integers(0, h - crop_h + 1))
     left = int(rng.integers(0, w - crop_w + 1))
-    return resize_mask(mask[top : top + crop_h, left : left + crop_w], (height, width))
+    return _resize_nearest(mask[top : top + crop_h, left : left + crop_w], (height, width))
 
 
 def bucket_counts(masks: Sequence[np.ndarray]) -> list[int]:
