@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lib.errors import BadValue
+from pconv_lib.arg_checks import check_padding_mode
 from pconv_lib.tensor_checks import check_layer_inputs, check_mask_values
 
 __all__ = ["PartialConv2d", "check_mask_values", "zero_holes"]
@@ -52,11 +52,7 @@ class PartialConv2d(nn.Conv2d):
 
     def __init__(self, *args, check_mask: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if self.padding_mode != "zeros":
-            raise BadValue(
-                f"PartialConv2d needs padding_mode='zeros' (got {self.padding_mode!r}): the padded "
-                "border is treated as hole; pad the input yourself (F.pad) and pass a mask instead"
-            )
+        check_padding_mode(self.padding_mode)
         self.check_mask = check_mask
 
     def extra_repr(self) -> str:

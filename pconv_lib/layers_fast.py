@@ -24,9 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pconv_lib.errors import BadValue
 from pconv_lib.layers import PartialConv2d, zero_holes
-from pconv_lib.tensor_checks import check_layer_inputs
+from pconv_lib.tensor_checks import check_layer_inputs, check_mask_sum
 
 __all__ = ["FastPartialConv2d"]
 
@@ -194,14 +193,8 @@ class FastPartialConv2d(PartialConv2d):
 
         Only for ``groups=1``. No value check is made on ``mask_sum``.
         """
-        if self.groups != 1:
-            raise BadValue("forward_masked supports groups=1 only; call forward(x, mask)")
-        n, _, h, w = x_masked.shape
-        if tuple(mask_sum.shape) != (n, 1, h, w):
-            raise BadValue(
-                f"mask_sum must be (N, 1, H, W) = ({n}, 1, {h}, {w}), the mask summed over its "
-                f"channels; got {tuple(mask_sum.shape)}"
-            )
+        if self.check_mask:
+            check_mask_sum(self, x_masked, mask_sum)
         kh, kw = self.kernel_size
         ratio, valid = self._ratio_from_channel_sum(mask_sum, self.in_channels * kh * kw, x_masked.dtype)
         return self._scaled_conv(x_masked, ratio, valid, False)

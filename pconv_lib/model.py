@@ -39,10 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lib.errors import BadType, BadValue
+from pconv_lib.arg_checks import check_depth_width, check_hole_fill, check_layer_kind
 from pconv_lib.layers import PartialConv2d, zero_holes
 from pconv_lib.layers_fast import FastPartialConv2d
-from pconv_lib.tensor_checks import check_layer_inputs
+from pconv_lib.tensor_checks import check_unet_inputs
 
 __all__ = [
     "MIN_DEPTH",
@@ -54,9 +54,11 @@ __all__ = [
     "architecture",
     "build_model",
     "concat_skip",
+    "concat_skip_summed",
     "count_parameters",
     "encoder_channels",
     "expected_parameter_count",
+    "hole_fill_buffer",
 ]
 
 MIN_DEPTH = 3
@@ -82,24 +84,9 @@ class LayerSpec(NamedTuple):
     in_scale: int
 
 
-def _check_depth_width(depth: int, width: float) -> None:
-    if isinstance(depth, bool) or not isinstance(depth, int):
-        raise BadType(f"depth must be an int, got {type(depth).__name__}")
-    if not MIN_DEPTH <= depth <= MAX_DEPTH:
-        raise BadValue(
-            f"depth must be between {MIN_DEPTH} and {MAX_DEPTH}, got {depth}: the paper uses 7 "
-            "for 256x256 and 8 for 512x512 images; 3-6 make small CPU models"
-        )
-    if not isinstance(width, (int, float)) or isinstance(width, bool) or not width > 0:
-        raise BadValue(
-            f"width must be a positive number (channel multiplier), got {width!r}; "
-            "1.0 is the paper's model, e.g. 0.125 makes a small CPU model"
-        )
-
-
 def encoder_channels(depth: int, width: float = 1.0) -> list[int]:
     """Output channels of encoder layers 1..depth: 64, 128, 256, 512, ... scaled by ``width``."""
-    _check_depth_width(depth, width)
+    check_depth_width(depth, width, (MIN_DEPTH, MAX_DEPTH))
     base = [64, 128, 256] + [512] * (depth - 3)
     return [max(1, round(c * width)) for c in base]
 
@@ -215,14 +202,23 @@ def concat_skip(x: Tensor, mask: Tensor, skip_x: Tensor, skip_mask: Tensor) -> t
     return features, torch.cat(mask_channels, dim=1)
 
 
-def _size_hint(name: str, size: int, multiple: int, depth: int) -> str:
-    lo = (size // multiple) * multiple
-    hi = lo + multiple
-    options = f"{lo} or {hi}" if lo > 0 else f"{hi}"
-    return (
-        f"{name} {size} is not a multiple of 2**{depth} = {multiple}; use {options} (pad or "
-        "crop), a smaller depth, or pconv_lib.tiling for any size"
-    )
+def concat_skip_summed(h: Tensor, m: Tensor, skip: Tensor, skip_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`concat_skip` for fast blocks: the features already zeroed in their holes and, instead
+    of the per-channel mask, its sum over channels, ``C_h * m + C_skip * skip_mask`` (where(),
+    not a product, zeroes the holes: the last skip is the input image, whose holes may hold NaN)."""
+    h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+    m = F.interpolate(m, scale_factor=2.0, mode="nearest")
+    skip_mask = skip_mask.to(m.dtype)
+    x_masked = torch.cat((zero_holes(h, m), zero_holes(skip, skip_mask)), dim=1)
+    skip_sum = skip_mask * skip.shape[1] if skip_mask.shape[1] == 1 else skip_mask.sum(1, keepdim=True)
+    return x_masked, m * h.shape[1] + skip_sum
+
+
+def hole_fill_buffer(hole_fill: float | Sequence[float], in_channels: int) -> Tensor:
+    """The ``hole_fill`` buffer of an ordinary network: (1, in_channels, 1, 1) float32."""
+    fill = torch.as_tensor(hole_fill, dtype=torch.float32).reshape(-1)
+    check_hole_fill(fill.tolist(), in_channels)
+    return fill.expand(in_channels).reshape(1, -1, 1, 1).clone()
 
 
 class PConvUNet(nn.Module):
@@ -280,8 +276,7 @@ class PConvUNet(nn.Module):
         check_mask: bool = True,
     ) -> None:
         super().__init__()
-        if layer not in LAYERS:
-            raise BadValue(f"layer must be one of {LAYERS}, got {layer!r}")
+        check_layer_kind(layer, LAYERS)
         specs = architecture(depth, width, in_channels, out_channels)
         self.depth = depth
         self.width = float(width)
@@ -293,13 +288,7 @@ class PConvUNet(nn.Module):
         self.encoder = nn.ModuleList(PConvBlock(s, layer, fast) for s in specs[:depth])
         self.decoder = nn.ModuleList(PConvBlock(s, layer, fast) for s in specs[depth:])
         if layer == "ordinary":
-            fill = torch.as_tensor(hole_fill, dtype=torch.float32).reshape(-1)
-            if fill.numel() not in (1, in_channels):
-                raise BadValue(
-                    f"hole_fill must be one value or {in_channels} (one per channel), "
-                    f"got {fill.tolist()}"
-                )
-            self.register_buffer("hole_fill", fill.expand(in_channels).reshape(1, -1, 1, 1).clone())
+            self.register_buffer("hole_fill", hole_fill_buffer(hole_fill, in_channels))
         self._encoder_bn_frozen = False
         if freeze_encoder_bn:
             self.freeze_encoder_bn(True)
@@ -336,33 +325,9 @@ class PConvUNet(nn.Module):
         return self
 
     # ------------------------------------------------------------------ forward
-    def _check_inputs(self, image: Tensor, mask: Tensor) -> None:
-        if not isinstance(image, Tensor) or not isinstance(mask, Tensor):
-            raise BadType(
-                "image and mask must be torch tensors, got "
-                f"{type(image).__name__} and {type(mask).__name__}"
-            )
-        if image.dim() != 4 or image.shape[1] != self.in_channels:
-            raise BadValue(
-                f"image must be (N, {self.in_channels}, H, W), got shape {tuple(image.shape)}; "
-                "for one image use image[None], for (N, H, W, C) use image.permute(0, 3, 1, 2)"
-            )
-        if not image.is_floating_point():
-            raise BadType(
-                f"image must be a floating tensor, got {image.dtype}: use image.float() / 255 "
-                "for uint8 pictures"
-            )
-        _, _, h, w = image.shape
-        multiple = 2**self.depth
-        for name, size in (("height", h), ("width", w)):
-            if size % multiple:
-                raise BadValue(_size_hint(name, size, multiple, self.depth))
-        # the first layer's checks, once for the whole network: dtype, device, shapes, values
-        check_layer_inputs(self.encoder[0].conv, image, mask, values=self.check_mask)
-
     def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Inpaint ``image`` where ``mask`` is 0; returns ``(output, output_mask)``."""
-        self._check_inputs(image, mask)
+        check_unet_inputs(self, image, mask)
         if self.layer == "ordinary":
             # the ablation: holes get a constant colour, and the network never sees the mask
             filled = torch.where(mask != 0, image, self.hole_fill.to(image.dtype))
@@ -398,21 +363,9 @@ class PConvUNet(nn.Module):
             elif not self.fast:  # the paper's decoder, as exercise 03 writes it
                 h, m = block(*concat_skip(h, m, skip, masks[self.depth - 1 - j]))
             else:
-                x_masked, mask_sum = self._masked_concat(h, m, skip, masks[self.depth - 1 - j])
+                x_masked, mask_sum = concat_skip_summed(h, m, skip, masks[self.depth - 1 - j])
                 h, m = block(x_masked, mask_sum=mask_sum)
         return h, m
-
-    @staticmethod
-    def _masked_concat(h: Tensor, m: Tensor, skip: Tensor, skip_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """:func:`concat_skip` for fast blocks: the features already zeroed in their holes and, instead
-        of the per-channel mask, its sum over channels, ``C_h * m + C_skip * skip_mask`` (where(),
-        not a product, zeroes the holes: the last skip is the input image, whose holes may hold NaN)."""
-        h = F.interpolate(h, scale_factor=2.0, mode="nearest")
-        m = F.interpolate(m, scale_factor=2.0, mode="nearest")
-        skip_mask = skip_mask.to(m.dtype)
-        x_masked = torch.cat((zero_holes(h, m), zero_holes(skip, skip_mask)), dim=1)
-        skip_sum = skip_mask * skip.shape[1] if skip_mask.shape[1] == 1 else skip_mask.sum(1, keepdim=True)
-        return x_masked, m * h.shape[1] + skip_sum
 
 
 def build_model(config: Mapping[str, Any] | Any, **overrides: Any) -> PConvUNet:

@@ -1,13 +1,14 @@
-"""Checks of the tensors that enter a partial convolution or the UNet, at the library's boundary.
+"""Checks of the tensors that enter the library (layers, UNet, losses, tiling), at its boundary.
 
 Each check raises ``TypeError``/``ValueError`` with one message that says what was wrong and how
-to fix it. The layers call :func:`check_layer_inputs` once, first thing (``check_mask=True``, the
-default for a layer used on its own); :class:`pconv_lib.model.PConvUNet` calls it once for the
-whole network, so its inner layers never check. While ``torch.compile`` traces, the value check
-(which needs the tensor's values on the host) is skipped: validate masks on the data side with
-:func:`check_mask_values` instead, as :class:`pconv_lib.train.Trainer` does.
+to fix it. A layer used on its own calls :func:`check_layer_inputs` first thing; the UNet calls
+:func:`check_unet_inputs` once for the whole network (its layers never check), ``PConvLoss``
+calls :func:`check_loss_inputs` once per call. While ``torch.compile`` traces, the mask value
+check (it needs the values on the host) is skipped: validate masks on the data side with
+:func:`check_mask_values`, as :class:`pconv_lib.train.Trainer` does.
 
-Mask convention: ``1 = valid pixel, 0 = hole``.
+Mask convention: ``1 = valid pixel, 0 = hole``; the 0/1 rule is
+:func:`pconv_lib.arg_checks.check_binary_mask`.
 """
 
 from __future__ import annotations
@@ -15,34 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from pconv_lib.arg_checks import check_binary_mask
 from pconv_lib.errors import BadType, BadValue
-
-
-def _describe_values(mask: Tensor, limit: int = 6) -> str:
-    """The distinct values of ``mask`` as ``{0, 255}`` (at most ``limit`` of them)."""
-    values = torch.unique(mask.detach().float().cpu())
-    shown = [f"{v:g}" for v in values[:limit].tolist()]
-    if values.numel() > limit:
-        shown.append(f"... ({values.numel()} distinct values)")
-    return "{" + ", ".join(shown) + "}"
-
-
-def _binary_hint(mask: Tensor) -> str:
-    """How to turn a non-binary mask into a 1 = valid / 0 = hole one."""
-    m = mask.detach().float()
-    if torch.isnan(m).any():
-        return "the mask contains NaN: build it from a binary image"
-    lo, hi = m.min().item(), m.max().item()
-    if lo >= 0 and hi == 255 and bool(((m == 0) | (m == 255)).all()):
-        return "divide by 255 (mask / 255)"
-    if lo >= 0 and hi > 1:
-        return f"scale to [0, 1] (mask / {hi:g}) and threshold, e.g. (mask > 0.5).float()"
-    if lo < 0:
-        return "negative values are not a mask: use 1.0 for valid pixels, 0.0 for holes"
-    return (
-        "threshold it, e.g. (mask > 0.5).float(); resize masks with nearest neighbour only "
-        "(bilinear resizing creates in-between values)"
-    )
 
 
 def _autocast_on(device_type: str) -> bool:
@@ -53,20 +28,16 @@ def _autocast_on(device_type: str) -> bool:
 
 
 def check_mask_values(mask: Tensor) -> None:
-    """Raise ``ValueError`` unless every value of ``mask`` is exactly 0.0 or 1.0 (1 = valid, 0 = hole).
+    """Raise ``ValueError`` unless every value of ``mask`` is exactly 0.0 or 1.0 (1 = valid, 0 = hole):
+    :func:`pconv_lib.arg_checks.check_binary_mask`, the library's one 0/1 rule, for a tensor.
 
-    One pass over the mask. On a GPU tensor it waits for the GPU (``bool(...)`` needs the
-    answer on the host): call it on the CPU batch, once per batch, on the data side, and run
-    the model with ``check_mask=False`` (or compiled, which skips the per-forward check).
-    The message names the values found and how to fix them (e.g. divide a 0/255 mask by 255).
+    On a GPU tensor it waits for the GPU (``bool(...)`` needs the answer on the host): call it on
+    the CPU batch, once per batch, on the data side, and run the model with ``check_mask=False``
+    (or compiled, which skips the per-forward check).
     """
     if not isinstance(mask, Tensor):
         raise BadType(f"mask must be a torch.Tensor, got {type(mask).__name__}")
-    if bool(((mask != 0) & (mask != 1)).any()):
-        raise BadValue(
-            f"mask must be 1 = valid, 0 = hole; got values in {_describe_values(mask)}",
-            hint=f"{_binary_hint(mask)} (or set check_mask=False to skip this check)",
-        )
+    check_binary_mask(mask, off_switch=" (or set check_mask=False to skip this check)")
 
 
 def check_layer_input(layer: nn.Conv2d, x: Tensor) -> None:
@@ -132,3 +103,79 @@ def check_layer_inputs(layer: nn.Conv2d, x: Tensor, mask: Tensor | None, values:
     check_layer_input(layer, x)
     if mask is not None:
         check_layer_mask(x, mask, values)
+
+
+def check_mask_sum(layer: nn.Conv2d, x_masked: Tensor, mask_sum: Tensor) -> None:
+    """:meth:`~pconv_lib.layers_fast.FastPartialConv2d.forward_masked`: ``groups=1`` and a
+    (N, 1, H, W) ``mask_sum``."""
+    if layer.groups != 1:
+        raise BadValue("forward_masked supports groups=1 only; call forward(x, mask)")
+    n, _, h, w = x_masked.shape
+    if tuple(mask_sum.shape) != (n, 1, h, w):
+        raise BadValue(
+            f"mask_sum must be (N, 1, H, W) = ({n}, 1, {h}, {w}), the mask summed over its "
+            f"channels; got {tuple(mask_sum.shape)}"
+        )
+
+
+def _size_hint(name: str, size: int, multiple: int, depth: int) -> str:
+    lo = (size // multiple) * multiple
+    options = f"{lo} or {lo + multiple}" if lo > 0 else f"{lo + multiple}"
+    return (
+        f"{name} {size} is not a multiple of 2**{depth} = {multiple}; use {options} (pad or "
+        "crop), a smaller depth, or pconv_lib.tiling for any size"
+    )
+
+
+def check_unet_inputs(unet: nn.Module, image: Tensor, mask: Tensor) -> None:
+    """What :class:`pconv_lib.model.PConvUNet` needs of ``image`` and ``mask``: tensors, the
+    image (N, in_channels, H, W) float with H and W multiples of ``2**depth``, then the first
+    layer's checks (dtype, device, mask shape, and mask values if ``unet.check_mask``)."""
+    if not isinstance(image, Tensor) or not isinstance(mask, Tensor):
+        raise BadType(
+            "image and mask must be torch tensors, got "
+            f"{type(image).__name__} and {type(mask).__name__}"
+        )
+    if image.dim() != 4 or image.shape[1] != unet.in_channels:
+        raise BadValue(
+            f"image must be (N, {unet.in_channels}, H, W), got shape {tuple(image.shape)}; "
+            "for one image use image[None], for (N, H, W, C) use image.permute(0, 3, 1, 2)"
+        )
+    if not image.is_floating_point():
+        raise BadType(
+            f"image must be a floating tensor, got {image.dtype}: use image.float() / 255 "
+            "for uint8 pictures"
+        )
+    multiple = 2**unet.depth
+    for name, size in (("height", image.shape[2]), ("width", image.shape[3])):
+        if size % multiple:
+            raise BadValue(_size_hint(name, size, multiple, unet.depth))
+    check_layer_inputs(unet.encoder[0].conv, image, mask, values=unet.check_mask)
+
+
+def check_loss_inputs(output: Tensor, target: Tensor, mask: Tensor, image_in: Tensor | None = None) -> None:
+    """``output``, ``target`` (and ``image_in``) (N, C, H, W) of one shape; ``mask`` (N, 1|C, H, W)."""
+    for other in (target,) if image_in is None else (target, image_in):
+        if output.ndim != 4 or output.shape != other.shape:
+            raise BadValue(
+                "output and target must be (N, C, H, W) tensors of the same shape, got "
+                f"{tuple(output.shape)} and {tuple(other.shape)}"
+            )
+    if not isinstance(mask, Tensor):
+        raise BadType(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+    n, c, h, w = output.shape
+    if mask.ndim != 4 or mask.shape[0] != n or mask.shape[1] not in (1, c) or mask.shape[2:] != (h, w):
+        raise BadValue(
+            f"mask must be (N, 1, H, W) or (N, {c}, H, W) matching the image "
+            f"{tuple(output.shape)} (1 = valid, 0 = hole), got {tuple(mask.shape)}"
+        )
+
+
+def check_rgb_batch(images: Tensor) -> None:
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise BadValue(f"VGG16 features need RGB images of shape (N, 3, H, W), got {tuple(images.shape)}")
+
+
+def check_features(features: Tensor) -> None:
+    if features.ndim not in (3, 4):
+        raise BadValue(f"gram_matrix needs (N, C, H, W) or (C, H, W) features, got {tuple(features.shape)}")
