@@ -31,10 +31,11 @@ def check_binary_mask(mask, name: str = "mask", off_switch: str = "") -> None:
     ``off_switch`` ends the hint (the layers say how to skip their check).
     """
     if bool(((mask != 0) & (mask != 1)).any()):
-        values = _distinct_values(mask)
+        values, numpy = _distinct_values(mask), isinstance(mask, np.ndarray)
+        found = "found values" if numpy else "got values in"
         raise BadValue(
-            f"{name} must be binary with 1 = valid, 0 = hole; got values in {_describe_values(values)}",
-            hint=_binary_hint(values, numpy=isinstance(mask, np.ndarray)) + off_switch,
+            f"{name} must be binary with 1 = valid, 0 = hole; {found} {_describe_values(values)}",
+            hint=_binary_hint(values, numpy) + off_switch,
         )
 
 
@@ -277,3 +278,9 @@ def check_chunks(chunk: object, overlap: object) -> None:
 def check_band(band: float) -> None:
     if not band > 0:
         raise BadValue(f"band must be a positive number of pixels, got {band!r}")
+
+
+def check_type(name: str, value: object, cls: type, optional: bool = False) -> None:
+    """``value`` is a ``cls`` (or None when ``optional``)."""
+    if not (isinstance(value, cls) or (optional and value is None)):
+        raise BadType(f"{name} must be a {cls.__name__}, got {type(value).__name__}")

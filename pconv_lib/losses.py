@@ -37,7 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pconv_lib.arg_checks import check_feature_lists, check_loss_weights, check_type
 from pconv_lib.errors import BadType, BadValue, WeightsNotFoundError
+from pconv_lib.tensor_checks import check_features, check_loss_inputs, check_rgb_batch
 
 #: ImageNet normalisation used by torchvision's VGG16 (RGB, images in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -72,9 +74,7 @@ class LossWeights:
     tv: float = 0.1
 
     def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
-                raise BadValue(f"loss weight {name} must be a finite number >= 0, got {value!r}")
+        check_loss_weights(asdict(self))
 
     @classmethod
     def paper(cls) -> LossWeights:
@@ -117,7 +117,6 @@ def _vgg16_pool3_layers() -> nn.Sequential:
             layers += [nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(inplace=False)]
             in_channels = channels
         layers.append(nn.MaxPool2d(2, 2))
-    assert len(layers) == VGG16_POOL3_LAYERS
     for module in layers:  # torchvision's VGG initialisation
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -158,10 +157,7 @@ class VGG16Features(nn.Module):
         return super().train(False)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise BadValue(
-                f"VGG16 features need RGB images of shape (N, 3, H, W), got {tuple(images.shape)}"
-            )
+        check_rgb_batch(images)
         x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
         outputs = []
         for index, layer in enumerate(self.features):
@@ -223,8 +219,6 @@ def load_vgg16_pool3_state_dict(path: str | os.PathLike) -> dict[str, torch.Tens
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(_missing_weights_message(path, explicit=True))
-    if path.is_dir():
-        raise BadValue(f"VGG16 weights {path} is a folder; name the {VGG16_IMAGENET_FILENAME} file in it")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for files that are not weights
@@ -316,39 +310,13 @@ def vgg16_feature_extractor(
 # --------------------------------------------------------------------------------------------
 
 
-def _check_images(output: torch.Tensor, target: torch.Tensor) -> None:
-    if output.ndim != 4 or output.shape != target.shape:
-        raise BadValue(
-            "output and target must be (N, C, H, W) tensors of the same shape, got "
-            f"{tuple(output.shape)} and {tuple(target.shape)}"
-        )
-
-
-def _check_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """Validate a (N, 1|C, H, W) mask against (N, C, H, W) ``image``; return it as image dtype."""
-    if not isinstance(mask, torch.Tensor):
-        raise BadType(f"mask must be a torch.Tensor, got {type(mask).__name__}")
-    if (
-        mask.ndim != 4
-        or mask.shape[0] != image.shape[0]
-        or mask.shape[1] not in (1, image.shape[1])
-        or mask.shape[2:] != image.shape[2:]
-    ):
-        raise BadValue(
-            f"mask must be (N, 1, H, W) or (N, {image.shape[1]}, H, W) matching the image "
-            f"{tuple(image.shape)} (1 = valid, 0 = hole), got {tuple(mask.shape)}"
-        )
-    return mask.to(image.dtype)
-
-
 def composite(output: torch.Tensor, image_in: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``I_comp = M ⊙ I_in + (1 − M) ⊙ I_out``: the input's valid pixels, the output in holes.
 
     ``output`` and ``image_in``: (N, C, H, W); ``mask``: (N, 1, H, W) or (N, C, H, W),
-    1 = valid, 0 = hole. Returns (N, C, H, W).
+    1 = valid, 0 = hole. Returns (N, C, H, W). Unchecked: :class:`PConvLoss` checks its inputs.
     """
-    _check_images(output, image_in)
-    mask = _check_mask(mask, output)
+    mask = mask.to(output.dtype)
     return mask * image_in + (1 - mask) * output
 
 
@@ -359,15 +327,13 @@ def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def hole_loss(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``L_hole = mean |(1 − M) ⊙ (I_out − I_gt)|`` over all N·C·H·W elements (1 = valid)."""
-    _check_images(output, target)
-    mask = _check_mask(mask, output).float()
+    mask = mask.to(output.dtype).float()
     return ((1 - mask) * (output.float() - target.float())).abs().mean()
 
 
 def valid_loss(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``L_valid = mean |M ⊙ (I_out − I_gt)|`` over all N·C·H·W elements (1 = valid)."""
-    _check_images(output, target)
-    mask = _check_mask(mask, output).float()
+    mask = mask.to(output.dtype).float()
     return (mask * (output.float() - target.float())).abs().mean()
 
 
@@ -382,10 +348,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
         float32 (N, C, C) (or (C, C) for an unbatched input), symmetric positive semi-definite.
         Entry ``[c, d]`` is ``Σ_{y,x} F[c, y, x] F[d, y, x] / (C·H·W)``.
     """
-    if features.ndim not in (3, 4):
-        raise BadValue(
-            f"gram_matrix needs (N, C, H, W) or (C, H, W) features, got {tuple(features.shape)}"
-        )
+    check_features(features)
     unbatched = features.ndim == 3
     if unbatched:
         features = features.unsqueeze(0)
@@ -394,12 +357,6 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
         flat = features.float().reshape(n, c, h * w)
         gram = torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
     return gram[0] if unbatched else gram
-
-
-def _check_feature_lists(*lists: Sequence[torch.Tensor]) -> None:
-    lengths = {len(lst) for lst in lists}
-    if len(lengths) != 1 or 0 in lengths:
-        raise BadValue(f"feature lists must be non-empty and of equal length, got {lengths}")
 
 
 def perceptual_loss(
@@ -412,7 +369,7 @@ def perceptual_loss(
     Each argument is the list returned by :class:`VGG16Features` (pool1, pool2, pool3) for
     ``I_out``, ``I_comp`` and ``I_gt``. Returns a float32 scalar.
     """
-    _check_feature_lists(output_features, comp_features, target_features)
+    check_feature_lists(output_features, comp_features, target_features)
     total = output_features[0].new_zeros((), dtype=torch.float32)
     for out, comp, gt in zip(output_features, comp_features, target_features, strict=True):
         total = total + _l1(out, gt) + _l1(comp, gt)
@@ -427,7 +384,7 @@ def style_loss(
     Call it with the features of ``I_out`` for ``L_style_out`` and of ``I_comp`` for
     ``L_style_comp``.
     """
-    _check_feature_lists(features, target_features)
+    check_feature_lists(features, target_features)
     total = features[0].new_zeros((), dtype=torch.float32)
     for feat, gt in zip(features, target_features, strict=True):
         total = total + _l1(gram_matrix(feat), gram_matrix(gt))
@@ -464,9 +421,6 @@ def total_variation_loss(comp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     Returns:
         float32 scalar ≥ 0; zero when there are no holes.
     """
-    if comp.ndim != 4:
-        raise BadValue(f"comp must be (N, C, H, W), got {tuple(comp.shape)}")
-    mask = _check_mask(mask, comp)
     region = dilated_hole_region(mask)
     comp = comp.float()
     both_x = region[..., :, 1:] * region[..., :, :-1]
@@ -519,8 +473,7 @@ class PConvLoss(nn.Module):
         vgg_weights: WeightsSpec = "imagenet",
     ) -> None:
         super().__init__()
-        if weights is not None and not isinstance(weights, LossWeights):
-            raise BadType(f"weights must be a LossWeights, got {type(weights).__name__}")
+        check_type("weights", weights, LossWeights, optional=True)
         self.weights = weights or LossWeights()
         self.vgg: nn.Module | None = None
         if self.weights.needs_vgg:
@@ -533,8 +486,8 @@ class PConvLoss(nn.Module):
         mask: torch.Tensor,
         image_in: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        _check_images(output, target)
-        mask = _check_mask(mask, output)
+        check_loss_inputs(output, target, mask, image_in)
+        mask = mask.to(output.dtype)
         image_in = target if image_in is None else image_in
         comp = composite(output, image_in, mask)
 

@@ -170,11 +170,17 @@ def test_hole_term_sees_only_holes_and_valid_term_only_valid_pixels(seed):
 
 
 def test_bad_mask_shape_is_a_clear_error():
+    """The loss checks its inputs once, at its entry (the term functions are unchecked math)."""
     output, target, _ = make_batch(size=8)
+    loss = PConvLoss(LossWeights.pixel_only())
     with pytest.raises(ValueError, match="mask must be"):
-        hole_loss(output, target, torch.ones(2, 2, 8, 8))
+        loss(output, target, torch.ones(2, 2, 8, 8))
     with pytest.raises(ValueError, match="same shape"):
-        valid_loss(output, target[:, :, :4], torch.ones(2, 1, 8, 8))
+        loss(output, target[:, :, :4], torch.ones(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="same shape"):
+        loss(output, target, torch.ones(2, 1, 8, 8), image_in=target[:, :, :4])
+    with pytest.raises(TypeError, match="mask must be a torch.Tensor"):
+        loss(output, target, np.ones((2, 1, 8, 8)))
 
 
 # ---------------------------------------------------------------------------------------------
