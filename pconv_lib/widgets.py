@@ -4,10 +4,12 @@
 "Inpaint" to run a ``predict_fn(image_uint8, mask) -> uint8 image`` (for example a lambda around
 :func:`pconv_lib.tiling.predict_tiled`); the result appears beside the photo.
 
-How it works: **the mask lives in NumPy** (``painter.mask``, ``uint8`` (H, W), 1 = valid,
-0 = hole). Mouse events only deliver coordinates; the Python handlers (:meth:`MaskPainter.press`,
-:meth:`~MaskPainter.drag`, :meth:`~MaskPainter.release`) draw discs and thick line segments into
-the mask with OpenCV, and the canvas is only a view: the photo with the holes tinted is sent with
+How it works: **the mask lives in NumPy**, in a :class:`pconv_lib.mask_editor.MaskEditor`
+(``painter.editor``; ``painter.mask`` is its ``uint8`` (H, W) mask, 1 = valid, 0 = hole; strokes,
+undo/redo, clear and loading are there, testable without Jupyter). Mouse events only deliver
+coordinates; the Python handlers (:meth:`MaskPainter.press`, :meth:`~MaskPainter.drag`,
+:meth:`~MaskPainter.release`) pass them to the editor, which draws discs and thick line segments
+into the mask with OpenCV, and the canvas is only a view: the photo with the holes tinted is sent with
 ``put_image_data`` (only the changed rectangle while painting). Pixels are never read back from the
 browser (no ``sync_image_data`` / ``get_image_data``), so the mask is exact and everything works
 without a browser: tests and nbval drive the same methods, and :func:`mask_from_strokes`,
@@ -42,7 +44,11 @@ plus a coarse pass on a downscaled copy when the painted holes are wider than th
 (chosen from the mask: no dark blotches inside large holes); a 600x400 photo took 0.6 s on 2 CPU
 cores, 1.0 s with one of them kept busy by another program (the demo model already loaded). If
 that file is missing or unreadable it falls back to OpenCV's Telea inpainting and says so in one
-line (``painter.notice`` and the status line). While "Inpaint" works, the status line says what it
+line (``painter.notice`` and the status line). The first forward pass of a model pays the kernels'
+warm-up (5.8 s against 0.5 s after, measured on a first click), so a painter with the default
+inpainter loads the demo model and runs it once on a 128x128 input in a background thread as it
+is made (the status line says "warming up the model..."); an "Inpaint" click meanwhile waits for
+it, and inpainting never runs twice at once (a lock). While "Inpaint" works, the status line says what it
 is doing (and the button is disabled); afterwards, how long it took.
 
 The command line's rules hold here too (checked when the painter is made or the control used, one
@@ -61,16 +67,24 @@ cleared, so the result shown always belongs to the mask shown (the status line t
 
 from __future__ import annotations
 
-from collections import deque
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 
 import cv2
 import ipywidgets as widgets
 import numpy as np
 
-from pconv_lib import masks as masks_lib
 from pconv_lib.errors import BadType, BadValue
+from pconv_lib.mask_editor import (  # noqa: F401  (re-exported: the names notebooks use)
+    MAX_BRUSH,
+    MIN_BRUSH,
+    MaskEditor,
+    Point,
+    mask_from_png,
+    mask_from_png_bytes,
+    mask_from_strokes,
+)
 
 try:  # ipycanvas is optional at run time: fall back to ipywidgets.Image views without it.
     import ipycanvas
@@ -79,111 +93,57 @@ except ImportError:  # pragma: no cover - exercised only where ipycanvas is miss
 
 __all__ = ["MaskPainter", "demo_inpainter", "mask_from_png", "mask_from_strokes", "mask_from_png_bytes"]
 
-Point = tuple[float, float]
 PredictFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 #: Colour (RGB) that tints hole pixels in the view, and how strongly (0..1).
 HOLE_TINT = (255, 0, 255)
 HOLE_ALPHA = 0.6
-#: Brush radius limits in pixels (the slider's range; other values are refused).
-MIN_BRUSH, MAX_BRUSH = 1, 256
 #: Photos with a longer side are downscaled (area averaging) for the painter, with a notice.
 MAX_SIDE = 2048
 
 
-# --------------------------------------------------------------------------------------------
-# Masks without a mouse
-# --------------------------------------------------------------------------------------------
-
-
-def _check_brush(brush: int) -> int:
-    whole = isinstance(brush, (int, np.integer)) and not isinstance(brush, bool)
-    if not whole or not MIN_BRUSH <= brush <= MAX_BRUSH:
-        raise BadValue(
-            f"brush must be a whole number of pixels from {MIN_BRUSH} to {MAX_BRUSH} (the radius), "
-            f"got {brush!r}"
-        )
-    return int(brush)
-
-
-def _pt(x: float, y: float) -> tuple[int, int]:
-    return int(round(float(x))), int(round(float(y)))
-
-
-def _paint_segment(
-    mask: np.ndarray, p0: Point, p1: Point, brush: int, value: int
-) -> tuple[int, int, int, int]:
-    """Draw a disc at ``p1`` and a thick segment ``p0``→``p1`` (radius ``brush``) with ``value``
-    into ``mask`` in place; return the touched rectangle (top, left, bottom, right), clipped."""
-    a, b = _pt(*p0), _pt(*p1)
-    cv2.circle(mask, b, brush, value, thickness=-1, lineType=cv2.LINE_8)
-    if a != b:
-        cv2.circle(mask, a, brush, value, thickness=-1, lineType=cv2.LINE_8)
-        cv2.line(mask, a, b, value, thickness=2 * brush + 1, lineType=cv2.LINE_8)
-    height, width = mask.shape
-    top = max(0, min(a[1], b[1]) - brush - 1)
-    left = max(0, min(a[0], b[0]) - brush - 1)
-    bottom = min(height, max(a[1], b[1]) + brush + 2)
-    right = min(width, max(a[0], b[0]) + brush + 2)
-    return top, left, bottom, right
-
-
-def mask_from_strokes(
-    shape: tuple[int, ...], strokes: Iterable[Sequence[Point]], brush: int = 12
-) -> np.ndarray:
-    """Paint ``strokes`` as holes on an all-valid mask, exactly as the mouse would.
-
-    Args:
-        shape: (H, W) or an image shape (H, W, C).
-        strokes: a list of strokes, each a list of (x, y) points (x = column, y = row); a stroke
-            of one point is a disc, longer strokes are thick polylines.
-        brush: brush radius in pixels (the stroke is ``2 * brush + 1`` wide).
-
-    Returns:
-        ``uint8`` (H, W), 1 = valid, 0 = hole.
-    """
-    brush = _check_brush(brush)
-    height, width = int(shape[0]), int(shape[1])
-    mask = np.ones((height, width), np.uint8)
-    for stroke in strokes:
-        points = list(stroke)
-        if not points:
-            continue
-        prev = points[0]
-        for point in points:
-            _paint_segment(mask, prev, point, brush, 0)
-            prev = point
-    return mask
-
-
-def mask_from_png_bytes(data: bytes, holes_are: str = "black") -> np.ndarray:
-    """Decode a binary mask image (PNG bytes) to ``uint8`` (H, W), 1 = valid, 0 = hole.
-
-    The file must be grey (or colour with equal channels) and hold only 0/255 (or 0/1): black =
-    hole, white = valid (``holes_are="white"`` for the opposite). Raises ``ValueError`` naming
-    the problem for undecodable or non-binary images (JPEG or bilinear resizing make grey edges).
-    """
-    return masks_lib.decode_mask_image(data, holes_are=holes_are, source="uploaded mask")
-
-
-def mask_from_png(path: str | Path, holes_are: str = "black") -> np.ndarray:
-    """Read a binary mask PNG file (black = hole) as ``uint8`` (H, W), 1 = valid, 0 = hole."""
-    return masks_lib.load_mask_png(path, holes_are=holes_are)
-
-
 _DEMO_CACHE: dict[str, object] = {}
+#: Held while the shared demo model loads, warms up or inpaints, and during every "Inpaint":
+#: never two at once (a click during the warm-up waits for it).
+_MODEL_LOCK = threading.RLock()
+#: The warm-up runs the demo model once on a (1, 3, WARM_UP_SIZE, WARM_UP_SIZE) input.
+WARM_UP_SIZE = 128
+WARMING_UP = "warming up the model..."
 
 
 def _demo_model_once():
     """The demo model, loaded at the first call of this kernel and reused (or the error message)."""
     from pconv_lib import pretrained
 
-    if "model" not in _DEMO_CACHE:
-        try:
-            _DEMO_CACHE["model"] = pretrained.demo_model()
-        except pretrained.DemoModelUnavailable as error:
-            return None, str(error)  # not cached: a repaired install works without a restart
-    return _DEMO_CACHE["model"], None
+    with _MODEL_LOCK:
+        if "model" not in _DEMO_CACHE:
+            try:
+                _DEMO_CACHE["model"] = pretrained.demo_model()
+            except pretrained.DemoModelUnavailable as error:
+                return None, str(error)  # not cached: a repaired install works without a restart
+        return _DEMO_CACHE["model"], None
+
+
+def _warm_up_model(model) -> None:
+    """One forward pass under ``torch.no_grad`` on a grey WARM_UP_SIZE square with a hole in the
+    middle: the kernels' first-call cost is paid here, not by the first "Inpaint" click."""
+    import torch
+
+    side = WARM_UP_SIZE
+    image = torch.full((1, 3, side, side), 0.5)
+    mask = torch.ones((1, 1, side, side))
+    mask[..., side // 4 : 3 * side // 4, side // 4 : 3 * side // 4] = 0
+    with torch.no_grad():
+        model(image, mask)
+
+
+def _warm_up_demo_model() -> None:
+    """Load the demo model (once per kernel) and warm it up (once per kernel), under the lock."""
+    with _MODEL_LOCK:
+        model, _ = _demo_model_once()
+        if model is not None and _DEMO_CACHE.get("warm") is not model:
+            _warm_up_model(model)
+            _DEMO_CACHE["warm"] = model
 
 
 def demo_inpainter(tile_size: int = 256, overlap: int = 64) -> tuple[PredictFn, str | None]:
@@ -223,13 +183,17 @@ def _png_bytes(rgb: np.ndarray) -> bytes:
 
 
 class MaskPainter:
-    """A photo you paint holes on, with brush, eraser, undo, clear, upload, random and inpaint.
+    """A photo you paint holes on, with brush, eraser, undo, redo, clear, upload, random and inpaint.
+
+    The view and controller of a :class:`~pconv_lib.mask_editor.MaskEditor` (``painter.editor``):
+    canvas events and buttons become editor calls, and the editor's mask is drawn.
 
     Args:
         image: the photo, ``uint8`` (H, W, 3) RGB.
         predict_fn: ``predict_fn(image, mask) -> uint8 (H, W, 3)`` run by "Inpaint" and
             :meth:`run`; it receives copies of the photo and of the mask (1 = valid, 0 = hole).
-            ``None`` (default): :func:`demo_inpainter`, loaded at the first "Inpaint".
+            ``None`` (default): :func:`demo_inpainter`; the demo model is loaded and warmed up
+            in a background thread as the painter is made (:meth:`wait_until_ready`).
         brush: brush radius in pixels.
         max_undo: how many steps :meth:`undo` can go back (older ones are dropped).
         use_canvas: ``None`` uses ipycanvas when installed; ``False`` forces the plain image view.
@@ -238,7 +202,7 @@ class MaskPainter:
             photo's width); panels also shrink to half the available width.
 
     Attributes:
-        mask: ``uint8`` (H, W), 1 = valid, 0 = hole; the single source of truth.
+        mask: ``uint8`` (H, W), 1 = valid, 0 = hole; the single source of truth (``editor.mask``).
         result: the last inpainted image (``uint8`` (H, W, 3)) or ``None``.
         strokes: the strokes on the current mask, each ``(points, brush, eraser)``.
         widget: the ipywidgets box to display (displaying the painter shows it).
@@ -266,18 +230,10 @@ class MaskPainter:
         self.notice: str | None = None
         image = self._fit_photo(image)
         self.image = np.ascontiguousarray(image)
-        self.height, self.width = image.shape[:2]
-        self.mask = np.ones((self.height, self.width), np.uint8)
+        self.editor = MaskEditor(*image.shape[:2], brush=brush, max_undo=max_undo, seed=seed)
         self.result: np.ndarray | None = None
         self.predict_fn = predict_fn
-        self._uploaded: tuple[bytes, np.ndarray] | None = None  # the last upload and the mask it gave
         self.max_view_width = int(max_view_width) if max_view_width else self.width
-        self.brush = _check_brush(brush)
-        self.eraser = False
-        self.strokes: list[tuple[list[tuple[int, int]], int, bool]] = []
-        self._history: deque = deque(maxlen=max_undo)
-        self._current: list[tuple[int, int]] | None = None
-        self._rng = np.random.default_rng(seed)
         if use_canvas is None:
             use_canvas = ipycanvas is not None
         if use_canvas and ipycanvas is None:
@@ -285,8 +241,42 @@ class MaskPainter:
         self.uses_canvas = bool(use_canvas)
         self._build_widgets()
         self._redraw()
-        if self.notice:
+        self._warm_up: threading.Thread | None = None
+        if predict_fn is None and "warm" not in _DEMO_CACHE:
+            self._warm_up = threading.Thread(
+                target=self._warm_up_in_background, name="pconv-warm-up", daemon=True
+            )
+            self._update_status("; ".join(n for n in (self.notice, WARMING_UP) if n))
+            self._warm_up.start()
+        elif self.notice:
             self._update_status(self.notice)
+
+    # ---- the editor's state, as attributes ------------------------------------------------
+
+    @property
+    def mask(self) -> np.ndarray:
+        """``uint8`` (H, W), 1 = valid, 0 = hole (the editor's; replace it with :meth:`set_mask`)."""
+        return self.editor.mask
+
+    @property
+    def strokes(self) -> list:
+        return self.editor.strokes
+
+    @property
+    def brush(self) -> int:
+        return self.editor.brush
+
+    @property
+    def eraser(self) -> bool:
+        return self.editor.eraser
+
+    @property
+    def height(self) -> int:
+        return self.editor.height
+
+    @property
+    def width(self) -> int:
+        return self.editor.width
 
     # ---- construction helpers -------------------------------------------------------------
 
@@ -337,37 +327,45 @@ class MaskPainter:
             painter.release()
         return painter
 
+    def _warm_up_in_background(self) -> None:
+        try:
+            _warm_up_demo_model()
+        except Exception:  # noqa: BLE001 - the first "Inpaint" loads it again and reports why
+            pass
+        if self.status.value.endswith(WARMING_UP):
+            self._update_status(self.notice)
+
+    def wait_until_ready(self, timeout: float | None = None) -> bool:
+        """Wait for the demo model's warm-up (if any); ``False`` if still warming after ``timeout`` s."""
+        if self._warm_up is not None:
+            self._warm_up.join(timeout)
+            return not self._warm_up.is_alive()
+        return True
+
     # ---- the Python side of the mouse ------------------------------------------------------
 
     def press(self, x: float, y: float) -> None:
         """Mouse button down at (x, y): start a stroke (undoable) and paint a disc there."""
-        if self._current is not None:
+        if self.editor.in_stroke:
             self.release()
-        self._push_history()
-        self._current = [_pt(x, y)]
-        box = _paint_segment(self.mask, (x, y), (x, y), self.brush, self._value)
-        self._redraw(box)
+        self._redraw(self.editor.press(x, y))
         self._drop_result()
 
     def drag(self, x: float, y: float) -> None:
         """Mouse moved to (x, y): while a stroke is in progress, paint a thick segment from the
         previous point; otherwise (hovering) do nothing."""
-        if self._current is None:
-            return
-        point = _pt(x, y)
-        box = _paint_segment(self.mask, self._current[-1], point, self.brush, self._value)
-        self._current.append(point)
-        self._redraw(box)
+        box = self.editor.drag(x, y)
+        if box is not None:
+            self._redraw(box)
 
     def release(self, x: float | None = None, y: float | None = None) -> None:
         """Mouse button up (or pointer left the canvas): finish the stroke, painting to (x, y)
         first when given."""
-        if self._current is None:
+        if not self.editor.in_stroke:
             return
-        if x is not None and y is not None:
-            self.drag(x, y)
-        self.strokes.append((self._current, self.brush, self.eraser))
-        self._current = None
+        box = self.editor.release(x, y)
+        if box is not None:
+            self._redraw(box)
         self._update_status()
 
     # ---- controls -----------------------------------------------------------------------
@@ -375,56 +373,49 @@ class MaskPainter:
     def set_brush(self, radius: int) -> None:
         """Set the brush radius in pixels (stroke width ``2 * radius + 1``), :data:`MIN_BRUSH` to
         :data:`MAX_BRUSH`; other values raise ``ValueError``."""
-        self.brush = _check_brush(radius)
-        if self._brush_slider.max < self.brush:
-            self._brush_slider.max = self.brush  # the slider shows it (it never goes past MAX_BRUSH)
-        if self._brush_slider.value != self.brush:
-            self._brush_slider.value = self.brush
+        brush = self.editor.set_brush(radius)
+        if self._brush_slider.max < brush:
+            self._brush_slider.max = brush  # the slider shows it (it never goes past MAX_BRUSH)
+        if self._brush_slider.value != brush:
+            self._brush_slider.value = brush
 
     def set_eraser(self, on: bool) -> None:
         """``True``: strokes restore valid pixels; ``False``: strokes paint holes."""
-        self.eraser = bool(on)
+        self.editor.set_eraser(on)
         wanted = "erase" if self.eraser else "paint"
         if self._mode.value != wanted:
             self._mode.value = wanted
 
     def undo(self) -> bool:
         """Go back one step (stroke, clear, random mask or upload); ``False`` if nothing to undo."""
-        if self._current is not None:
-            self.release()
-        if not self._history:
+        if not self.editor.undo():
             self._update_status("nothing to undo")
             return False
-        packed, strokes = self._history.pop()
-        self.mask = np.unpackbits(packed, count=self.height * self.width).reshape(self.mask.shape)
-        self.strokes = strokes
-        self.result = None
-        self._redraw()
+        self._mask_replaced()
+        return True
+
+    def redo(self) -> bool:
+        """Redo the last undone step; ``False`` if nothing to redo."""
+        if not self.editor.redo():
+            self._update_status("nothing to redo")
+            return False
+        self._mask_replaced()
         return True
 
     def clear(self) -> None:
         """Remove every hole (undoable)."""
-        self.set_mask(np.ones_like(self.mask))
+        self.editor.clear()
+        self._mask_replaced()
 
     def random_mask(self) -> None:
         """Replace the mask with a random one (:func:`pconv_lib.masks.random_irregular_mask`)."""
-        self.set_mask(masks_lib.random_irregular_mask(self.height, self.width, self._rng))
+        self.editor.random_mask()
+        self._mask_replaced()
 
     def set_mask(self, mask: np.ndarray) -> None:
         """Replace the mask (undoable); ``mask`` is (H, W) like the photo, 1 = valid, 0 = hole."""
-        mask = masks_lib.validate_mask(mask)
-        if mask.shape != self.mask.shape:
-            raise BadValue(
-                f"mask is {mask.shape[0]}x{mask.shape[1]} but the photo is "
-                f"{self.height}x{self.width}; resize it with pconv_lib.masks.resize_mask "
-                "(nearest neighbour)"
-            )
-        self._current = None
-        self._push_history()
-        self.mask = mask.copy()
-        self.strokes = []
-        self.result = None
-        self._redraw()
+        self.editor.set_mask(mask)
+        self._mask_replaced()
 
     def load_mask_bytes(self, data: bytes, holes_are: str | None = None) -> None:
         """Use uploaded PNG bytes as the mask (:func:`mask_from_png_bytes`); ``holes_are``
@@ -434,32 +425,26 @@ class MaskPainter:
         file may mark holes in the other colour: switch the control, the upload is read again)."""
         if holes_are is None:
             holes_are = self._holes_are.value
-        mask = mask_from_png_bytes(data, holes_are)
-        self.set_mask(mask)
-        self._uploaded = (bytes(data), self.mask.copy())
+        hint = self.editor.load_mask_bytes(data, holes_are)
+        self._mask_replaced()
         if self._holes_are.value != holes_are:
             self._holes_are.value = holes_are  # the control shows how the file was read
-        if self.hole_ratio() > 0.5:
-            other = "white" if holes_are == "black" else "black"
-            self._update_status(
-                f"more holes than valid pixels: if the holes in the file are {other}, "
-                f"set 'holes in file' to {other}"
-            )
+        if hint:
+            self._update_status(hint)
 
     def _on_holes_are(self, change: dict) -> None:
         """The control changed: read the last upload again, if the mask is still that upload."""
-        if self._uploaded is not None and np.array_equal(self.mask, self._uploaded[1]):
-            self._guarded(lambda: self.load_mask_bytes(self._uploaded[0], change["new"]))
+        if self.editor.shows_upload():
+            self._guarded(lambda: self.load_mask_bytes(self.editor.uploaded, change["new"]))
 
     def run(self) -> np.ndarray:
         """Run ``predict_fn`` on photo and mask; show and return the ``uint8`` (H, W, 3) result.
 
         Raises ``ValueError`` when every pixel is a hole (nothing to inpaint from, as the command
         line refuses it); a mask without holes returns the photo. The status line says what runs
-        while it runs, then how long it took.
+        while it runs, then how long it took. Waits for the demo model's warm-up; runs one at a
+        time (also across painters and threads).
         """
-        import time
-
         self.release()
         if not self.mask.any():
             raise BadValue(
@@ -469,19 +454,21 @@ class MaskPainter:
         button = self.buttons["inpaint"]
         button.disabled = True
         try:
-            if self.predict_fn is None:
-                if "model" not in _DEMO_CACHE:
-                    self._update_status("loading the demo model (once per kernel)...")
-                fn, notice = demo_inpainter()
-                self.predict_fn = fn
-                self.notice = "; ".join(n for n in (self.notice, notice) if n) or None
-            self._update_status(self._work_description() + "...")
-            start = time.perf_counter()
-            if self.mask.all():
-                result = self.image.copy()
-            else:
-                result = self.predict_fn(self.image.copy(), self.mask.copy())
-            seconds = time.perf_counter() - start
+            if not self.wait_until_ready(0):
+                self._update_status("waiting for the model warm-up...")
+                self.wait_until_ready()
+            with _MODEL_LOCK:
+                image, mask = self.image.copy(), self.mask.copy()
+                if self.predict_fn is None:
+                    if "model" not in _DEMO_CACHE:
+                        self._update_status("loading the demo model (once per kernel)...")
+                    fn, notice = demo_inpainter()
+                    self.predict_fn = fn
+                    self.notice = "; ".join(n for n in (self.notice, notice) if n) or None
+                self._update_status(self._work_description() + "...")
+                start = time.perf_counter()
+                result = image if mask.all() else self.predict_fn(image, mask.copy())
+                seconds = time.perf_counter() - start
         finally:
             button.disabled = False
         if not isinstance(result, np.ndarray) or result.dtype != np.uint8 or (
@@ -495,7 +482,7 @@ class MaskPainter:
             )
         self.result = result
         self._show_result()
-        done = "no holes: the photo is unchanged" if self.mask.all() else f"took {seconds:.1f} s"
+        done = "no holes: the photo is unchanged" if mask.all() else f"took {seconds:.1f} s"
         self._update_status("; ".join(n for n in (done, self.notice) if n))
         return result
 
@@ -520,16 +507,11 @@ class MaskPainter:
 
     def hole_ratio(self) -> float:
         """Fraction of hole pixels in the mask, in [0, 1]."""
-        return float(np.count_nonzero(self.mask == 0)) / self.mask.size
+        return self.editor.hole_ratio()
 
     def describe(self) -> str:
         """One line, e.g. ``"mask 256x256, 12.3% holes, 3 strokes"`` (height x width)."""
-        n = len(self.strokes)
-        text = (
-            f"mask {self.height}x{self.width}, {100 * self.hole_ratio():.1f}% holes, "
-            f"{n} stroke{'' if n == 1 else 's'}"
-        )
-        return text + (", inpainted" if self.result is not None else "")
+        return self.editor.describe(inpainted=self.result is not None)
 
     def __repr__(self) -> str:
         return f"MaskPainter({self.describe()})"
@@ -539,11 +521,12 @@ class MaskPainter:
         bundle["text/plain"] = repr(self)  # stable text for nbval and plain consoles
         return bundle
 
-    # ---- internals ----------------------------------------------------------------------
+    # ---- the view -----------------------------------------------------------------------
 
-    @property
-    def _value(self) -> int:
-        return 1 if self.eraser else 0
+    def _mask_replaced(self) -> None:
+        """The editor replaced the whole mask: drop the result and draw everything again."""
+        self.result = None
+        self._redraw()
 
     def _drop_result(self) -> None:
         """The mask changed: clear the result panel so it never shows a stale result."""
@@ -551,9 +534,6 @@ class MaskPainter:
             self.result = None
             self._show_result()
             self._update_status()
-
-    def _push_history(self) -> None:
-        self._history.append((np.packbits(self.mask), list(self.strokes)))
 
     def view_image(self) -> np.ndarray:
         """What the canvas shows: the photo with holes tinted, ``uint8`` (H, W, 3)."""
@@ -600,6 +580,7 @@ class MaskPainter:
         fit = widgets.Layout(width="auto", min_width="max-content")  # labels never cut
         self.buttons = {
             "undo": widgets.Button(description="Undo", icon="undo", layout=fit),
+            "redo": widgets.Button(description="Redo", icon="repeat", layout=fit),
             "clear": widgets.Button(description="Clear", icon="eraser", layout=fit),
             "random": widgets.Button(description="Random mask", icon="random", layout=fit),
             "inpaint": widgets.Button(
@@ -607,6 +588,7 @@ class MaskPainter:
             ),
         }
         self.buttons["undo"].on_click(lambda _: self._guarded(self.undo))
+        self.buttons["redo"].on_click(lambda _: self._guarded(self.redo))
         self.buttons["clear"].on_click(lambda _: self._guarded(self.clear))
         self.buttons["random"].on_click(lambda _: self._guarded(self.random_mask))
         self.buttons["inpaint"].on_click(lambda _: self._guarded(self.run))

@@ -480,3 +480,96 @@ def test_default_inpainter_goes_multi_scale_on_large_holes_without_dark_blotches
     dark = (grey < 25) & (truth > 60)  # near-black paint where the photo is not dark: a blotch
     assert dark.mean() < 0.03, f"{dark.mean():.1%} of the hole pixels are dark blotches"
     assert "took" in painter.status.value
+
+
+# ---- issue 17: the demo model is warmed up in the background -----------------------------------
+
+
+def test_the_warm_up_loads_the_model_once_so_the_first_inpaint_does_not(monkeypatch):
+    from pconv_lib import pretrained
+
+    monkeypatch.setattr(widgets, "_DEMO_CACHE", {})  # a fresh kernel
+    loads, warm_ups = [], []
+    real_load, real_warm = pretrained.demo_model, widgets._warm_up_model
+    monkeypatch.setattr(pretrained, "demo_model", lambda *a, **k: loads.append(1) or real_load(*a, **k))
+    monkeypatch.setattr(widgets, "_warm_up_model", lambda m: warm_ups.append(1) or real_warm(m))
+    painter = MaskPainter(photo(), use_canvas=False)
+    assert painter.wait_until_ready(120)
+    assert loads == [1] and warm_ups == [1] and "warming up" not in painter.status.value
+    painter.set_mask(mask_from_strokes((H, W), [[(20, 20), (40, 30)]], brush=4))
+    painter.run()
+    assert loads == [1] and "loading the demo model" not in painter.status.value
+    assert "took" in painter.status.value
+    again = MaskPainter(photo(), use_canvas=False)  # later painters find the model warm
+    assert again._warm_up is None and again.wait_until_ready(0)
+    assert loads == [1] and warm_ups == [1]
+    assert MaskPainter(photo(), predict_fn=fill_white)._warm_up is None  # not the demo: no warm-up
+
+
+def test_a_click_during_the_warm_up_waits_for_it_and_gives_the_right_result(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(widgets, "_DEMO_CACHE", {})
+    started, gate = threading.Event(), threading.Event()
+    real_warm = widgets._warm_up_model
+
+    def slow_warm_up(model):
+        started.set()
+        assert gate.wait(60)
+        real_warm(model)
+
+    monkeypatch.setattr(widgets, "_warm_up_model", slow_warm_up)
+    image = photo()
+    painter = MaskPainter(image, use_canvas=False)
+    assert started.wait(60) and "warming up the model..." in painter.status.value
+    mask = mask_from_strokes((H, W), [[(20, 20), (50, 40)]], brush=4)
+    painter.set_mask(mask)
+    clicker = threading.Thread(target=painter.buttons["inpaint"].click)
+    clicker.start()
+    clicker.join(0.5)
+    assert clicker.is_alive() and painter.result is None  # waiting for the warm-up, not running
+    assert "waiting for the model warm-up" in painter.status.value
+    gate.set()
+    clicker.join(120)
+    assert not clicker.is_alive() and painter.result is not None, painter.status.value
+    expected = widgets.demo_inpainter()[0](image, mask)
+    np.testing.assert_array_equal(painter.result, expected)
+    assert "took" in painter.status.value and "error" not in painter.status.value
+
+
+def test_inpaint_never_runs_twice_at_once():
+    import threading
+    import time
+
+    running, overlaps = [], []
+
+    def slow_fill(image, mask):
+        overlaps.append(len(running))
+        running.append(1)
+        time.sleep(0.05)
+        running.pop()
+        return fill_white(image, mask)
+
+    painters = [
+        MaskPainter.from_strokes(photo(), [[(20, 20)]], brush=4, predict_fn=slow_fill, use_canvas=False)
+        for _ in range(2)
+    ]
+    threads = [threading.Thread(target=p.run) for p in painters for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert overlaps == [0, 0, 0, 0] and all(p.result is not None for p in painters)
+
+
+def test_redo_button():
+    painter = MaskPainter.from_strokes(photo(), [[(20, 20)]], brush=4, use_canvas=False,
+                                       predict_fn=fill_white)
+    painted = painter.mask.copy()
+    painter.buttons["redo"].click()
+    assert "nothing to redo" in painter.status.value
+    painter.buttons["undo"].click()
+    assert painter.mask.all()
+    painter.buttons["redo"].click()
+    np.testing.assert_array_equal(painter.mask, painted)
+    assert painter.describe().endswith("1 stroke")
