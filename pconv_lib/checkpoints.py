@@ -78,6 +78,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
+def checkpoint_config(state: dict, path: str | os.PathLike) -> TrainConfig:
+    """The :class:`TrainConfig` stored in a checkpoint (``ValueError`` naming ``path`` when invalid)."""
+    try:
+        return TrainConfig.from_dict(state["config"])
+    except (TypeError, ValueError) as error:
+        raise BadValue(f"{path}: its config is invalid ({error})") from None
+
+
 def _describe(config: TrainConfig) -> str:
     layer = "" if config.layer == "partial" else f", layer={config.layer}"
     return f"depth={config.depth}, width={config.width}{layer}"
@@ -92,10 +100,7 @@ def load_model_weights(
         ValueError: the checkpoint was trained with another depth/width than ``expected`` (or
             ``model``), or its weights do not match its own config (a broken or edited file).
     """
-    try:
-        saved = TrainConfig.from_dict(state["config"])
-    except (TypeError, ValueError) as error:
-        raise BadValue(f"{path}: its config is invalid ({error})") from None
+    saved = checkpoint_config(state, path)
     mine = f"depth={getattr(model, 'depth', '?')}, width={getattr(model, 'width', '?')}"
     if expected is not None and (saved.depth, saved.width, saved.layer) != (
         expected.depth,
@@ -143,10 +148,7 @@ def model_from_checkpoint(
 ) -> tuple[PConvUNet, TrainConfig]:
     """Rebuild the model of a checkpoint (architecture from its config) in eval mode."""
     state = load_checkpoint(path)
-    try:
-        config = TrainConfig.from_dict(state["config"])
-    except (TypeError, ValueError) as error:
-        raise BadValue(f"{path}: its config is invalid ({error})") from None
+    config = checkpoint_config(state, path)
     model = build_model(config)
     load_model_weights(model, state, path)
     return model.to(device or "cpu").eval(), config

@@ -1,21 +1,32 @@
 """Run folders: which files a run writes there, the lock that lets one process train in a folder at a
-time (``.pconv.lock`` with its PID; stale locks detected), and what ``--overwrite`` may delete
-(only files training wrote).
+time (``.pconv.lock`` with its PID; stale locks detected), what ``--overwrite`` may delete (only
+files training wrote), and the files a trainer writes besides checkpoints: ``metrics.csv`` and the
+sample grids.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import secrets
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from pconv_lib.errors import RunFolderInUseError, RunFolderLocked
+from pconv_lib.files import replace_atomically, write_atomically, write_error
 
 #: Files that mark a folder as holding a run (see :func:`check_run_folder`).
 RUN_FILES = ("last.pt", "best.pt", "interrupted.pt", "metrics.csv")
 #: The lock file of a run folder: ``<pid> <host> <token>`` of the process training in it.
 LOCK_NAME = ".pconv.lock"
+#: The columns of ``metrics.csv``: one row per logged step, ``kind`` "train" or "val".
+METRICS_COLUMNS = ["step", "kind", "total", "valid", "hole", "perceptual", "style_out", "style_comp", "tv"]
 
 
 def _project_files(run_dir: Path) -> list[Path]:
@@ -136,15 +147,11 @@ def acquire_lock(run_dir: Path, token: str) -> None:
                 return
             continue  # raced with another process: check again
         except OSError as error:
-            from pconv_lib.files import write_error
-
             raise write_error(run_dir / LOCK_NAME, error) from None
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(f"{os.getpid()} {socket.gethostname()} {token}\n")
         except OSError as error:  # e.g. a full disk: leave no empty lock behind
-            from pconv_lib.files import write_error
-
             (run_dir / LOCK_NAME).unlink(missing_ok=True)
             raise write_error(run_dir / LOCK_NAME, error) from None
         return
@@ -208,3 +215,157 @@ def is_inside(path: str | os.PathLike, folder: Path) -> bool:
         return Path(path).resolve().parent == folder.resolve()
     except OSError:
         return False
+
+
+class RunLock:
+    """A trainer's hold on its run folder's lock, re-entrant: the outermost ``with`` takes the
+    lock (:func:`acquire_lock`, refusing a folder another live trainer holds) and releases it.
+    Disabled (``enabled=False``, ranks > 0) it does nothing."""
+
+    def __init__(self, run_dir: Path, token: str, enabled: bool = True) -> None:
+        self.run_dir, self.token, self.enabled, self.depth = run_dir, token, enabled, 0
+
+    def __enter__(self) -> RunLock:
+        if self.enabled and self.depth == 0:
+            acquire_lock(self.run_dir, self.token)
+        self.depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.depth -= 1
+        if self.enabled and self.depth == 0:
+            release_lock(self.run_dir, self.token)
+
+
+def claim_run_folder(run_dir: Path, *, token: str, clear: bool, resumed_at: int | None) -> None:
+    """Make ``run_dir`` ready for a trainer's first write: ``clear`` deletes an earlier run's
+    files; a new run (``resumed_at`` None) is refused a folder that holds one
+    (:func:`check_run_folder`); stale ``*.tmp`` files are removed; after a resume at step
+    ``resumed_at`` the metrics rows logged after it are dropped (they are logged again)."""
+    if clear:
+        clear_run_folder(run_dir)
+    elif resumed_at is None:
+        check_run_folder(run_dir, token=token)
+        clear_run_folder(run_dir)  # only leftovers remain (temporary or empty files)
+    for stale in run_files(run_dir):  # only the temporary files this library writes
+        if stale.suffix == ".tmp":
+            stale.unlink(missing_ok=True)
+    if resumed_at is not None:
+        truncate_metrics(run_dir / "metrics.csv", resumed_at)
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop the rows of ``metrics.csv`` logged after ``step`` (the header stays)."""
+    if not path.is_file():
+        return
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+    if len(kept) != len(rows):
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", newline="") as handle:
+            csv.writer(handle).writerows(kept)
+        os.replace(tmp, path)
+
+
+def append_metrics_row(path: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` to ``metrics.csv`` (:data:`METRICS_COLUMNS`): the file is created whole
+    (temporary file + rename) and a failed append is cut back, so a full disk never leaves a
+    broken or empty file."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=METRICS_COLUMNS, extrasaction="ignore")
+    if not path.is_file() or path.stat().st_size == 0:
+        writer.writeheader()
+        writer.writerow(row)
+        write_atomically(path, text.getvalue().encode())
+        return
+    writer.writerow(row)
+    size = path.stat().st_size
+    try:
+        with path.open("a", newline="") as handle:
+            handle.write(text.getvalue())
+    except OSError as error:
+        try:
+            os.truncate(path, size)
+        except OSError:
+            pass
+        raise write_error(path, error) from None
+
+
+def write_sample_grid(path: Path, image: torch.Tensor, mask: torch.Tensor, output: torch.Tensor) -> Path:
+    """Save a PNG grid of a batch (N, C, H, W) in [0, 1], one column per image, rows: input (holes
+    white), mask, output, composite, ground truth; written atomically."""
+    from torchvision.utils import save_image
+
+    output = output.float().clamp(0, 1)
+    comp = mask * image + (1 - mask) * output
+    shown = image * mask + (1 - mask)
+    rows = torch.cat([shown, mask.expand_as(image), output, comp, image], dim=0).cpu()
+    grid = dict(format="png", nrow=image.shape[0], padding=2, pad_value=1.0)
+    return replace_atomically(path, lambda tmp: save_image(rows, tmp, **grid))
+
+
+class RunFolder:
+    """What one trainer writes into its run folder ``run_dir``: checkpoints, ``metrics.csv``,
+    TensorBoard events (``tensorboard/``) and sample grids, each under the folder's lock
+    (:attr:`lock`, re-entrant). With ``enabled=False`` (ranks > 0) nothing is written.
+
+    Before the first write the folder is claimed (:func:`claim_run_folder`): an earlier run's
+    files are refused, or deleted with ``overwrite``; after :meth:`resumed` the rows and events
+    logged after the checkpoint's step are dropped (they are logged again).
+    """
+
+    def __init__(self, run_dir: Path, *, overwrite: bool = False, enabled: bool = True) -> None:
+        self.run_dir, self.overwrite, self.enabled = run_dir, overwrite, enabled
+        self.token = secrets.token_hex(8)  # names this trainer in the lock file
+        self.lock = RunLock(run_dir, self.token, enabled)
+        self.resumed_at: int | None = None  # the step of the checkpoint this run continues
+        self._claimed = False  # True once the folder is claimed
+        self._clear_on_claim = False
+        self._writer: Any = None  # the TensorBoard SummaryWriter, opened at the first row
+
+    def resumed(self, step: int, outside: bool) -> None:
+        """The trainer continues a checkpoint of step ``step`` (``outside``: not from this folder;
+        with ``overwrite`` this folder's earlier files are then deleted)."""
+        self.resumed_at, self._clear_on_claim, self._claimed = step, self.overwrite and outside, False
+
+    def claim(self) -> None:
+        """Before the first write: :func:`claim_run_folder` (once)."""
+        if self._claimed or not self.enabled:
+            return
+        clear = self.overwrite and (self.resumed_at is None or self._clear_on_claim)
+        claim_run_folder(self.run_dir, token=self.token, clear=clear, resumed_at=self.resumed_at)
+        self._claimed = True
+
+    def write(self, name: str, write: Callable[[Path], Any]) -> Any:
+        """Claim the folder and call ``write(run_dir / name)`` under the lock; returns its result."""
+        if not self.enabled:
+            return None
+        with self.lock:
+            self.claim()
+            return write(self.run_dir / name)
+
+    def log(self, step: int, kind: str, values: dict[str, float]) -> None:
+        """Append a row to ``metrics.csv`` and each value to TensorBoard as ``<kind>/<term>``."""
+        if not self.enabled:
+            return
+        row = {"step": step, "kind": kind, **values}
+        self.write("metrics.csv", lambda path: append_metrics_row(path, row))
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge = None if self.resumed_at is None else self.resumed_at + 1
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge)
+        for key, value in values.items():
+            self._writer.add_scalar(f"{kind}/{key}", value, step)
+
+    def flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +129,14 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def changed_settings(old: TrainConfig, new: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """``{setting: (old value, new value)}`` for every setting but ``name`` and ``out_dir`` that
+    differs between two configs (what a resumed run changes)."""
+    mine = asdict(new)
+    return {
+        key: (value, mine[key])
+        for key, value in asdict(old).items()
+        if key not in ("name", "out_dir") and value != mine[key]
+    }

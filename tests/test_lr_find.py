@@ -1,4 +1,5 @@
-"""pconv_lib.train.lr_find (learning-rate range test) and training with the pixel-only loss."""
+"""pconv_lib.lr_finder.lr_find (the learning-rate range test; also importable from pconv_lib.train)
+and training with the pixel-only loss."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_divergence_stops_the_sweep_early(data, criterion):
 
 
 def test_suggestion_is_where_the_loss_falls_fastest():
-    from pconv_lib.train import _steepest_descent
+    from pconv_lib.lr_finder import _steepest_descent
 
     lrs = [10.0**e for e in range(-6, 1)]  # 1e-6 .. 1
     curve = [1.0, 1.0, 0.99, 0.6, 0.3, 0.28, 5.0]  # falls fastest around 1e-3
