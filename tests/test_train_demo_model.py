@@ -283,6 +283,37 @@ def test_tiny_end_to_end_run_writes_a_loadable_model_and_card(tmp_path, capsys):
         assert text in card
 
 
+def test_train_model_uses_the_trainer_hooks_for_the_start_and_the_time_limit(tmp_path, capsys):
+    """Phase 2 from a checkpoint: step 0 is validated and kept as best.pt (validate_first);
+    --max-minutes stops after the step that passes it (time_budget_s) and the last steps are
+    validated (validate_last); on_best names the step of best.pt."""
+    photos = {}
+    for kind, count in (("train", 4), ("val", 2)):
+        photos[kind] = tmp_path / kind
+        photos[kind].mkdir()
+        for i in range(count):
+            (photos[kind] / f"{i}.jpg").write_bytes(_jpeg(64, 96, seed=i))
+    tiny = dict(image_size=64, depth=5, width=0.125, batch_size=2, val_steps=1, num_workers=0,
+                amp=False, out_dir=str(tmp_path / "runs"))  # fmt: skip
+    first = tdm.train_model(tdm.reference_config(name="p1", steps=2, steps_per_epoch=1, **tiny),
+                            photos["train"], photos["val"], device="cpu", progress=False)  # fmt: skip
+    assert torch.load(first, weights_only=True)["step"] in (1, 2)
+    out = capsys.readouterr().out
+    assert "step 1: val" in out and "step 2: val" in out and "train: best validation loss" in out
+
+    config = tdm.reference_config(name="p2", stage="finetune", steps=5, steps_per_epoch=3, **tiny)
+    best = tdm.train_model(config, photos["train"], photos["val"], init_from=first, device="cpu",
+                           max_minutes=1e-9, progress=False)  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"step 0 (from {first}): val" in out
+    assert "stopped at step 1: --max-minutes" in out and "step 1: val" in out
+    run = tmp_path / "runs" / "p2"
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == 1
+    assert best == run / "best.pt" and torch.load(best, weights_only=True)["step"] in (0, 1)
+    saved_step = torch.load(best, weights_only=True)["step"]
+    assert f"at step {saved_step}: {best}" in out
+
+
 def test_bad_stage_input_is_one_line_not_a_traceback(tmp_path, capsys):
     code = tdm.main(["--stage", "prepare", "--work", str(tmp_path), "--extracted", str(tmp_path / "none")])
     assert code == 2

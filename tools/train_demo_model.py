@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import os
 import shlex
 import shutil
@@ -51,6 +52,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import cv2
 import numpy as np
@@ -486,9 +488,10 @@ def train_model(
     """Train with :class:`Trainer`, validating every ``steps_per_epoch`` steps; return ``best.pt``.
 
     With ``init_from`` the starting weights are validated first and saved as ``best.pt`` at
-    step 0, so the result is never worse on validation than the start. ``max_minutes`` stops
-    before an epoch that would not finish in time (the run is then shorter than ``config.steps``).
-    ``freeze_bn="all"`` keeps every BatchNorm layer on its running statistics
+    step 0 (``fit(validate_first=True)``), so the result is never worse on validation than the
+    start. ``max_minutes`` stops after the step that passes it (``fit(time_budget_s=...)``; the
+    run is then shorter than ``config.steps``); the last steps are validated too
+    (``validate_last``). ``freeze_bn="all"`` keeps every BatchNorm layer on its running statistics
     (:func:`freeze_all_batchnorm`, for small batches); ``"stage"`` does what the stage does
     (phase 2 freezes the encoder's).
     """
@@ -502,55 +505,43 @@ def train_model(
     elif freeze_bn != "stage":
         raise DemoBuildError(f"freeze_bn must be 'stage' or 'all', got {freeze_bn!r}")
     start = time.monotonic()
-    deadline = start + 60 * max_minutes if max_minutes else None
     print(
         f"train: {config.name} stage={config.stage} lr={config.learning_rate:g} batch={config.batch_size} "
         f"size={config.image_size} width={config.width} on {trainer.device}, {len(train_data)} train / "
         f"{len(val_data)} val photos, up to {config.steps} steps -> {config.run_dir}",
         flush=True,
     )
-    if init_from is not None:
-        val = trainer.validate()
-        trainer.best_val = val["total"]
-        trainer.save("best.pt")
-        print(f"step 0 (from {init_from}): val {val['total']:.5f}", flush=True)
-    epoch_seconds = 0.0
-    while trainer.step < config.steps:
-        chunk = min(
-            config.steps_per_epoch - trainer.step % config.steps_per_epoch, config.steps - trainer.step
-        )
-        if (
-            deadline is not None
-            and time.monotonic() + epoch_seconds * chunk / config.steps_per_epoch > deadline
-        ):
-            print(f"stopping at step {trainer.step}: the next epoch would end after --max-minutes")
-            break
-        began = time.monotonic()
-        trainer.fit(chunk)
-        epoch_seconds = (time.monotonic() - began) * config.steps_per_epoch / chunk
-        vals = [row for row in trainer.history if row["kind"] == "val"]
-        trains = [row for row in trainer.history if row["kind"] == "train"]
-        val_text = f", val {vals[-1]['total']:.5f} (best {trainer.best_val:.5f})" if vals else ""
+    best: dict[str, Any] = {}  # the step and validation loss of best.pt (on_best keeps it)
+
+    def keep_best(trainer: Trainer, val: dict[str, float], path: Path) -> None:
+        best.update(step=trainer.step, total=val["total"], path=path)
+
+    def report(trainer: Trainer, val: dict[str, float]) -> None:
+        origin = f" (from {init_from})" if trainer.step == 0 else ""
         print(
-            f"step {trainer.step}: train {trains[-1]['total']:.5f}{val_text}, "
+            f"step {trainer.step}{origin}: val {val['total']:.5f} (best {best.get('total', math.nan):.5f}), "
             f"{time.monotonic() - start:.0f} s",
             flush=True,
         )
-    if trainer.step % config.steps_per_epoch:  # the last partial epoch was not validated
-        val = trainer.validate()
-        if val["total"] < trainer.best_val:
-            trainer.best_val = val["total"]
-            trainer.save("best.pt")
-        print(f"step {trainer.step}: final val {val['total']:.5f} (best {trainer.best_val:.5f})")
+
+    trainer.fit(
+        validate_first=init_from is not None,
+        validate_last=True,
+        time_budget_s=60 * max_minutes if max_minutes else None,
+        on_best=keep_best,
+        on_validate=report,
+    )
     trainer.close()
-    best = config.run_dir / "best.pt"
-    state = load_checkpoint(best)
+    if max_minutes and trainer.step < config.steps:
+        print(f"stopped at step {trainer.step}: --max-minutes ({max_minutes:g}) had passed")
+    if not best:
+        raise DemoBuildError(f"no validation loss was finite: {config.run_dir / 'best.pt'} was not written")
     print(
-        f"train: best validation loss {trainer.best_val:.5f} at step {state['step']}: {best} "
+        f"train: best validation loss {best['total']:.5f} at step {best['step']}: {best['path']} "
         f"({time.monotonic() - start:.0f} s)",
         flush=True,
     )
-    return best
+    return best["path"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -783,7 +774,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="default: 2e-4 (train) / 5e-5 (finetune)")
     p.add_argument("--device", help="cuda, cpu, ... (default: best available)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (e.g. 1 on a shared CPU)")
-    p.add_argument("--max-minutes", type=float, help="stop training before an epoch that would end later")
+    p.add_argument(
+        "--max-minutes", type=float, help="stop training after the step that passes this many minutes"
+    )
     p.add_argument(
         "--train-sizes",
         default=",".join(map(str, TRAIN_SIZES)),
