@@ -85,6 +85,13 @@ def check_mask_array(mask: object, name: str = "mask") -> None:
     check_binary_mask(mask, name)
 
 
+def check_mask_2d(mask: np.ndarray) -> None:
+    """A NumPy mask (H, W), (1, H, W) or (1, 1, H, W), values 0/1 (:func:`check_binary_mask`)."""
+    if mask.ndim < 2 or int(np.prod(mask.shape[:-2])) != 1:
+        raise BadValue(f"mask must be (H, W), (1, H, W) or (1, 1, H, W), got shape {mask.shape}")
+    check_binary_mask(mask)
+
+
 def check_2d(array: np.ndarray, name: str) -> None:
     if array.ndim != 2:
         raise BadValue(f"{name} must be 2-D (H, W), got shape {array.shape}")
@@ -275,8 +282,11 @@ def check_chunks(chunk: object, overlap: object) -> None:
         raise BadValue(f"overlap must be an int in [0, 2 * chunk), got {overlap!r}")
 
 
-def check_band(band: float) -> None:
-    if not band > 0:
+def check_multiscale(factor: object, band: float) -> None:
+    """:func:`pconv_lib.tiling.predict_multiscale`: a positive int ``factor`` and, for a coarse
+    pass (``factor > 1``), a positive ``band``."""
+    check_positive_int("factor", factor, " (1 = single-scale)")
+    if factor > 1 and not band > 0:
         raise BadValue(f"band must be a positive number of pixels, got {band!r}")
 
 

@@ -13,6 +13,7 @@ Mask convention: ``1 = valid pixel, 0 = hole``; the 0/1 rule is
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -179,3 +180,53 @@ def check_rgb_batch(images: Tensor) -> None:
 def check_features(features: Tensor) -> None:
     if features.ndim not in (3, 4):
         raise BadValue(f"gram_matrix needs (N, C, H, W) or (C, H, W) features, got {tuple(features.shape)}")
+
+
+def check_picture(image: object) -> None:
+    """What the tiling functions take as an image: a NumPy ``uint8`` (H, W, 3) RGB array or a
+    float tensor (3, H, W) / (1, 3, H, W), at least 1x1 (values: :func:`check_unit_range`)."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise BadType(
+                "a NumPy image must be uint8 (H, W, 3) RGB; got "
+                f"{image.dtype} {image.shape}. For a float image in [0, 1], pass a torch tensor "
+                "(3, H, W) instead: torch.from_numpy(img).permute(2, 0, 1)"
+            )
+        height, width = image.shape[:2]
+    elif isinstance(image, Tensor):
+        if not image.is_floating_point():
+            raise BadType(
+                f"a tensor image must be float in [0, 1], got dtype {image.dtype}; "
+                "use image.float() / 255 for 0..255 values"
+            )
+        if not ((image.ndim == 3 and image.shape[0] == 3) or (image.ndim == 4 and image.shape[:2] == (1, 3))):
+            raise BadValue(
+                f"a tensor image must be (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}; "
+                "tile one image at a time"
+            )
+        height, width = image.shape[-2:]
+    else:
+        raise BadType(
+            "image must be a NumPy uint8 (H, W, 3) array or a float tensor (3, H, W) / "
+            f"(1, 3, H, W), got {type(image).__name__}"
+        )
+    if height < 1 or width < 1:
+        raise BadValue(f"image must be at least 1x1, got {height}x{width}")
+
+
+def check_unit_range(image: Tensor) -> None:
+    """Every value of the float ``image`` is finite and in [0, 1]."""
+    if image.numel() and (not torch.isfinite(image).all() or image.min() < 0 or image.max() > 1):
+        raise BadValue("image values must be finite and in [0, 1]; divide 0..255 by 255")
+
+
+def check_tiling_mask(mask: object, height: int, width: int) -> None:
+    """A NumPy or tensor mask of shape (H, W), (1, H, W) or (1, 1, H, W) matching the image, 0/1."""
+    if not isinstance(mask, (np.ndarray, Tensor)):
+        raise BadType(f"mask must be a NumPy array or a torch tensor, got {type(mask).__name__}")
+    if tuple(mask.shape) not in ((height, width), (1, height, width), (1, 1, height, width)):
+        raise BadValue(
+            f"mask must have shape ({height}, {width}) or (1, 1, {height}, {width}) to match the "
+            f"image, got {tuple(mask.shape)} (1 = valid, 0 = hole)"
+        )
+    check_binary_mask(mask)

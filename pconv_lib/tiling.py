@@ -1,40 +1,18 @@
 """Step 5: inpaint images of any size by running the model on overlapping tiles.
 
-A PConv UNet takes inputs whose sides are multiples of ``2**depth`` and its memory grows with the
-image area. :func:`predict_tiled` lifts both limits:
+:func:`predict_tiled` pads the image (reflect, or replicate when too small), cuts a regular grid
+of ``tile_size`` tiles with stride ``tile_size - overlap`` (:func:`tile_grid`), runs the tiles
+that contain a hole in batches, blends overlapping predictions with a smooth positive window
+(:func:`blend_window`), crops, and composites: ``mask * input + (1 - mask) * blended``, so valid
+input pixels come back exactly. :func:`predict_multiscale` adds a coarse pass for large holes;
+:func:`predict_whole` (one pass) and :func:`predict_naive_chunks` (the original course's seamy
+chunking) are the baselines.
 
-1. **Pad** the image (and mask) at the borders so that a regular grid of tiles covers it: reflect
-   padding where the image is large enough, replicate padding where it is too small to reflect
-   (e.g. a 1×1 image). Tiles are ``tile_size``×``tile_size``; an image smaller than one tile gets a
-   single tile of its own size rounded up to ``multiple``. When several tiles are needed along an
-   axis, ``overlap // 2`` pixels of reflected context are added on each side so that the model
-   also sees context around the image border.
-2. **Split** the padded image into tiles on a regular grid with stride ``tile_size - overlap``
-   (:func:`tile_grid`).
-3. **Skip** tiles that contain no hole (``skip_empty=True``): their pixels are valid and come from
-   the input anyway. A tile that contains a hole pixel always runs, so every hole pixel is
-   predicted by *all* the tiles that cover it, exactly as without skipping.
-4. **Run** the remaining tiles in batches of ``batch_size`` under ``torch.no_grad()``.
-5. **Blend** overlapping predictions with a smooth, strictly positive window
-   (:func:`blend_window`, a separable raised-cosine ramp over the overlap): accumulate
-   ``window * prediction`` and ``window``, then divide. Neighbouring tiles cross-fade, so no
-   seam shows even when the model's output depends on the tile it sees.
-6. **Crop** back and **composite**: ``output = mask * input + (1 - mask) * blended``. Valid
-   input pixels are returned *exactly* (bit for bit, also for ``uint8`` images).
-
-Conventions: masks are ``1 = valid pixel, 0 = hole``. Images are either a float tensor
-(3, H, W) or (1, 3, H, W) in [0, 1], or a NumPy ``uint8`` (H, W, 3) RGB array; the result has
-the same type and layout as the input. The model is any callable
-``model(image, mask) -> output`` or ``-> (output, output_mask)`` taking float32 (N, 3, h, w) images
-in [0, 1] and (N, 1, h, w) masks; the image it receives is already multiplied by the mask (holes
-are 0), as in the paper.
-
-Train/eval mode: these functions never call ``model.eval()`` or ``model.train()``: the caller's
-mode is respected. Call ``model.eval()`` first; a module left in training mode makes batch norm
-use the statistics of each batch of tiles, so a warning is issued.
-
-:func:`predict_whole` (one pass over the padded image) and :func:`predict_naive_chunks` (the
-original Keras course's chunking, which shows seams) are the baselines the lesson compares with.
+Conventions: masks ``1 = valid, 0 = hole``, (H, W), (1, H, W) or (1, 1, H, W). Images: NumPy
+``uint8`` (H, W, 3) RGB or float tensor (3, H, W) / (1, 3, H, W) in [0, 1]; the result has the
+input's type and layout. The model is any ``model(image, mask) -> output`` (or ``(output,
+output_mask)``) on float32 (N, 3, h, w) images with holes zeroed and (N, 1, h, w) masks. Its
+train/eval mode is left as it is (a warning if it is training: call ``model.eval()``).
 """
 
 from __future__ import annotations
@@ -50,8 +28,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pconv_lib.errors import BadType, BadValue
+from pconv_lib import arg_checks as check
+from pconv_lib.images import image_to_tensor, mask_to_tensor, tensor_to_image
 from pconv_lib.predict import model_device, pad_to, predict_padded, round_up, run_model
+from pconv_lib.tensor_checks import check_picture, check_tiling_mask, check_unit_range
 
 __all__ = [
     "TiledResult",
@@ -68,6 +48,7 @@ __all__ = [
 ]
 
 Model = Callable[..., object]
+MAX_TILE_SIZE = check.MAX_TILE_SIZE  # the largest tile side accepted (the CLI's too)
 Size2 = int | tuple[int, int]
 
 #: Seconds a tiled run must last before its progress bar appears (``progress=True``).
@@ -125,33 +106,12 @@ class TiledResult:
 # --------------------------------------------------------------------------------------------
 
 
-#: The largest tile side accepted (the command line's --tile-size and --image-size share it).
-MAX_TILE_SIZE = 8192
-
-
-def _pair(size: Size2, name: str) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)):
-        size = (int(size), int(size))
-    if (
-        not isinstance(size, tuple)
-        or len(size) != 2
-        or not all(isinstance(s, (int, np.integer)) for s in size)
-    ):
-        raise BadType(f"{name} must be an int or a (height, width) pair of ints, got {size!r}")
-    if size[0] < 1 or size[1] < 1:
-        raise BadValue(f"{name} must be positive, got {size!r}")
-    if max(size) > MAX_TILE_SIZE:  # before any window or padded image is allocated
-        raise BadValue(f"{name} must be at most {MAX_TILE_SIZE} (valid: 1..{MAX_TILE_SIZE}), got {size!r}")
-    return int(size[0]), int(size[1])
+def _pair(size: Size2) -> tuple[int, int]:
+    return (int(size), int(size)) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
 
 
 def _axis_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Tile starts along one axis: stride ``tile - overlap``, the last tile flush with the end."""
-    if length < tile:
-        raise BadValue(
-            f"the image side ({length}) is smaller than the tile ({tile}); pad it first "
-            "(predict_tiled does this for you)"
-        )
     if length == tile:
         return [0]
     stride = tile - overlap
@@ -173,25 +133,16 @@ def tile_grid(height: int, width: int, tile_size: Size2, overlap: int) -> list[t
         ValueError: if the image is smaller than one tile, or ``overlap`` is not in
             [0, tile size).
     """
-    th, tw = _pair(tile_size, "tile_size")
-    if not isinstance(overlap, (int, np.integer)) or overlap < 0:
-        raise BadValue(f"overlap must be a non-negative int, got {overlap!r}")
-    for length, tile in ((height, th), (width, tw)):
-        if length > tile:  # the overlap only matters along axes with several tiles
-            _check_overlap(overlap, tile)
+    check.check_tile_size(tile_size)
+    check.check_tile_grid(height, width, _pair(tile_size), overlap)
+    return _grid(height, width, _pair(tile_size), overlap)
+
+
+def _grid(height: int, width: int, tile: tuple[int, int], overlap: int) -> list[tuple[int, int]]:
+    th, tw = tile
     tops = _axis_starts(int(height), th, int(overlap))
     lefts = _axis_starts(int(width), tw, int(overlap))
     return [(top, left) for top in tops for left in lefts]
-
-
-def _check_overlap(overlap: int, tile: int) -> None:
-    if not isinstance(overlap, (int, np.integer)) or overlap < 0:
-        raise BadValue(f"overlap must be a non-negative int, got {overlap!r}")
-    if overlap >= tile:
-        raise BadValue(
-            f"overlap ({overlap}) must be smaller than the tile size ({tile}); "
-            "a typical choice is tile_size // 4"
-        )
 
 
 def _ramp(length: int, overlap: int) -> torch.Tensor:
@@ -214,10 +165,13 @@ def blend_window(tile_size: Size2, overlap: int) -> torch.Tensor:
     strictly positive, and a rising ramp plus the falling ramp of the neighbouring tile sum to 1
     (``sin² + cos² = 1``) when tiles overlap by exactly ``overlap``.
     """
-    th, tw = _pair(tile_size, "tile_size")
-    if not isinstance(overlap, (int, np.integer)) or overlap < 0:
-        raise BadValue(f"overlap must be a non-negative int, got {overlap!r}")
-    return torch.outer(_ramp(th, int(overlap)), _ramp(tw, int(overlap))).to(torch.float32)
+    check.check_tile_size(tile_size)
+    check.check_overlap(overlap)
+    return _window(*_pair(tile_size), int(overlap))
+
+
+def _window(th: int, tw: int, overlap: int) -> torch.Tensor:
+    return torch.outer(_ramp(th, overlap), _ramp(tw, overlap)).to(torch.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,69 +188,22 @@ class _Input:
 
 
 def _prepare(image: object, mask: object) -> _Input:
+    """Check ``image`` and ``mask`` (:func:`~pconv_lib.tensor_checks.check_picture`,
+    :func:`~pconv_lib.tensor_checks.check_tiling_mask`) and convert them to CPU float32 tensors."""
+    check_picture(image)
     if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise BadType(
-                "a NumPy image must be uint8 (H, W, 3) RGB; got "
-                f"{image.dtype} {image.shape}. For a float image in [0, 1], pass a torch tensor "
-                "(3, H, W) instead: torch.from_numpy(img).permute(2, 0, 1)"
-            )
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
-        tensor = tensor.to(torch.float32) / 255.0
-        kind = "numpy"
-    elif isinstance(image, torch.Tensor):
-        if not image.is_floating_point():
-            raise BadType(
-                f"a tensor image must be float in [0, 1], got dtype {image.dtype}; "
-                "use image.float() / 255 for 0..255 values"
-            )
-        if image.ndim == 3 and image.shape[0] == 3:
-            tensor, kind = image[None], "tensor3"
-        elif image.ndim == 4 and image.shape[:2] == (1, 3):
-            tensor, kind = image, "tensor4"
-        else:
-            raise BadValue(
-                f"a tensor image must be (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}; "
-                "tile one image at a time"
-            )
-        tensor = tensor.detach().to("cpu", torch.float32)
-        if tensor.numel() and (
-            not torch.isfinite(tensor).all() or tensor.min() < 0 or tensor.max() > 1
-        ):
-            raise BadValue("image values must be finite and in [0, 1]; divide 0..255 by 255")
+        tensor, kind = image_to_tensor(image), "numpy"
     else:
-        raise BadType(
-            "image must be a NumPy uint8 (H, W, 3) array or a float tensor (3, H, W) / "
-            f"(1, 3, H, W), got {type(image).__name__}"
-        )
+        kind = "tensor3" if image.ndim == 3 else "tensor4"
+        tensor = image.detach().to("cpu", torch.float32).reshape((1,) + tuple(image.shape[-3:]))
+        check_unit_range(tensor)
     height, width = tensor.shape[-2:]
-    if height < 1 or width < 1:
-        raise BadValue(f"image must be at least 1x1, got {height}x{width}")
-
+    check_tiling_mask(mask, height, width)
     if isinstance(mask, np.ndarray):
-        m = torch.from_numpy(np.ascontiguousarray(mask))
-    elif isinstance(mask, torch.Tensor):
-        m = mask.detach().cpu()
+        m = mask_to_tensor(mask.reshape(height, width))
     else:
-        raise BadType(f"mask must be a NumPy array or a torch tensor, got {type(mask).__name__}")
-    if tuple(m.shape) not in ((height, width), (1, height, width), (1, 1, height, width)):
-        raise BadValue(
-            f"mask must have shape ({height}, {width}) or (1, 1, {height}, {width}) to match the "
-            f"image, got {tuple(m.shape)} (1 = valid, 0 = hole)"
-        )
-    if m.dtype == torch.bool:
-        m = m.to(torch.float32)
-    else:
-        binary = (m == 0) | (m == 1)
-        if not bool(binary.all()):
-            values = torch.unique(m[~binary])[:5].tolist()
-            raise BadValue(
-                f"mask must be binary, 1 = valid and 0 = hole; found other values {values}. "
-                "A 0/255 mask: use (mask > 127); a 'nonzero = hole' mask: use "
-                "pconv_lib.masks.from_nonzero_hole(mask)"
-            )
-        m = m.to(torch.float32)
-    return _Input(tensor, m.reshape(1, 1, height, width), image, kind)
+        m = mask.detach().to("cpu", torch.float32).reshape(1, 1, height, width)
+    return _Input(tensor, m, image, kind)
 
 
 def _finish(
@@ -307,8 +214,7 @@ def _finish(
     if covered is not None:
         valid = valid | ~covered
     if inp.kind == "numpy":
-        pred = blended[0].clamp(0, 1).mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0)
-        pred = pred.numpy()
+        pred = tensor_to_image(blended)
         keep = valid[0, 0].numpy()[:, :, None]
         return np.where(keep, inp.original, pred)
     original = inp.original
@@ -331,8 +237,7 @@ def _infer_multiple(model: Model, multiple: int | None) -> int:
         if multiple is None and isinstance(getattr(model, "depth", None), int):
             multiple = 2 ** model.depth
         multiple = 1 if multiple is None else multiple
-    if not isinstance(multiple, (int, np.integer)) or multiple < 1:
-        raise BadValue(f"multiple must be a positive int (e.g. 2**depth), got {multiple!r}")
+    check.check_positive_int("multiple", multiple, " (e.g. 2**depth)")
     return int(multiple)
 
 
@@ -416,25 +321,22 @@ def predict_tiled(
             or inconsistent tile parameters (the message says how to fix it).
     """
     multiple = _infer_multiple(model, multiple)
-    if not isinstance(tile_size, (int, np.integer)) or tile_size < 1:
-        raise BadValue(f"tile_size must be a positive int, got {tile_size!r}")
-    if tile_size % multiple:
-        raise BadValue(
-            f"tile_size ({tile_size}) must be a multiple of {multiple} (the model's size "
-            f"multiple, 2**depth); try {round_up(tile_size, multiple)}"
-        )
-    _check_overlap(overlap, tile_size)
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise BadValue(f"batch_size must be a positive int, got {batch_size!r}")
+    check.check_tiling(tile_size, overlap, batch_size, multiple)
     inp = _prepare(image, mask)
     _warn_if_training(model)
-    dev = model_device(model, device)
+    return _tiled(model, inp, int(tile_size), int(overlap), int(batch_size), multiple,
+                  model_device(model, device), skip_empty, return_prediction, progress, progress_label)
 
+
+def _tiled(model: Model, inp: _Input, tile_size: int, overlap: int, batch_size: int, multiple: int,
+           dev: torch.device, skip_empty: bool = True, return_prediction: bool = False,
+           progress: bool = False, progress_label: str = "tiles") -> TiledResult:
+    """:func:`predict_tiled` for checked arguments and a prepared input."""
     height, width = inp.image.shape[-2:]
     th, ph, pad_top = _plan_axis(height, tile_size, overlap, multiple)
     tw, pw, pad_left = _plan_axis(width, tile_size, overlap, multiple)
     padded_image, padded_mask = _pad_both(inp, (ph, pw), pad_top, pad_left)
-    grid = tile_grid(ph, pw, (th, tw), overlap)
+    grid = _grid(ph, pw, (th, tw), overlap)
 
     # Holes that matter: those of the original image (reflected holes in the padding do not).
     holes = torch.zeros((ph, pw), dtype=torch.bool)
@@ -450,7 +352,7 @@ def predict_tiled(
     else:
         to_run = list(grid)
 
-    window = blend_window((th, tw), overlap)
+    window = _window(th, tw, overlap)
     acc = torch.zeros((3, ph, pw), dtype=torch.float32)
     weight = torch.zeros((ph, pw), dtype=torch.float32)
     bar = tqdm(
@@ -555,10 +457,7 @@ def predict_naive_chunks(
     used. The result is composited with the input like :func:`predict_tiled`'s, so only the holes
     differ.
     """
-    if not isinstance(chunk, (int, np.integer)) or chunk < 1:
-        raise BadValue(f"chunk must be a positive int, got {chunk!r}")
-    if not isinstance(overlap, (int, np.integer)) or not 0 <= overlap < 2 * chunk:
-        raise BadValue(f"overlap must be an int in [0, 2 * chunk), got {overlap!r}")
+    check.check_chunks(chunk, overlap)
     inp = _prepare(image, mask)
     _warn_if_training(model)
     dev = model_device(model, device)
@@ -605,15 +504,12 @@ def predict_naive_chunks(
 RADIUS_FRACTION = 0.04
 
 
-def _mask_array(mask: object) -> np.ndarray:
-    """(H, W) uint8 mask (1 = valid) from anything :func:`predict_tiled` accepts as a mask."""
+def _valid_array(mask: object) -> np.ndarray:
+    """Check a mask as :func:`hole_radius` and :func:`choose_scale` take it (NumPy or tensor, (H, W),
+    (1, H, W) or (1, 1, H, W), 0/1); return it as (H, W) uint8, 1 = valid."""
     m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
-    m = np.asarray(m).reshape(m.shape[-2:]) if m.ndim > 2 else m
-    if m.ndim != 2:
-        raise BadValue(f"mask must be (H, W), (1, H, W) or (1, 1, H, W), got shape {m.shape}")
-    if m.dtype != bool and not bool(np.isin(m, (0, 1)).all()):
-        raise BadValue("mask must be binary, 1 = valid and 0 = hole")
-    return m.astype(np.uint8)
+    check.check_mask_2d(m)
+    return m.reshape(m.shape[-2:]).astype(np.uint8)
 
 
 def _hole_distance(valid: np.ndarray) -> np.ndarray:
@@ -628,7 +524,10 @@ def hole_radius(mask: np.ndarray | torch.Tensor, percentile: float = 99.0) -> fl
     ``mask``: (H, W) (or (1, H, W), (1, 1, H, W)), 1 = valid, 0 = hole. The 99th percentile
     ignores a few isolated deep pixels (stroke crossings) but sees every thick stroke.
     """
-    valid = _mask_array(mask)
+    return _hole_radius(_valid_array(mask), percentile)
+
+
+def _hole_radius(valid: np.ndarray, percentile: float = 99.0) -> float:
     if valid.all():
         return 0.0
     if not valid.any():
@@ -647,10 +546,12 @@ def choose_scale(
     train_size``, capped at ``max_factor`` and so that the coarse image keeps at least
     ``min_side`` pixels on its shorter side.
     """
-    if not isinstance(train_size, (int, np.integer)) or train_size < 1:
-        raise BadValue(f"train_size must be a positive int (the model's crop size), got {train_size!r}")
-    valid = _mask_array(mask)
-    radius, limit = hole_radius(valid), RADIUS_FRACTION * train_size
+    check.check_positive_int("train_size", train_size, " (the model's crop size)")
+    return _choose_scale(_valid_array(mask), int(train_size), max_factor, min_side)
+
+
+def _choose_scale(valid: np.ndarray, train_size: int, max_factor: int = 16, min_side: int = 64) -> int:
+    radius, limit = _hole_radius(valid), RADIUS_FRACTION * train_size
     factor = 1
     while radius / factor > limit and factor < max_factor and min(valid.shape) / (2 * factor) >= min_side:
         factor *= 2
@@ -719,39 +620,31 @@ def predict_multiscale(
         ``tile_shape`` / ``padded_shape`` describe the full-resolution pass.
     """
     multiple = _infer_multiple(model, multiple)
-    if not isinstance(tile_size, (int, np.integer)) or tile_size < 1:
-        raise BadValue(f"tile_size must be a positive int, got {tile_size!r}")
+    check.check_positive_int("tile_size", tile_size)
     inp = _prepare(image, mask)
-    if factor is None:
-        factor = choose_scale(inp.mask[0, 0].numpy().astype(np.uint8), int(tile_size))
-    if not isinstance(factor, (int, np.integer)) or factor < 1:
-        raise BadValue(f"factor must be a positive int (1 = single-scale), got {factor!r}")
-    common = dict(
-        tile_size=tile_size, overlap=overlap, batch_size=batch_size, multiple=multiple, device=device
-    )
-    if factor == 1:
-        return predict_tiled(
-            model, image, mask, progress=progress, return_prediction=return_prediction, **common
-        )
+    valid = inp.mask[0, 0].numpy().astype(np.uint8)
+    factor = _choose_scale(valid, int(tile_size)) if factor is None else factor
     band = RADIUS_FRACTION * tile_size if band is None else float(band)
-    if not band > 0:
-        raise BadValue(f"band must be a positive number of pixels, got {band!r}")
+    check.check_multiscale(factor, band)
+    check.check_tiling(tile_size, overlap, batch_size, multiple)
+    _warn_if_training(model)
+    common = dict(tile_size=int(tile_size), overlap=int(overlap), batch_size=int(batch_size),
+                  multiple=multiple, dev=model_device(model, device), progress=progress)
+    if factor == 1:
+        return _tiled(model, inp, return_prediction=return_prediction, **common)
 
     height, width = inp.image.shape[-2:]
     small_size = (max(1, round(height / factor)), max(1, round(width / factor)))
     small_image, small_mask = _downscale(inp.image, inp.mask, small_size)
-    coarse = predict_tiled(
-        model, small_image, small_mask, progress=progress, progress_label="coarse tiles", **common
-    )
+    coarse = _tiled(model, _Input(small_image, small_mask, small_image, "tensor4"),
+                    progress_label="coarse tiles", **common)
     start = F.interpolate(coarse.image, size=(height, width), mode="bicubic", align_corners=False)
     start = torch.where(inp.mask != 0, inp.image, start.clamp_(0, 1))
 
-    valid = inp.mask[0, 0].numpy().astype(np.uint8)
     deep = torch.from_numpy(_hole_distance(valid) > band)[None, None]
     refine_mask = ((inp.mask != 0) | deep).to(torch.float32)
-    fine = predict_tiled(
-        model, start, refine_mask, progress=progress, progress_label="refine tiles", **common
-    )
+    fine = _tiled(model, _Input(start, refine_mask, start, "tensor4"),
+                  progress_label="refine tiles", **common)
     filled = fine.image
     return TiledResult(
         image=_finish(inp, filled),
