@@ -302,8 +302,8 @@ class Trainer:
             validate_first: validate before the first step; a new run keeps the starting weights
                 as ``best.pt`` and their loss as :attr:`best_val`, which later epochs must beat.
             validate_last: validate after the last step too when it did not end an epoch.
-            time_budget_s: stop after the step (with its validation, saving...) that ends past this
-                many seconds from the start of the call; the run then ends as at its last step.
+            time_budget_s: stop after the first step that ends this many seconds after the call
+                (logged, validated, saved as usual), then end as at the last step (``last.pt``).
             on_best: ``on_best(trainer, val_metrics, path)`` after ``best.pt`` is written (rank 0).
             on_validate: ``on_validate(trainer, val_metrics)`` after every validation (rank 0).
 
@@ -340,9 +340,10 @@ class Trainer:
                     in_step, consistent = True, False  # until the checkpoint the state is half-updated
                     terms = self.train_step(batch)
                     consistent = True
+                    late = deadline is not None and past_deadline(deadline, self.device, self.world_size)
                     bar.update(1)
                     bar.set_postfix(loss=f"{terms['total']:.3f}")
-                    self._log_train(terms, running, target)
+                    self._log_train(terms, running, last=late or self.step == target)
                     if self.step % config.steps_per_epoch == 0 and self.val_data is not None:
                         self._validate_and_keep_best(on_best, on_validate)
                     if samples is not None and self.step % config.sample_every == 0:
@@ -352,7 +353,7 @@ class Trainer:
                         if config.keep_step_checkpoints:
                             self.save(f"step_{self.step:07d}.pt")
                     in_step = False
-                    if deadline is not None and past_deadline(deadline, self.device, self.world_size):
+                    if late:
                         break
                 if validate_last and self.step % config.steps_per_epoch and not interrupt.requested:
                     self._validate_and_keep_best(on_best, on_validate)
@@ -374,11 +375,11 @@ class Trainer:
         self.save("last.pt")
         return self.history
 
-    def _log_train(self, terms: dict[str, float], running: dict[str, float], target: int) -> None:
-        """Add a step's loss terms to ``running``; log their mean every ``log_every`` steps."""
+    def _log_train(self, terms: dict[str, float], running: dict[str, float], last: bool) -> None:
+        """Add a step's loss terms to ``running``; log their mean every ``log_every`` steps and last."""
         for key, value in terms.items():
             running[key] = running.get(key, 0.0) + value
-        if self.step % self.config.log_every == 0 or self.step == target:
+        if self.step % self.config.log_every == 0 or last:
             count = (self.step - 1) % self.config.log_every + 1
             self._log("train", {k: v / count for k, v in running.items()})
             running.clear()
