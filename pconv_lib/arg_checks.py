@@ -145,6 +145,16 @@ def check_png_name(path: Path) -> None:
         raise BadValue(f"masks are saved as PNG (lossless); got {path.name}: use a .png name")
 
 
+def check_file(path: Path, what: str) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+
+
+def check_folder(path: Path, what: str) -> None:
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} not found: {path}")
+
+
 def check_holes_are(holes_are: str) -> None:
     if holes_are not in ("black", "white"):
         raise BadValue(f"holes_are must be 'black' or 'white', got {holes_are!r}")

@@ -337,8 +337,7 @@ def load_mask_png(
         its header, for one over the pixel limit or the memory available.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask file not found: {path}")
+    check.check_file(path, "mask file")
     try:
         header = read_image_header(path)
     except ImageRejected:
@@ -408,8 +407,7 @@ class MaskFolder:
 
     def __init__(self, folder: str | Path, holes_are: str = "black") -> None:
         self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise FileNotFoundError(f"mask folder not found: {self.folder}")
+        check.check_folder(self.folder, "mask folder")
         self.files: list[Path] = sorted(
             p for p in self.folder.rglob("*") if p.suffix.lower() in MASK_EXTENSIONS
         )

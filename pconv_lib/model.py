@@ -10,24 +10,15 @@ Architecture (paper table, 512x512 input, ``depth=8``; ``depth=7`` for 256x256):
     decoder        3       512 ... 512,256,128,64   1       yes  LeakyReLU(0.2)
     last           3       out_channels (3)         1       no   none
 
-Each decoder level upsamples the features and the mask by 2 (nearest), concatenates the skip
-features of the same resolution to the features, and the skip mask to the mask. The decoder
-uses per-channel masks: single-channel masks are expanded to their features' channel counts
-before the concatenation, so the concatenated mask matches the concatenated features channel
-by channel. The last level concatenates the input image and its mask. Channel counts are
-scaled by ``width`` (``max(1, round(c * width))``) for small CPU models; ``in_channels`` and
-``out_channels`` are not scaled.
+Each decoder level upsamples features and mask by 2 (nearest) and concatenates the skip of the
+same resolution, masks channel by channel (:func:`concat_skip`); the last level's skip is the
+input image. Channels are scaled by ``width`` (``max(1, round(c * width))``; not ``in_channels``
+/ ``out_channels``). Layers followed by BatchNorm have no bias. ``layer="ordinary"`` is the
+paper's ablation (section 5.1): the same network with ``nn.Conv2d`` and the input's holes filled
+with ``hole_fill``, no mask inside.
 
-The paper's ablation (Fig. 2 e-f, section 5.1): the *same* network with ordinary convolutions,
-``PConvUNet(..., layer="ordinary")``. Every ``PartialConv2d`` becomes an ``nn.Conv2d`` of the same
-shape (same depth, widths, BatchNorm, skips and parameter count); the holes of the input image
-are filled with a constant (``hole_fill``: 0.5, the paper's 127.5/255, or a per-channel colour
-such as the training set's mean pixel) and no mask is used anywhere inside.
-
-Convolutions followed by BatchNorm have no bias (BN's shift replaces it); the first encoder layer
-and the last decoder layer, which have no BN, have one. Masks follow the library convention
-``1 = valid, 0 = hole``. Images are float ``(N, in_channels, H, W)``, typically in [0, 1]; the
-output is unbounded (no sigmoid, as in the paper).
+Conventions: masks ``1 = valid, 0 = hole``; images float ``(N, in_channels, H, W)``, typically
+in [0, 1]; the output is unbounded (no sigmoid, as in the paper).
 """
 
 from __future__ import annotations
