@@ -22,7 +22,7 @@ from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from pconv_lib.layers import PartialConv2d, zero_holes
 from pconv_lib.tensor_checks import check_layer_inputs, check_mask_sum
@@ -30,6 +30,39 @@ from pconv_lib.tensor_checks import check_layer_inputs, check_mask_sum
 __all__ = ["FastPartialConv2d"]
 
 _CacheKey = tuple[int, int, torch.device, torch.dtype]
+_Pair = tuple[Tensor, Tensor]
+
+
+def _pool_padding(conv: nn.Conv2d) -> tuple[int, int] | None:
+    """The padding as an int pair if a sum pool can count the windows, else ``None``.
+
+    Pooling has no dilation and pads at most half the kernel on each side.
+    """
+    if conv.dilation != (1, 1):
+        return None
+    if isinstance(conv.padding, str):
+        if conv.padding == "valid":
+            return (0, 0)
+        if any(k % 2 == 0 for k in conv.kernel_size):  # "same" pads unevenly for even kernels
+            return None
+        padding = tuple(k // 2 for k in conv.kernel_size)
+    else:
+        padding = tuple(conv.padding)
+    if any(p > k // 2 for p, k in zip(padding, conv.kernel_size, strict=True)):
+        return None
+    return padding  # type: ignore[return-value]
+
+
+def _pads_nothing(conv: nn.Conv2d) -> bool:
+    """True when the layer pads nothing, so no window ever reaches the (hole) border.
+
+    With any padding the first window starts at index ``-padding`` and so reaches it.
+    """
+    if isinstance(conv.padding, str):
+        if conv.padding == "valid":
+            return True
+        return all(d * (k - 1) == 0 for d, k in zip(conv.dilation, conv.kernel_size))
+    return all(p == 0 for p in conv.padding)
 
 
 class FastPartialConv2d(PartialConv2d):
@@ -56,44 +89,14 @@ class FastPartialConv2d(PartialConv2d):
         ``divisor_override=1`` when pooling supports the geometry, else ``conv2d``.
         """
         kh, kw = self.kernel_size
-        pool_padding = self._pool_padding()
+        pool_padding = _pool_padding(self)
         if pool_padding is not None:
-            return F.avg_pool2d(
-                channel_sum,
-                (kh, kw),
-                self.stride,
-                pool_padding,
-                ceil_mode=False,
-                count_include_pad=True,
-                divisor_override=1,
-            )
+            return F.avg_pool2d(channel_sum, (kh, kw), self.stride, pool_padding, ceil_mode=False,
+                                count_include_pad=True, divisor_override=1)
         ones = torch.ones(groups, 1, kh, kw, device=channel_sum.device, dtype=channel_sum.dtype)
-        return F.conv2d(
-            channel_sum, ones, None, self.stride, self.padding, self.dilation, groups
-        )
+        return F.conv2d(channel_sum, ones, None, self.stride, self.padding, self.dilation, groups)
 
-    def _pool_padding(self) -> tuple[int, int] | None:
-        """The padding as an int pair if a sum pool can count the windows, else ``None``.
-
-        Pooling has no dilation and pads at most half the kernel on each side.
-        """
-        if self.dilation != (1, 1):
-            return None
-        if isinstance(self.padding, str):
-            if self.padding == "valid":
-                return (0, 0)
-            if any(k % 2 == 0 for k in self.kernel_size):  # "same" pads unevenly for even kernels
-                return None
-            padding = tuple(k // 2 for k in self.kernel_size)
-        else:
-            padding = tuple(self.padding)
-        if any(p > k // 2 for p, k in zip(padding, self.kernel_size, strict=True)):
-            return None
-        return padding  # type: ignore[return-value]
-
-    def _ratio_and_mask(
-        self, mask: Tensor, per_group: bool, dtype: torch.dtype
-    ) -> tuple[Tensor, Tensor]:
+    def _ratio_and_mask(self, mask: Tensor, per_group: bool, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
         """``(ratio, new_mask)`` of shape ``(N, 1 or groups, H', W')``, float32 or float64.
 
         The mask path never needs autograd and runs in float32 (float64 when ``dtype`` is
@@ -112,9 +115,7 @@ class FastPartialConv2d(PartialConv2d):
             channel_sum = m.sum(1, keepdim=True) if c > 1 else m
             return self._ratio_from_channel_sum(channel_sum, c * kh * kw, dtype)
 
-    def _ratio_from_channel_sum(
-        self, channel_sum: Tensor, win: int, dtype: torch.dtype
-    ) -> tuple[Tensor, Tensor]:
+    def _ratio_from_channel_sum(self, channel_sum: Tensor, win: int, dtype: torch.dtype) -> _Pair:
         """``(ratio, new_mask)`` from the mask summed over the channels of each group.
 
         ``channel_sum``: ``(N, 1 or groups, H, W)``; ``win``: elements of one window of one
@@ -128,17 +129,6 @@ class FastPartialConv2d(PartialConv2d):
             ratio = win / count.clamp_min(1.0) * valid
             return ratio, valid.to(work)
 
-    def _no_padding(self) -> bool:
-        """True when the layer pads nothing, so no window ever reaches the (hole) border.
-
-        With any padding the first window starts at index ``-padding`` and so reaches it.
-        """
-        if isinstance(self.padding, str):
-            if self.padding == "valid":
-                return True
-            return all(d * (k - 1) == 0 for d, k in zip(self.dilation, self.kernel_size))
-        return all(p == 0 for p in self.padding)
-
     def _border(self, x: Tensor) -> tuple[Tensor | None, Tensor]:
         """Cached ``(ratio or None, new_mask)`` of shape ``(1, 1, H', W')`` for ``mask=None``.
 
@@ -146,26 +136,25 @@ class FastPartialConv2d(PartialConv2d):
         image, the ratio is 1 everywhere); then the layer is exactly ``nn.Conv2d``.
         """
         if torch.compiler.is_compiling():  # no Python-side cache inside a graph: the compiler folds it
-            ones = torch.ones(1, 1, x.shape[2], x.shape[3], device=x.device, dtype=torch.float32)
-            ratio, valid = self._ratio_and_mask(ones, False, x.dtype)
-            return (None if self._no_padding() else ratio.to(x.dtype), valid.to(x.dtype))
+            return self._border_ratio(x)
         key = (x.shape[2], x.shape[3], x.device, x.dtype)
         hit = self._border_cache.get(key)
         if hit is not None:
             self._border_cache.move_to_end(key)
             return hit
-        ones = torch.ones(1, 1, x.shape[2], x.shape[3], device=x.device, dtype=torch.float32)
-        ratio, valid = self._ratio_and_mask(ones, False, x.dtype)
-        entry = (None if self._no_padding() else ratio.to(x.dtype), valid.to(x.dtype))
+        entry = self._border_ratio(x)
         self._border_cache[key] = entry
         while len(self._border_cache) > self.BORDER_CACHE_SIZE:
             self._border_cache.popitem(last=False)
         return entry
 
+    def _border_ratio(self, x: Tensor) -> tuple[Tensor | None, Tensor]:
+        ones = torch.ones(1, 1, x.shape[2], x.shape[3], device=x.device, dtype=torch.float32)
+        ratio, valid = self._ratio_and_mask(ones, False, x.dtype)
+        return (None if _pads_nothing(self) else ratio.to(x.dtype), valid.to(x.dtype))
+
     # ------------------------------------------------------------------ forward
-    def forward(  # type: ignore[override]
-        self, x: Tensor, mask: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         """Partial convolution of ``x`` under ``mask``; returns ``(out, new_mask)``.
 
         See the class docstring for shapes, dtypes and the mask convention (1 = valid).
@@ -199,19 +188,9 @@ class FastPartialConv2d(PartialConv2d):
         ratio, valid = self._ratio_from_channel_sum(mask_sum, self.in_channels * kh * kw, x_masked.dtype)
         return self._scaled_conv(x_masked, ratio, valid, False)
 
-    def _scaled_conv(
-        self, x_masked: Tensor, ratio: Tensor, valid: Tensor, per_group: bool
-    ) -> tuple[Tensor, Tensor]:
+    def _scaled_conv(self, x_masked: Tensor, ratio: Tensor, valid: Tensor, per_group: bool) -> _Pair:
         """``conv(x ⊙ M) · ratio + bias · new_mask``; returns ``(out, new_mask)``."""
-        raw = F.conv2d(
-            x_masked,
-            self.weight,
-            None,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-        )
+        raw = F.conv2d(x_masked, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
         ratio, valid = ratio.to(raw.dtype), valid.to(raw.dtype)
         if per_group:
             per_out = self.out_channels // self.groups
@@ -228,9 +207,7 @@ class FastPartialConv2d(PartialConv2d):
         if ratio is None:
             out = self._conv_forward(x, self.weight, self.bias)
         else:
-            raw = F.conv2d(
-                x, self.weight, None, self.stride, self.padding, self.dilation, self.groups
-            )
+            raw = F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.groups)
             out = raw.mul_(ratio.to(raw.dtype))
             if self.bias is not None:
                 bias = self.bias.to(raw.dtype).view(1, -1, 1, 1)
