@@ -42,7 +42,7 @@ def check_binary_mask(mask, name: str = "mask", off_switch: str = "") -> None:
 def _distinct_values(mask) -> np.ndarray:
     """The sorted distinct values of a NumPy or torch mask, as float64 (NaN last)."""
     if not isinstance(mask, np.ndarray):  # a torch tensor: copy to the host, for the message only
-        mask = mask.detach().double().cpu().numpy()
+        mask = mask.detach().cpu().double().numpy()
     return np.unique(np.asarray(mask, dtype=np.float64))
 
 
