@@ -11,14 +11,13 @@ chunking) are the baselines.
 Conventions: masks ``1 = valid, 0 = hole``, (H, W), (1, H, W) or (1, 1, H, W). Images: NumPy
 ``uint8`` (H, W, 3) RGB or float tensor (3, H, W) / (1, 3, H, W) in [0, 1]; the result has the
 input's type and layout. The model is any ``model(image, mask) -> output`` (or ``(output,
-output_mask)``) on float32 (N, 3, h, w) images with holes zeroed and (N, 1, h, w) masks. Its
-train/eval mode is left as it is (a warning if it is training: call ``model.eval()``).
+output_mask)``) on float32 (N, 3, h, w) images with holes zeroed and (N, 1, h, w) masks. It runs
+in eval mode (:func:`pconv_lib.predict.eval_mode`); its own train/eval mode is restored after.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ from tqdm.auto import tqdm
 
 from pconv_lib import arg_checks as check
 from pconv_lib.images import image_to_tensor, mask_to_tensor, tensor_to_image
-from pconv_lib.predict import model_device, pad_to, predict_padded, round_up, run_model
+from pconv_lib.predict import eval_mode, model_device, pad_to, predict_padded, round_up, run_model
 from pconv_lib.tensor_checks import check_picture, check_tiling_mask, check_unit_range
 
 __all__ = [
@@ -241,17 +240,6 @@ def _infer_multiple(model: Model, multiple: int | None) -> int:
     return int(multiple)
 
 
-def _warn_if_training(model: Model) -> None:
-    if isinstance(model, torch.nn.Module) and model.training:
-        warnings.warn(
-            "the model is in training mode, so batch norm uses per-batch statistics and the "
-            "result depends on how tiles are batched; call model.eval() first (the mode is left "
-            "as you set it)",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
 def _plan_axis(length: int, tile_size: int, overlap: int, multiple: int) -> tuple[int, int, int]:
     """(tile, padded length, pad before) for one axis."""
     tile = min(tile_size, round_up(length, multiple))
@@ -293,7 +281,7 @@ def predict_tiled(
     Args:
         model: callable ``model(image, mask) -> output`` or ``-> (output, output_mask)``;
             image float32 (N, 3, h, w) in [0, 1] with holes zeroed, mask float32 (N, 1, h, w),
-            1 = valid, 0 = hole. Its train/eval mode is left untouched (call ``model.eval()``).
+            1 = valid, 0 = hole. It runs in eval mode; its train/eval mode is restored after.
         image: NumPy ``uint8`` (H, W, 3) RGB, or float tensor (3, H, W) / (1, 3, H, W) in [0, 1].
         mask: (H, W), (1, H, W) or (1, 1, H, W), NumPy or tensor, values exactly 0/1 (or bool),
             1 = valid, 0 = hole.
@@ -323,9 +311,9 @@ def predict_tiled(
     multiple = _infer_multiple(model, multiple)
     check.check_tiling(tile_size, overlap, batch_size, multiple)
     inp = _prepare(image, mask)
-    _warn_if_training(model)
-    return _tiled(model, inp, int(tile_size), int(overlap), int(batch_size), multiple,
-                  model_device(model, device), skip_empty, return_prediction, progress, progress_label)
+    with eval_mode(model):
+        return _tiled(model, inp, int(tile_size), int(overlap), int(batch_size), multiple,
+                      model_device(model, device), skip_empty, return_prediction, progress, progress_label)
 
 
 def _tiled(model: Model, inp: _Input, tile_size: int, overlap: int, batch_size: int, multiple: int,
@@ -405,18 +393,18 @@ def predict_whole(
     """
     multiple = _infer_multiple(model, multiple)
     inp = _prepare(image, mask)
-    _warn_if_training(model)
-    height, width = inp.image.shape[-2:]
-    ph, pw = round_up(height, multiple), round_up(width, multiple)
-    blended = predict_padded(model, inp.image, inp.mask, multiple, model_device(model, device))
-    return TiledResult(
-        image=_finish(inp, blended),
-        tiles_total=1,
-        tiles_run=1,
-        tile_shape=(ph, pw),
-        padded_shape=(ph, pw),
-        prediction=blended if return_prediction else None,
-    )
+    with eval_mode(model):
+        height, width = inp.image.shape[-2:]
+        ph, pw = round_up(height, multiple), round_up(width, multiple)
+        blended = predict_padded(model, inp.image, inp.mask, multiple, model_device(model, device))
+        return TiledResult(
+            image=_finish(inp, blended),
+            tiles_total=1,
+            tiles_run=1,
+            tile_shape=(ph, pw),
+            padded_shape=(ph, pw),
+            prediction=blended if return_prediction else None,
+        )
 
 
 def naive_spans(length: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
@@ -459,36 +447,36 @@ def predict_naive_chunks(
     """
     check.check_chunks(chunk, overlap)
     inp = _prepare(image, mask)
-    _warn_if_training(model)
-    dev = model_device(model, device)
-    height, width = inp.image.shape[-2:]
-    ph, pw = max(height, chunk), max(width, chunk)
-    padded_image = F.pad(inp.image, (0, pw - width, 0, ph - height), value=1.0)
-    padded_mask = F.pad(inp.mask, (0, pw - width, 0, ph - height), value=1.0)
-    padded_image = padded_image * padded_mask
-    rows, cols = naive_spans(ph, chunk, overlap), naive_spans(pw, chunk, overlap)
+    with eval_mode(model):
+        dev = model_device(model, device)
+        height, width = inp.image.shape[-2:]
+        ph, pw = max(height, chunk), max(width, chunk)
+        padded_image = F.pad(inp.image, (0, pw - width, 0, ph - height), value=1.0)
+        padded_mask = F.pad(inp.mask, (0, pw - width, 0, ph - height), value=1.0)
+        padded_image = padded_image * padded_mask
+        rows, cols = naive_spans(ph, chunk, overlap), naive_spans(pw, chunk, overlap)
 
-    recon = torch.zeros((3, ph, pw), dtype=torch.float32)
-    filled = torch.zeros((ph, pw), dtype=torch.bool)
-    with torch.no_grad():
-        for r0, r1 in rows:
-            for c0, c1 in cols:
-                region = (slice(None), slice(None), slice(r0, r1), slice(c0, c1))
-                pred = run_model(model, padded_image[region], padded_mask[region], dev)[0]
-                old = filled[r0:r1, c0:c1]
-                recon[:, r0:r1, c0:c1] = torch.where(
-                    old, (recon[:, r0:r1, c0:c1] + pred) / 2, pred
-                )
-                filled[r0:r1, c0:c1] = True
-    blended = recon[None, :, :height, :width]
-    return TiledResult(
-        image=_finish(inp, blended),
-        tiles_total=len(rows) * len(cols),
-        tiles_run=len(rows) * len(cols),
-        tile_shape=(chunk, chunk),
-        padded_shape=(ph, pw),
-        prediction=blended if return_prediction else None,
-    )
+        recon = torch.zeros((3, ph, pw), dtype=torch.float32)
+        filled = torch.zeros((ph, pw), dtype=torch.bool)
+        with torch.no_grad():
+            for r0, r1 in rows:
+                for c0, c1 in cols:
+                    region = (slice(None), slice(None), slice(r0, r1), slice(c0, c1))
+                    pred = run_model(model, padded_image[region], padded_mask[region], dev)[0]
+                    old = filled[r0:r1, c0:c1]
+                    recon[:, r0:r1, c0:c1] = torch.where(
+                        old, (recon[:, r0:r1, c0:c1] + pred) / 2, pred
+                    )
+                    filled[r0:r1, c0:c1] = True
+        blended = recon[None, :, :height, :width]
+        return TiledResult(
+            image=_finish(inp, blended),
+            tiles_total=len(rows) * len(cols),
+            tiles_run=len(rows) * len(cols),
+            tile_shape=(chunk, chunk),
+            padded_shape=(ph, pw),
+            prediction=blended if return_prediction else None,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -627,31 +615,31 @@ def predict_multiscale(
     band = RADIUS_FRACTION * tile_size if band is None else float(band)
     check.check_multiscale(factor, band)
     check.check_tiling(tile_size, overlap, batch_size, multiple)
-    _warn_if_training(model)
-    common = dict(tile_size=int(tile_size), overlap=int(overlap), batch_size=int(batch_size),
-                  multiple=multiple, dev=model_device(model, device), progress=progress)
-    if factor == 1:
-        return _tiled(model, inp, return_prediction=return_prediction, **common)
+    with eval_mode(model):
+        common = dict(tile_size=int(tile_size), overlap=int(overlap), batch_size=int(batch_size),
+                      multiple=multiple, dev=model_device(model, device), progress=progress)
+        if factor == 1:
+            return _tiled(model, inp, return_prediction=return_prediction, **common)
 
-    height, width = inp.image.shape[-2:]
-    small_size = (max(1, round(height / factor)), max(1, round(width / factor)))
-    small_image, small_mask = _downscale(inp.image, inp.mask, small_size)
-    coarse = _tiled(model, _Input(small_image, small_mask, small_image, "tensor4"),
-                    progress_label="coarse tiles", **common)
-    start = F.interpolate(coarse.image, size=(height, width), mode="bicubic", align_corners=False)
-    start = torch.where(inp.mask != 0, inp.image, start.clamp_(0, 1))
+        height, width = inp.image.shape[-2:]
+        small_size = (max(1, round(height / factor)), max(1, round(width / factor)))
+        small_image, small_mask = _downscale(inp.image, inp.mask, small_size)
+        coarse = _tiled(model, _Input(small_image, small_mask, small_image, "tensor4"),
+                        progress_label="coarse tiles", **common)
+        start = F.interpolate(coarse.image, size=(height, width), mode="bicubic", align_corners=False)
+        start = torch.where(inp.mask != 0, inp.image, start.clamp_(0, 1))
 
-    deep = torch.from_numpy(_hole_distance(valid) > band)[None, None]
-    refine_mask = ((inp.mask != 0) | deep).to(torch.float32)
-    fine = _tiled(model, _Input(start, refine_mask, start, "tensor4"),
-                  progress_label="refine tiles", **common)
-    filled = fine.image
-    return TiledResult(
-        image=_finish(inp, filled),
-        tiles_total=coarse.tiles_total + fine.tiles_total,
-        tiles_run=coarse.tiles_run + fine.tiles_run,
-        tile_shape=fine.tile_shape,
-        padded_shape=fine.padded_shape,
-        prediction=filled if return_prediction else None,
-        scale_factor=int(factor),
-    )
+        deep = torch.from_numpy(_hole_distance(valid) > band)[None, None]
+        refine_mask = ((inp.mask != 0) | deep).to(torch.float32)
+        fine = _tiled(model, _Input(start, refine_mask, start, "tensor4"),
+                      progress_label="refine tiles", **common)
+        filled = fine.image
+        return TiledResult(
+            image=_finish(inp, filled),
+            tiles_total=coarse.tiles_total + fine.tiles_total,
+            tiles_run=coarse.tiles_run + fine.tiles_run,
+            tile_shape=fine.tile_shape,
+            padded_shape=fine.padded_shape,
+            prediction=filled if return_prediction else None,
+            scale_factor=int(factor),
+        )

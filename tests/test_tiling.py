@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pconv_lib.tiling import (
     TiledResult,
     blend_window,
+    predict_multiscale,
     predict_naive_chunks,
     predict_tiled,
     predict_whole,
@@ -357,12 +358,37 @@ def test_with_pconv_unet():
 # ---------------------------------------------------------------------------- modes and errors
 
 
-def test_train_mode_is_respected_and_warned():
-    net = SmallConvNet().train()
+@pytest.mark.parametrize("predict", ["tiled", "whole", "naive", "multiscale"])
+def test_prediction_runs_in_eval_mode_and_restores_the_mode(predict):
+    """One rule (predict.eval_mode): batch norm uses running statistics, so a training-mode model
+    gives the same result as an eval-mode one, and comes back in training mode."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.BatchNorm2d(3))
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-0.2, 0.2)
+        net[1].running_var.uniform_(0.5, 2.0)
+    model_module = _ModelModule(net)
     image, mask = random_case(40, 40)
-    with pytest.warns(UserWarning, match="training mode"):
-        predict_tiled(net, image, mask, tile_size=32, overlap=8)
-    assert net.training is True  # not silently switched to eval
+    run = {
+        "tiled": lambda m: predict_tiled(m, image, mask, tile_size=32, overlap=8, multiple=1),
+        "whole": lambda m: predict_whole(m, image, mask, multiple=1),
+        "naive": lambda m: predict_naive_chunks(m, image, mask, chunk=32, overlap=8),
+        "multiscale": lambda m: predict_multiscale(m, image, mask, tile_size=32, overlap=8, multiple=1),
+    }[predict]
+    expected = run(model_module.eval()).image
+    model_module.train()
+    got = run(model_module).image
+    assert model_module.training is True and net.training is True
+    np.testing.assert_array_equal(got, expected)
+
+
+class _ModelModule(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image, mask):
+        return self.net(image)
 
 
 def test_bad_masks_and_images_raise_clear_errors():
