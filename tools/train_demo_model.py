@@ -407,17 +407,6 @@ def prepare_photos(
 # --------------------------------------------------------------------------------------------
 
 
-class PixelLossFeatures(nn.Module):
-    """Stand-in for VGG16 in :class:`PConvLoss` when the perceptual and style weights are 0.
-
-    Returns one cheap feature map (the image subsampled by 8) so the loss runs without VGG16
-    weights and without spending time on a random VGG16; its terms are multiplied by 0.
-    """
-
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        return [images[:, :, ::8, ::8]]
-
-
 class _EvalBatchNorm2d(nn.BatchNorm2d):
     """A BatchNorm2d that stays in eval mode (running statistics, never updated) under ``train()``."""
 
@@ -445,8 +434,8 @@ def freeze_all_batchnorm(model: nn.Module) -> int:
 
 
 def pixel_loss() -> PConvLoss:
-    """The demo model's loss: valid 1, hole 6, TV 0.1 (perceptual/style weighted 0)."""
-    return PConvLoss(PIXEL_LOSS, vgg=PixelLossFeatures())
+    """The demo model's loss: valid 1, hole 6, TV 0.1 (perceptual/style weighted 0, so no VGG16)."""
+    return PConvLoss(PIXEL_LOSS)
 
 
 def reference_config(**overrides) -> TrainConfig:
