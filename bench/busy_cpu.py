@@ -16,6 +16,8 @@ settings (``--configs``):
 * ``torch``: torch's defaults (``PCONV_THREADS=torch``): one thread per core, spin-waiting;
 * ``1`` ... ``N``: a fixed count, as before the policy (``torch.set_num_threads(k)``, spin-waiting);
 * ``passive``: N threads with ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep instead of spinning);
+  ``passiveK``: K such threads (K > N: more threads than CPUs, so the operating system can balance
+  the pieces of work between a free and a busy core);
 * ``spinK``: N threads with ``GOMP_SPINCOUNT=K`` (spin K rounds, then sleep; torch's OpenMP is GNU's);
 * ``policy``: nothing set, ``import pconv_lib`` first: the library's policy (N threads that
   spin-wait, one fewer per core that other programs keep busy);
@@ -124,6 +126,10 @@ def config_env(config: str, cpus: int) -> dict[str, str]:
         env["PCONV_THREADS"] = "torch"
     elif config == "passive":
         env["PCONV_THREADS"] = str(cpus)
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    elif config.startswith("passive"):  # passiveK: K sleeping threads, K may exceed the CPUs
+        env["PCONV_THREADS"] = "torch"
+        env["BENCH_SET_THREADS"] = str(int(config[7:]))
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     elif config.startswith("spin"):
         env["PCONV_THREADS"] = str(cpus)
