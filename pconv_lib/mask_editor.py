@@ -188,23 +188,11 @@ class MaskEditor:
 
     def undo(self) -> bool:
         """Go back one step (stroke, clear, random mask, set or load); ``False`` if none is left."""
-        if self._current is not None:
-            self.release()
-        if not self._history:
-            return False
-        self._future.append(self._snapshot())
-        self._restore(self._history.pop())
-        return True
+        return self._step(self._history, self._future)
 
     def redo(self) -> bool:
         """Redo the last undone step; ``False`` if there is none (any new change drops them)."""
-        if self._current is not None:
-            self.release()
-        if not self._future:
-            return False
-        self._history.append(self._snapshot())
-        self._restore(self._future.pop())
-        return True
+        return self._step(self._future, self._history)
 
     def clear(self) -> None:
         """Remove every hole (undoable)."""
@@ -276,6 +264,17 @@ class MaskEditor:
         packed, strokes = state
         self.mask = np.unpackbits(packed, count=self.mask.size).reshape(self.mask.shape)
         self.strokes = strokes
+
+    def _step(self, source: deque | list, target: deque | list) -> bool:
+        """Undo (history -> future) or redo (future -> history): finish a stroke in progress, keep
+        the current state in ``target``, restore the newest one of ``source``."""
+        if self._current is not None:
+            self.release()
+        if not source:
+            return False
+        target.append(self._snapshot())
+        self._restore(source.pop())
+        return True
 
     def _push_history(self) -> None:
         self._history.append(self._snapshot())

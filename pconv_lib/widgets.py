@@ -318,17 +318,11 @@ class MaskPainter:
         **kwargs,
     ) -> MaskPainter:
         """A painter whose mask is ``strokes`` (lists of (x, y) points) painted with ``brush``,
-        replayed through :meth:`press`/:meth:`drag`/:meth:`release` as if by mouse (so each
-        stroke can be undone)."""
+        replayed as if by mouse (:meth:`MaskEditor.add_strokes`, so each stroke can be undone)."""
         painter = cls(image, brush=brush, **kwargs)
-        for stroke in strokes:
-            points = list(stroke)
-            if not points:
-                continue
-            painter.press(*points[0])
-            for point in points[1:]:
-                painter.drag(*point)
-            painter.release()
+        painter.editor.add_strokes(strokes)
+        if painter.strokes:  # no strokes: the view and the status line (warming up) stay as built
+            painter._mask_replaced()
         return painter
 
     def _warm_up_in_background(self) -> None:
