@@ -12,7 +12,6 @@ import torch
 import torch.multiprocessing as mp
 
 from pconv_lib.data import sample_photo_dataset
-from pconv_lib.losses import PConvLoss
 from pconv_lib.train import (
     EpochBatchSampler,
     TrainConfig,
@@ -23,13 +22,6 @@ from pconv_lib.train import (
 )
 
 SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def loss():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # random VGG weights, on purpose
-        return PConvLoss(vgg_weights=None)
 
 
 def _config(tmp_path, **overrides):

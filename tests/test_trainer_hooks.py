@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import csv
-import warnings
 
 import pytest
 import torch
 
 from pconv_lib.data import sample_photo_dataset
 from pconv_lib.errors import BadValue
-from pconv_lib.losses import PConvLoss
 from pconv_lib.train import TrainConfig, Trainer, load_checkpoint
 
 SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def loss():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # random VGG weights, on purpose
-        return PConvLoss(vgg_weights=None)
 
 
 @pytest.fixture(scope="module")
