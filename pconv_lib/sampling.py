@@ -82,14 +82,17 @@ class EpochBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return self.num_batches if self.num_batches is not None else self.batches_per_pass
 
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.n, generator=generator)
+
     def __iter__(self) -> Iterator[list[int]]:
-        batch = self.start
-        for _ in range(len(self)):
+        order, order_epoch = None, None
+        for batch in range(self.start, self.start + len(self)):
             epoch, within = divmod(batch, self.batches_per_pass)
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            order = torch.randperm(self.n, generator=generator)
+            if epoch != order_epoch:  # once per pass (ImageNet: a 16 ms permutation), not per batch
+                order, order_epoch = self._permutation(epoch), epoch
+                if hasattr(self.dataset, "set_epoch"):
+                    self.dataset.set_epoch(epoch)
             chunk = order[within * self.global_batch : (within + 1) * self.global_batch]
-            if hasattr(self.dataset, "set_epoch"):
-                self.dataset.set_epoch(epoch)
             yield chunk[self.rank :: self.world_size].tolist()
-            batch += 1

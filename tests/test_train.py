@@ -191,6 +191,23 @@ def test_batch_sampler_is_resumable_and_shards_ranks():
         EpochBatchSampler(list(range(3)), 4, seed=0)
 
 
+class _EpochRecorder(list):
+    def set_epoch(self, epoch):
+        self.epochs = getattr(self, "epochs", []) + [epoch]
+
+
+def test_batch_sampler_follows_the_pass_permutation_and_sets_each_pass_once():
+    """Batch b of pass p is slice b of randperm(n, seed * 1_000_003 + p), whatever the start; the
+    dataset hears set_epoch once per pass the sampler enters (the permutation is made once too)."""
+    data = _EpochRecorder(range(10))
+    batches = list(EpochBatchSampler(data, 3, seed=4, start=2, num_batches=7))  # 3 batches a pass
+    for batch, got in enumerate(batches, start=2):
+        epoch, within = divmod(batch, 3)
+        order = torch.randperm(10, generator=torch.Generator().manual_seed(4 * 1_000_003 + epoch))
+        assert got == order[within * 3 : (within + 1) * 3].tolist()
+    assert data.epochs == [0, 1, 2]
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
