@@ -291,6 +291,114 @@ def random_mask_in_bucket(
 _TARGET_MARGIN = 0.2
 
 
+# --------------------------------------------------------------------------------------------
+# Object-removal masks: one to three large filled shapes (the "remove this" hole)
+# --------------------------------------------------------------------------------------------
+
+#: Hole ratio range of :func:`random_object_mask` (the wide/box masks of later work, e.g. LaMa).
+OBJECT_HOLE_RANGE: tuple[float, float] = (0.10, 0.40)
+
+
+def _random_centre(rng: np.random.Generator, height: int, width: int) -> tuple[int, int]:
+    """A centre in the middle 70 % of the image, so most of a large shape stays inside it."""
+    return int(rng.uniform(0.15, 0.85) * width), int(rng.uniform(0.15, 0.85) * height)
+
+
+def draw_random_filled_ellipse(canvas: np.ndarray, rng: np.random.Generator, area: float) -> None:
+    """Draw one filled ellipse of about ``area`` pixels (aspect 1:2..2:1, any angle) on ``canvas``."""
+    height, width = canvas.shape
+    aspect = float(np.exp(rng.uniform(-np.log(2), np.log(2))))
+    a = max(2.0, np.sqrt(area / np.pi * aspect))
+    b = max(2.0, area / (np.pi * a))
+    angle = float(rng.uniform(0, 180))
+    cv2.ellipse(canvas, _random_centre(rng, height, width), (int(a), int(b)), angle, 0, 360, 1, -1)
+
+
+def draw_random_box(canvas: np.ndarray, rng: np.random.Generator, area: float) -> None:
+    """Draw one filled, rotated rectangle of about ``area`` pixels (aspect 1:2..2:1) on ``canvas``."""
+    height, width = canvas.shape
+    aspect = float(np.exp(rng.uniform(-np.log(2), np.log(2))))
+    w = max(3.0, np.sqrt(area * aspect))
+    h = max(3.0, area / w)
+    angle = float(rng.choice([0.0, float(rng.uniform(-45, 45))]))  # half axis-aligned, as drawn boxes are
+    corners = cv2.boxPoints((_random_centre(rng, height, width), (w, h), angle))
+    cv2.fillPoly(canvas, [np.round(corners).astype(np.int32)], 1)
+
+
+def draw_random_blob(canvas: np.ndarray, rng: np.random.Generator, area: float) -> None:
+    """Draw one filled irregular blob of about ``area`` pixels on ``canvas``: a polygon whose radius
+    varies smoothly around the centre (a few low-frequency sine waves), like a painted-over object."""
+    height, width = canvas.shape
+    angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+    wobble = np.zeros_like(angles)
+    for harmonic in (2, 3, 4):
+        wobble += rng.uniform(0, 0.25 / harmonic * 2) * np.sin(harmonic * angles + rng.uniform(0, 2 * np.pi))
+    radius = np.sqrt(area / np.pi) * (1 + wobble)
+    cx, cy = _random_centre(rng, height, width)
+    points = np.stack([cx + radius * np.cos(angles), cy + radius * np.sin(angles)], axis=1)
+    cv2.fillPoly(canvas, [np.round(points).astype(np.int32)], 1)
+
+
+#: The three kinds of object shape, drawn with equal chance.
+OBJECT_SHAPES = (draw_random_filled_ellipse, draw_random_box, draw_random_blob)
+
+
+def random_object_mask(
+    height: int,
+    width: int,
+    rng: RngLike = None,
+    *,
+    max_objects: int = 3,
+    dtype: type | np.dtype = np.uint8,
+) -> np.ndarray:
+    """An object-removal mask: 1..``max_objects`` large filled ellipses, boxes or blobs covering
+    10-40 % of the image (:data:`OBJECT_HOLE_RANGE`), the hole a user paints over a thing to remove.
+
+    Unlike :func:`random_irregular_mask`'s thin strokes, the centre of such a hole is far from any
+    valid pixel (about 45-70 px at 256 px), which is what the demo model v3 was fine-tuned for.
+
+    Args:
+        height, width: mask size in pixels (≥ 32 for the hole ratio to be reachable).
+        rng: seed or ``numpy.random.Generator``; the same seed gives the same mask.
+        max_objects: at most this many shapes (their areas share one drawn target ratio).
+        dtype: output dtype (``np.uint8`` default, ``bool`` or a float type).
+
+    Returns:
+        (H, W) array, 1 = valid, 0 = hole, with a hole ratio in (0.10, 0.40].
+    """
+    check.check_size(height, width)
+    check.check_positive_int("max_objects", max_objects)
+    rng = make_rng(rng)
+    low, high = OBJECT_HOLE_RANGE
+    total = height * width
+    for _try in range(50):
+        target = float(rng.uniform(low + 0.02, high - 0.02))
+        count = int(rng.integers(1, max_objects + 1))
+        canvas = np.zeros((height, width), np.uint8)
+        for share in rng.dirichlet(np.full(count, 2.0)):
+            OBJECT_SHAPES[int(rng.integers(len(OBJECT_SHAPES)))](canvas, rng, share * target * total)
+        if low < np.count_nonzero(canvas) / total <= high:
+            return as_dtype(1 - canvas, dtype)
+    raise BadValue(
+        f"could not draw a {height}x{width} object mask with a hole ratio in ({low}, {high}]; "
+        "use a mask of at least 32x32 pixels"
+    )
+
+
+#: Mask kinds by name: ``fn(height, width, rng) -> (H, W) uint8 mask, 1 = valid``.
+#: ``strokes`` is the paper's (and the original course's) generator, ``objects`` the large holes.
+MASK_KINDS = {"strokes": random_irregular_mask, "objects": random_object_mask}
+
+
+def random_training_mask(
+    rng: np.random.Generator, height: int, width: int, object_share: float = 0.5
+) -> np.ndarray:
+    """The demo model v3's training mix: an object mask with probability ``object_share``, else the
+    paper's strokes. Signature of a dataset ``mask_fn``: ``(rng, height, width) -> (H, W)``."""
+    kind = "objects" if rng.random() < object_share else "strokes"
+    return MASK_KINDS[kind](height, width, rng)
+
+
 def apply_mask(image: np.ndarray, mask: np.ndarray, fill: int | float = 255) -> np.ndarray:
     """Return a copy of ``image`` (H, W[, C]) with the holes of ``mask`` (0 = hole) set to ``fill``."""
     mask = validate_mask(mask)

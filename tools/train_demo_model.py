@@ -65,6 +65,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
 
 from pconv_lib.data import InpaintingDataset, mean_pixel, read_image  # noqa: E402
 from pconv_lib.losses import LossWeights, PConvLoss  # noqa: E402
+from pconv_lib.masks import random_training_mask  # noqa: E402
 from pconv_lib.pretrained import DEMO_CHECKPOINT, MODEL_CARD  # noqa: E402
 from pconv_lib.train import TrainConfig, Trainer, load_checkpoint, save_checkpoint  # noqa: E402
 
@@ -407,6 +408,10 @@ def prepare_photos(
 # --------------------------------------------------------------------------------------------
 
 
+#: Training masks by ``--masks`` name: ``None`` = the dataset's default (the paper's strokes).
+MASK_MIXES = {"strokes": None, "mix": random_training_mask}
+
+
 class _EvalBatchNorm2d(nn.BatchNorm2d):
     """A BatchNorm2d that stays in eval mode (running statistics, never updated) under ``train()``."""
 
@@ -473,6 +478,7 @@ def train_model(
     max_minutes: float | None = None,
     progress: bool = True,
     freeze_bn: str = "stage",
+    masks: str = "strokes",
 ) -> Path:
     """Train with :class:`Trainer`, validating every ``steps_per_epoch`` steps; return ``best.pt``.
 
@@ -482,10 +488,15 @@ def train_model(
     run is then shorter than ``config.steps``); the last steps are validated too
     (``validate_last``). ``freeze_bn="all"`` keeps every BatchNorm layer on its running statistics
     (:func:`freeze_all_batchnorm`, for small batches); ``"stage"`` does what the stage does
-    (phase 2 freezes the encoder's).
+    (phase 2 freezes the encoder's). ``masks``: ``"strokes"`` (the paper's generator, v1/v2) or
+    ``"mix"`` (half object-removal masks, :func:`pconv_lib.masks.random_training_mask`, v3), for
+    training and validation alike.
     """
-    train_data = InpaintingDataset(train_dir, config.image_size, seed=config.seed)
-    val_data = InpaintingDataset(val_dir, config.image_size, seed=config.seed)
+    if masks not in MASK_MIXES:
+        raise DemoBuildError(f"masks must be one of {', '.join(MASK_MIXES)}, got {masks!r}")
+    mask_fn = MASK_MIXES[masks]
+    train_data = InpaintingDataset(train_dir, config.image_size, seed=config.seed, mask_fn=mask_fn)
+    val_data = InpaintingDataset(val_dir, config.image_size, seed=config.seed, mask_fn=mask_fn)
     trainer = Trainer(
         config, train_data, val_data, loss=pixel_loss(), device=device, init_from=init_from, progress=progress
     )
@@ -780,6 +791,12 @@ def build_parser() -> argparse.ArgumentParser:
         "on running statistics (small CPU batches)",
     )
     p.add_argument(
+        "--masks",
+        choices=("strokes", "mix"),
+        default="strokes",
+        help="train/finetune: the paper's strokes (v1, v2) or half object-removal blobs/boxes (v3)",
+    )
+    p.add_argument(
         "--init", default="demo", help="finetune: starting checkpoint (default: the bundled model)"
     )
     p.add_argument("--name", help="run name (default demo-train / demo-finetune)")
@@ -888,6 +905,7 @@ def main(argv: list[str] | None = None) -> int:
                     max_minutes=args.max_minutes,
                     progress=sys.stderr.isatty(),
                     freeze_bn=args.freeze_bn,
+                    masks=args.masks,
                 )
             elif stage == "heldout":
                 heldout_list = read_photo_list(HELDOUT_LIST)
