@@ -323,7 +323,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="L1/PSNR/SSIM per hole-ratio bucket vs classical baselines")
+    p = sub.add_parser(
+        "evaluate", help="L1/PSNR/SSIM per hole-ratio bucket or mask kind vs classical baselines"
+    )
     p.add_argument(
         "--checkpoint",
         action="append",
@@ -333,7 +335,17 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", type=Path, help="folder of test photos (default: sample photos)")
     p.add_argument("--size", type=int, default=256, help="centre crop size of the test images")
     p.add_argument("--limit", type=int, default=50, help="at most this many images")
-    p.add_argument("--buckets", default="0,1,2,3,4,5")
+    p.add_argument("--buckets", default="0,1,2,3,4,5", help="the paper's hole-ratio buckets (strokes), 0..5")
+    p.add_argument(
+        "--masks",
+        help="mask kinds instead of --buckets, comma-separated: strokes (buckets 1,2), scribbles "
+        "(3,4,5), objects (large object-removal holes), or all",
+    )
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="also a row per model run once on the whole image (no multi-scale), as model(image, mask)",
+    )
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
@@ -846,7 +858,7 @@ def run_predict(args: argparse.Namespace) -> int:
     import torch
 
     from pconv_lib import masks as mask_lib
-    from pconv_lib.tiling import choose_scale, predict_multiscale
+    from pconv_lib.tiling import choose_scale, predict_multiscale, wide_hole_notice
     from pconv_lib.train import model_from_checkpoint
 
     _check_predict_args(args)
@@ -858,6 +870,9 @@ def run_predict(args: argparse.Namespace) -> int:
     tile = args.tile_size or config.image_size
     auto = choose_scale(mask, config.image_size)  # from the hole widths and the training size
     factor = {"auto": auto, "single": 1, "multi": max(2, auto)}[args.scale]
+    notice = wide_hole_notice(mask, config.image_size) if args.scale == "single" else None
+    if notice:
+        _warn(f"{notice}: --scale single may paint blotches; drop --scale for the default (auto)")
     if args.compile:
         model = torch.compile(model)
     result = predict_multiscale(
@@ -883,7 +898,22 @@ def run_predict(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_evaluate_args(args: argparse.Namespace) -> list[int]:
+def _parse_mask_kinds(text: str) -> list[int | str]:
+    """``--masks strokes,objects`` -> the columns of those kinds (bucket numbers, ``"objects"``)."""
+    from pconv_lib.masks import MASK_KIND_COLUMNS
+
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    names = list(MASK_KIND_COLUMNS) if names == ["all"] else names
+    unknown = [name for name in names if name not in MASK_KIND_COLUMNS]
+    if not names or unknown:
+        raise UsageError(
+            f"--masks must be comma-separated mask kinds out of {', '.join(MASK_KIND_COLUMNS)} (or all), "
+            f"got {text!r}"
+        )
+    return [column for name in names for column in MASK_KIND_COLUMNS[name]]
+
+
+def _check_evaluate_args(args: argparse.Namespace) -> list[int | str]:
     if args.no_baselines and args.checkpoint is None:
         raise UsageError("nothing to evaluate: give --checkpoint or drop --no-baselines")
     _positive(args, "limit")
@@ -891,7 +921,7 @@ def _check_evaluate_args(args: argparse.Namespace) -> list[int]:
     if args.size > 8192:
         raise UsageError(f"--size must be at most 8192 (valid: 7..8192), got {args.size}")
     _check_ranges(args, ("seed",))
-    buckets = _parse_buckets(args.buckets)
+    buckets = _parse_mask_kinds(args.masks) if args.masks is not None else _parse_buckets(args.buckets)
     if args.images is not None and not args.images.is_dir():
         raise UsageError(f"--images {args.images}: no such folder")
     for _, path in _named_checkpoints(args.checkpoint):
@@ -970,7 +1000,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
         device = _device(args.device)
         for name, path in _named_checkpoints(args.checkpoint):
             model, config = model_from_checkpoint(path, device)
-            methods[name] = evaluate.model_inpainter(model, 2**config.depth, device)
+            methods[name] = evaluate.model_inpainter(
+                model, 2**config.depth, device, train_size=config.image_size
+            )  # the path `predict` takes by default
+            if args.raw:
+                methods[f"{name} (raw)"] = evaluate.model_inpainter(model, 2**config.depth, device)
     models = list(methods)
     if not args.no_baselines:
         methods.update(evaluate.BASELINES)

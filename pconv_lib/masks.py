@@ -390,6 +390,38 @@ def random_object_mask(
 MASK_KINDS = {"strokes": random_irregular_mask, "objects": random_object_mask}
 
 
+#: The column name of object-removal masks in an evaluation table (beside bucket numbers 0..5).
+OBJECTS = "objects"
+
+#: Evaluation mask kinds -> their columns: a bucket number draws the paper's strokes in that
+#: hole-ratio bucket (:func:`random_mask_in_bucket`), :data:`OBJECTS` draws
+#: :func:`random_object_mask`. Thin strokes are 10-30 % holes, dense scribbles 30-60 %.
+MASK_KIND_COLUMNS: dict[str, tuple[int | str, ...]] = {
+    "strokes": (1, 2),
+    "scribbles": (3, 4, 5),
+    OBJECTS: (OBJECTS,),
+}
+
+Column = int | str
+
+
+def column_label(column: Column) -> str:
+    """An evaluation column's label: ``'(0.1, 0.2]'`` for a bucket number, ``'objects'``."""
+    return column if isinstance(column, str) else bucket_label(column)
+
+
+def column_mask(column: Column, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """One (H, W) uint8 mask (1 = valid) of an evaluation column: a bucket number or :data:`OBJECTS`."""
+    if column == OBJECTS:
+        return random_object_mask(height, width, rng)
+    return random_mask_in_bucket(height, width, int(column), rng)
+
+
+def column_seed(column: Column) -> int:
+    """A number for seeding a column's masks: the bucket number, 100 for :data:`OBJECTS`."""
+    return 100 if column == OBJECTS else int(column)
+
+
 def random_training_mask(
     rng: np.random.Generator, height: int, width: int, object_share: float = 0.5
 ) -> np.ndarray:

@@ -317,7 +317,13 @@ class PConvUNet(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Inpaint ``image`` where ``mask`` is 0; returns ``(output, output_mask)``."""
+        """Inpaint ``image`` where ``mask`` is 0; returns ``(output, output_mask)``.
+
+        One pass, as trained: holes wider than the training holes (a model trained on T-px crops
+        has seen hole pixels up to about 0.04 T px from a valid one) get fills in colours from
+        nowhere deep inside, and ``output_mask`` is still all ones. For such holes use
+        :func:`pconv_lib.tiling.predict_multiscale` (``predict``'s default, the widget's).
+        """
         check_unet_inputs(self, image, mask)
         if self.layer == "ordinary":
             # the ablation: holes get a constant colour, and the network never sees the mask

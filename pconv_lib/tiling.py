@@ -18,6 +18,7 @@ in eval mode (:func:`pconv_lib.predict.eval_mode`); its own train/eval mode is r
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -304,6 +305,10 @@ def predict_tiled(
         :class:`TiledResult` whose ``image`` has the input's type and layout; valid pixels equal
         the input exactly; ``tiles_total`` / ``tiles_run`` count the tiles.
 
+    Warns:
+        UserWarning: one line, when the holes are wider than a model trained on ``tile_size``-px
+            crops has seen (:func:`wide_hole_notice`): use :func:`predict_multiscale` for them.
+
     Raises:
         TypeError / ValueError: for a badly typed or shaped image, a non-binary or mis-sized mask,
             or inconsistent tile parameters (the message says how to fix it).
@@ -311,6 +316,9 @@ def predict_tiled(
     multiple = _infer_multiple(model, multiple)
     check.check_tiling(tile_size, overlap, batch_size, multiple)
     inp = _prepare(image, mask)
+    notice = wide_hole_notice(inp.mask[0, 0].numpy(), int(tile_size))
+    if notice:
+        warnings.warn(f"{notice}; predict_multiscale fills them in two passes", stacklevel=2)
     with eval_mode(model):
         return _tiled(model, inp, int(tile_size), int(overlap), int(batch_size), multiple,
                       model_device(model, device), skip_empty, return_prediction, progress, progress_label)
@@ -544,6 +552,25 @@ def _choose_scale(valid: np.ndarray, train_size: int, max_factor: int = 16, min_
     while radius / factor > limit and factor < max_factor and min(valid.shape) / (2 * factor) >= min_side:
         factor *= 2
     return factor
+
+
+def wide_hole_notice(mask: np.ndarray | torch.Tensor, train_size: int) -> str | None:
+    """One line saying that the holes of ``mask`` (1 = valid) are far wider than a model trained
+    on ``train_size``-px crops has seen, or ``None``.
+
+    "Far": :func:`hole_radius` over twice ``RADIUS_FRACTION * train_size`` (the widest training
+    strokes reach about 1.1 times it, so paper-like masks never trigger it). Deep inside such
+    holes a single pass paints blotches in colours from nowhere (see
+    :func:`pconv_lib.evaluate.blotch_share`); :func:`predict_multiscale` avoids them.
+    """
+    valid = _valid_array(mask)
+    radius, seen = _hole_radius(valid), RADIUS_FRACTION * int(train_size)
+    if radius <= 2 * seen:
+        return None
+    return (
+        f"holes reach {radius:.0f} px from the nearest valid pixel, far more than the ~{seen:.0f} px "
+        f"a model trained on {int(train_size)}-px crops has seen"
+    )
 
 
 def _downscale(image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]):
