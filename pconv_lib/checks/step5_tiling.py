@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 
 from pconv_lib.checks._common import (
-    _call,
     _describe_array,
     _fail,
     _guarded,
     _passed,
     _require_tensor,
+    _run,
     _todo,
 )
 
@@ -83,10 +83,13 @@ def check_tile_grid(tile_grid: Callable[[int, int, int, int], list[tuple[int, in
         (200, 500, 96, 0),  # no overlap
         (160, 700, 64, 16),
         (97, 130, 32, 8),
+        (41, 37, 16, 15),  # maximal overlap: consecutive tiles one pixel apart
+        (16, 75, 16, 4),  # one row of tiles, the image exactly one tile high
+        (53, 29, 29, 0),  # one column, no overlap, odd sizes
     ]
     for height, width, tile, overlap in cases:
         call = f"tile_grid({height}, {width}, {tile}, {overlap})"
-        ok, got = _call(tile_grid, height, width, tile, overlap)
+        ok, got = _run(tile_grid, (height, width, tile, overlap))
         if not ok:
             return _todo("tile_grid")
         corners = _as_corners(got, call)
@@ -157,11 +160,12 @@ def check_blend_window(blend_window: Callable[[int, int], Any]) -> bool:
 
     from pconv_lib import tiling
 
-    cases = [(64, 16), (96, 32), (128, 0), (32, 16), (48, 5)]  # (tile, overlap), 2 * overlap <= tile
+    # (tile, overlap), 2 * overlap <= tile: maximal overlap (32, 16), none (128, 0), odd sizes
+    cases = [(64, 16), (96, 32), (128, 0), (32, 16), (48, 5), (47, 11), (33, 16)]
     same_as_library = True
     for tile, overlap in cases:
         call = f"blend_window({tile}, {overlap})"
-        ok, got = _call(blend_window, tile, overlap)
+        ok, got = _run(blend_window, (tile, overlap))
         if not ok:
             return _todo("blend_window")
         _require_tensor(got, call, dtype=torch.float32)
