@@ -420,7 +420,7 @@ def test_total_loss_check_reads_terms_by_name_in_any_order(order):
     that takes the weights by position differs unless the order happens to be the paper's."""
     from pconv_lib.checks.step4_losses import _real_terms
 
-    real = _real_terms()
+    real = {name: value.detach() for name, value in _real_terms().items()}
     reordered = {name: real[name] for name in order}
     assert float(total(reordered)) == pytest.approx(float(total(real)))
     by_position = float(total_first_six(reordered))

@@ -424,7 +424,7 @@ def _check_on_real_terms(total_loss: Callable) -> None:
         values = [float(terms[k].detach()) for k in terms]
         in_order = sum(w * v for w, v in zip(_PAPER_WEIGHTS.values(), values))
         hint = _unique_hint([
-            (abs(value - (expected + float(real["total"]))) < 1e-5 * max(1.0, abs(value)),
+            (abs(value - (expected + float(real["total"].detach()))) < 1e-5 * max(1.0, abs(value)),
              "It also added terms['total'], the library's own weighted sum (the 7th key of the real dict): "
              "add the six terms only, looked up by name."),
             (abs(value - in_order) < 1e-5 * max(1.0, abs(value)),
