@@ -358,8 +358,8 @@ def check_mask_update(mask_ratio_and_update: Callable) -> bool:
             )
         compare_arrays(f"ratio of {name} for {where}", ratio, expected_ratio, atol=tolerance * 50)
     return _passed(
-        f"{name} matches PartialConv2d's mask path on {len(cases)} masks (all hole, all valid, strides, "
-        "paddings, dilations, "
+        f"{name} matches PartialConv2d's mask path on {len(cases)} masks (all hole, all valid, holes on "
+        "the borders, strides, paddings, dilations, "
         + ("float16)" if half else "no float16: this torch cannot convolve float16 on the CPU)")
     )
 
