@@ -189,6 +189,27 @@ def tile_grid_ceil(height, width, tile, overlap):  # starts i * step for a fixed
     return [(t, left) for t in starts(height) for left in starts(width)]
 
 
+def tile_grid_no_flush(height, width, tile, overlap):  # the regular grid only
+    step = tile - overlap
+    return [(t, left) for t in range(0, height - tile + 1, step) for left in range(0, width - tile + 1, step)]
+
+
+def tile_grid_no_overlap(height, width, tile, overlap):  # steps of a whole tile, then flush
+    def starts(length):
+        regular = list(range(0, length - tile + 1, tile))
+        return regular + ([length - tile] if regular[-1] != length - tile else [])
+
+    return [(t, left) for t in starts(height) for left in starts(width)]
+
+
+def circle_ring(canvas, rng, max_size):  # an outline 3 pixels thick
+    import cv2
+
+    height, width = canvas.shape
+    centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+    cv2.circle(canvas, centre, int(rng.integers(3, max_size + 1)), 1, 3)
+
+
 def blend_window_linspace(tile, overlap):  # a ramp from exactly 0
     ramp = torch.ones(tile)
     if overlap:
@@ -247,11 +268,19 @@ CATALOGUE = [
     pytest.param(checks.check_total_loss, total_first_six, r"reverse order: got", id="total-first-six"),
     # exercise 05
     pytest.param(checks.check_tile_grid, tile_grid_ceil, r"listed twice|gives \d+ tiles", id="tiles-ceil"),
+    pytest.param(checks.check_tile_grid, tile_grid_no_flush,
+                 r"are not covered by any tile; the last tile of each row and column must end flush",
+                 id="tiles-no-flush"),
+    pytest.param(checks.check_tile_grid, tile_grid_no_overlap, r"step between tiles|gives \d+ tiles",
+                 id="tiles-no-overlap"),
+    pytest.param(checks.check_circle_drawer, circle_ring,
+                 r"outline of a circle \(cv2\.circle with thickness 3",
+                 id="circle-ring-3"),
     pytest.param(checks.check_blend_window, blend_window_linspace, "zeros at the border",
                  id="blend-linspace"),
 ]
 #: The ids of the catalogue that passed the checks before issue 26: measured by running each entry
-#: against ``pconv_lib.checks`` of commit 8a0df30 (18 of 24; the other 6 were caught, with the
+#: against ``pconv_lib.checks`` of commit 8a0df30 (18 of 27; the other 9 were caught, with the
 #: old messages: four decimals for hole_ratio, the check's name instead of the learner's on a crash).
 PASSED_BEFORE = {
     "forward-no-grad", "forward-x-detached", "forward-weight-data", "concat-no-grad", "decoder-no-grad",

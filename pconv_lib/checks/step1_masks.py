@@ -186,10 +186,13 @@ def check_circle_drawer(draw: Callable[[np.ndarray, np.random.Generator, int], N
         x, y, radius = circle
         disc = cv2.circle(np.zeros_like(canvas), (x, y), radius, 1, -1)
         if not np.array_equal(canvas, disc):
-            if canvas[y, x] == 0 or canvas.sum() < 0.8 * disc.sum():
-                _fail(f"{name} (seed {seed}) drew the outline of a circle of radius {radius}, not a "
-                      "filled one: a hole is the whole disc. How does cv2.circle fill a shape? "
-                      "(look at its `thickness` argument)")
+            tries = [(t, r) for t in range(1, max_size + 1) for r in range(max(radius - t, 0), radius + 1)]
+            outline = next((t for t, r in tries if np.array_equal(
+                canvas, cv2.circle(np.zeros_like(canvas), (x, y), r, 1, t))), None)
+            if outline is not None:  # confirmed: cv2.circle with this thickness draws exactly this
+                _fail(f"{name} (seed {seed}) drew the outline of a circle (cv2.circle with thickness "
+                      f"{outline} draws exactly it), not a filled one: a hole is the whole disc. How does "
+                      "cv2.circle fill a shape? (look at its `thickness` argument)")
             _fail(f"{name} (seed {seed}) drew something that is not a filled circle: draw exactly one "
                   "cv2.circle per call")
         radii.add(radius)

@@ -485,9 +485,11 @@ def check_decoder_block(decoder_block: type) -> bool:
             if not _close(out, expected):
                 with torch.no_grad():
                     pieces = _decoder_pieces(ref, mode, x, mask, skip_x, skip_mask, features, cat_mask)
-                    for modes, mistake, hint in DECODER_MISTAKES:
-                        if mode in modes and _close(out, mistake(pieces)):
-                            _fail(f"{call} in {mode} mode: {hint}")
+                    hint = _unique_hint([(mode in modes and _close(out, mistake(pieces))
+                                          and not _close(mistake(pieces), expected), text)
+                                         for modes, mistake, text in DECODER_MISTAKES])
+                    if hint:
+                        _fail(f"{call} in {mode} mode: {hint.strip()}")
             compare_arrays(f"features of {call} in {mode} mode", out, expected, atol=1e-5)
             if not _close(new_mask, expected_mask) and (_close(new_mask, cat_mask) or _close(
                     new_mask, torch.cat((F.interpolate(mask, scale_factor=2.0), skip_mask), 1))):

@@ -43,8 +43,9 @@ def _as_corners(got: Any, call: str) -> list[tuple[int, int]]:
     return corners
 
 
-def _uncovered_box(covered: np.ndarray) -> str:
-    """The uncovered rectangle that starts at the first uncovered pixel, in words."""
+def _uncovered_box(covered: np.ndarray, corners: list[tuple[int, int]] | None = None, tile: int = 0) -> str:
+    """The uncovered rectangle that starts at the first uncovered pixel, in words; the "flush with the
+    border" hint only when adding the flush last row and column of tiles (recomputed) covers it all."""
     top, left = (int(v) for v in np.argwhere(~covered)[0])
 
     def run(line: np.ndarray) -> int:  # length of the uncovered run at the start of ``line``
@@ -60,9 +61,18 @@ def _uncovered_box(covered: np.ndarray) -> str:
         at_border = at_bottom
     else:
         at_border = at_bottom or at_right
-    if at_border:
+    if corners is None:
+        return text
+    height, width = covered.shape
+    rows = sorted({t for t, _ in corners} | {height - tile})
+    cols = sorted({c for _, c in corners} | {width - tile})
+    with_flush = np.zeros_like(covered)
+    for top in rows:
+        for left in cols:
+            with_flush[top : top + tile, left : left + tile] = True
+    if at_border and with_flush.all():
         return text + "; the last tile of each row and column must end flush with the border"
-    return text + "; consecutive tiles must start tile - overlap pixels apart, so that they overlap"
+    return text
 
 
 @_guarded
@@ -124,7 +134,7 @@ def check_tile_grid(tile_grid: Callable[[int, int, int, int], list[tuple[int, in
         for top, left in corners:
             covered[top : top + tile, left : left + tile] = True
         if not covered.all():
-            _fail(f"{call}: {_uncovered_box(covered)}")
+            _fail(f"{call}: {_uncovered_box(covered, corners, tile)}")
         stride = tile - overlap
         for axis, starts in (("rows", {t for t, _ in corners}), ("columns", {c for _, c in corners})):
             ordered = sorted(starts)
