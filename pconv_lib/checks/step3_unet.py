@@ -429,7 +429,7 @@ def check_decoder_block(decoder_block: type) -> bool:
             if isinstance(error, TypeError) and not two_arguments:
                 hint = ("; its constructor cannot be called with two arguments: it takes (in_channels, "
                         "out_channels), in_channels counting the upsampled and the skip features together")
-            _fail(f"{made} failed ({_first_line(error)}){hint}")
+            _fail(f"{made} failed: {_full_error(error)}{_where_in_learner_code(error, decoder_block)}{hint}")
         if not ok:
             return _todo("DecoderBlock")
         if not isinstance(block, nn.Module):
