@@ -42,11 +42,9 @@ def library_mask_update(mask, kernel_size, stride=1, padding=0, dilation=1):
 def library_forward(x, mask, weight, bias, stride=1, padding=0, dilation=1):
     c_out, c_in, k, _ = weight.shape
     layer = PartialConv2d(c_in, c_out, k, stride, padding, dilation, bias=bias is not None, dtype=x.dtype)
-    with torch.no_grad():
-        layer.weight.copy_(weight)
-        if bias is not None:
-            layer.bias.copy_(bias)
-        return layer(x, mask)
+    parameters = {"weight": weight} if bias is None else {"weight": weight, "bias": bias}
+    # the layer's forward with these tensors as its parameters: gradients reach x, weight and bias
+    return torch.func.functional_call(layer, parameters, (x, mask))
 
 
 def _reference_pieces(x, mask, weight, stride, padding, dilation):

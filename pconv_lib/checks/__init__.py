@@ -14,9 +14,15 @@ Every ``check_*`` function:
 - prints a line starting with a check mark and returns True when the learner's code works;
 - prints "not implemented yet" and returns False when it raises ``NotImplementedError``
   (so the following cells of an exercise notebook still run);
+- compares with the library over a seeded family of inputs that covers the edges (holes on every
+  border and on two opposite borders at once, zero and maximal overlap, odd and non-square sizes,
+  the real objects the library passes), and compares gradients wherever training differentiates
+  through the function ("no gradient flows" for a result cut from the graph);
 - raises :class:`ExerciseCheckError` otherwise, with one message: the cause when it is confirmed
   (the suspected mistake, recomputed, gives the learner's result, or reproduces the learner's
-  crash), else the first mismatch. A learner's wrong type or shape never crashes a check.
+  crash) and no other confirmed cause fits, else the first mismatch with got and expected in
+  every digit. A crash names the learner's function, its arguments and the whole error. A
+  learner's wrong type or shape never crashes a check.
 
 Library modules are imported inside each check so that importing this package stays cheap.
 """

@@ -51,6 +51,132 @@ def _first_line(error: BaseException, limit: int = 300) -> str:
     return f"{builtin_name(error)}: {error}".splitlines()[0][:limit].rstrip(".")
 
 
+def _full_error(error: BaseException, limit: int = 2000) -> str:
+    """``"TypeError: what it says"`` with every line of the message (a long one cut at ``limit``)."""
+    text = f"{builtin_name(error)}: {error}".rstrip().rstrip(".")
+    return text if len(text) <= limit else text[:limit] + " [...]"
+
+
+def _function_name(function: Any) -> str:
+    """The name the learner gave the function (``DecoderBlock.forward`` for a module instance)."""
+    if hasattr(function, "__qualname__") or hasattr(function, "__name__"):
+        qualified = getattr(function, "__qualname__", None) or function.__name__
+        return function.__name__ if "<locals>" in qualified else qualified
+    return f"{type(function).__name__}.forward"
+
+
+def _describe_args(function: Any, args: tuple, kwargs: dict | None = None) -> str:
+    """``"x=tensor (2, 3, 8, 8) float64, k=3"``: each argument by name (when the signature says it)."""
+    import inspect
+
+    try:
+        names = list(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        names = []
+    parts = []
+    for i, value in enumerate(args):
+        shown = _describe_value(value)
+        parts.append(f"{names[i]}={shown}" if i < len(names) else shown)
+    parts += [f"{k}={_describe_value(v)}" for k, v in (kwargs or {}).items()]
+    return ", ".join(parts)
+
+
+def _describe_value(value: Any) -> str:
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            grad = ", requires_grad" if value.requires_grad else ""
+            return f"tensor {tuple(value.shape)} {str(value.dtype).replace('torch.', '')}{grad}"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    if isinstance(value, np.ndarray):
+        return f"array {value.shape} {value.dtype}"
+    if isinstance(value, dict):
+        return "dict with keys " + ", ".join(repr(k) for k in value)
+    if isinstance(value, np.random.Generator):
+        return "a numpy Generator"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _where_in_learner_code(error: BaseException, function: Any) -> str:
+    """`` At line N of your code: `source` `` for the innermost frame in the learner's own code."""
+    import linecache
+    import traceback
+
+    forward = getattr(function, "forward", None)
+    code = getattr(function, "__code__", None) or getattr(forward, "__code__", None)
+    if code is None and isinstance(function, type):
+        for attribute in ("forward", "__init__"):
+            code = getattr(getattr(function, attribute, None), "__code__", None) or code
+    if code is None:
+        return ""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == code.co_filename]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
+    return f", and it failed in {frame.name}, line {frame.lineno}: `{line}`" if line else ""
+
+
+def _crash_text(function: Any, args: tuple, error: BaseException, kwargs: dict | None = None) -> str:
+    """What a crash of the learner's code says: the whole error, then the call with its arguments."""
+    return (f"{_full_error(error)}. The call was {_function_name(function)}"
+            f"({_describe_args(function, args, kwargs)}){_where_in_learner_code(error, function)}")
+
+
+def _run(function: Callable, args: tuple, *, where: str = "",
+         diagnoses: list[tuple[Callable[[Exception], bool], str]] | None = None,
+         kwargs: dict | None = None) -> tuple[bool, Any]:
+    """Call the learner's function; ``(False, None)`` if it is still a stub.
+
+    A crash becomes one :class:`ExerciseCheckError` naming the learner's function, its arguments
+    (shapes and dtypes) and the full error message, plus the hint of the one diagnosis that
+    confirms it (see :func:`_unique_hint`).
+    """
+    try:
+        return True, function(*args, **(kwargs or {}))
+    except NotImplementedError:
+        return False, None
+    except ExerciseCheckError:
+        raise
+    except Exception as error:  # the learner's code crashed: explain instead of a bare traceback
+        hint = _unique_hint([(_confirmed(confirm, error), text) for confirm, text in diagnoses or []])
+        place = f" for {where}" if where else ""
+        crash = _crash_text(function, args, error, kwargs)
+        _fail(f"{_function_name(function)} crashed{place}: {crash}.{hint}")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _unique_hint(candidates: list[tuple[bool, str]]) -> str:
+    """The hint of the one confirmed cause; none when no cause, or more than one, is confirmed.
+
+    ``candidates``: (confirmed, hint) pairs, each confirmed by recomputing the suspected mistake.
+    When two different mistakes give the same result the check cannot tell which one it is, so it
+    names both as possibilities instead of blaming one.
+    """
+    hints = list(dict.fromkeys(text for confirmed, text in candidates if confirmed))
+    if len(hints) == 1:
+        return " " + hints[0]
+    if len(hints) > 1:
+        return (" Several different mistakes give exactly this result on these inputs, so the check "
+                "cannot tell which one you made: " + " | ".join(hints))
+    return ""
+
+
+def _number(value: float) -> str:
+    """A float with every digit it has (``repr``): two different values never print the same."""
+    return repr(float(value))
+
+
+def _differ(got: float, expected: float) -> str:
+    """``"got 0.7160644531, expected 0.7161458333 (difference 8.1e-05, relative 0.011 %)"``."""
+    difference = got - expected
+    relative = f", relative {abs(difference) / abs(expected):.2g}" if expected else ""
+    return f"got {_number(got)}, expected {_number(expected)} (difference {difference:.2g}{relative})"
+
+
 def _guarded(check: Callable[..., bool]) -> Callable[..., bool]:
     """Make a check turn any unexpected exception into an :class:`ExerciseCheckError`.
 
@@ -67,7 +193,7 @@ def _guarded(check: Callable[..., bool]) -> Callable[..., bool]:
             raise
         except Exception as error:  # the learner's code, or what it returned, broke the check
             raise ExerciseCheckError(
-                f"{check.__name__} could not run your function to the end ({_first_line(error)}): "
+                f"{check.__name__} could not finish with what your function returned ({_full_error(error)}): "
                 "compare the types, shapes and dtypes it takes and returns with the task's description"
             ) from None
 
@@ -198,20 +324,8 @@ def _works(thunk: Callable[[], Any]) -> bool:
 def _call_diagnosed(
     function: Callable, name: str, where: str, args: tuple, diagnoses: list[tuple[Callable[..., bool], str]]
 ) -> tuple[bool, Any]:
-    """Like :func:`_call`, but a crash becomes an ExerciseCheckError that says where, and why when known.
-
-    ``diagnoses``: (confirm, hint) pairs; ``confirm(error)`` recomputes a suspected mistake (or
-    calls the learner's function again with one thing changed) and says whether it explains the
-    crash. The first confirmed hint is added; none is guessed from the error's wording.
-    """
-    try:
-        return _call(function, *args)
-    except ExerciseCheckError:
-        raise
-    except Exception as error:  # the learner's code crashed: explain instead of a bare traceback
-        hint = next((" " + text for confirm, text in diagnoses if _confirmed(confirm, error)), "")
-        _fail(f"{name} crashed for {where}: {_first_line(error)}.{hint}")
-    raise AssertionError("unreachable")  # pragma: no cover
+    """:func:`_run` for ``where`` (kept for the step modules): a crash names the call and the error."""
+    return _run(function, args, where=where, diagnoses=diagnoses)
 
 
 def _confirmed(confirm: Callable[[Exception], bool], error: Exception) -> bool:
@@ -253,3 +367,50 @@ def _close(a: Any, b: Any, atol: float = 1e-5) -> bool:
 def _distinct_values(tensor: Any) -> str:
     values = sorted({round(float(v), 4) for v in tensor.detach().flatten().unique()[:6].tolist()})
     return "{" + ", ".join(f"{v:g}" for v in values) + "}"
+
+
+def _gradient_text(names: list[str]) -> str:
+    return " and ".join(f"`{n}`" for n in names)
+
+
+def _require_gradients(call: str, got: Any, expected: Any, inputs: list[tuple[str, Any, Any]],
+                       *, rtol: float = 1e-5, atol: float = 1e-8, seed: int = 0) -> None:
+    """Fail unless gradients flow from the learner's result to its inputs as from the reference's.
+
+    ``got`` and ``expected``: the learner's and the reference result, computed from tensors that
+    require grad; ``inputs``: (name, tensor the learner's result was computed from, the tensor the
+    reference was computed from). Both results are projected on one fixed random tensor of their
+    shape (seeded), and ``torch.autograd.grad`` of that number with respect to each input is
+    compared: a result computed under ``torch.no_grad()``, detached or rebuilt from plain numbers
+    gives "no gradient flows"; a partly detached one gives a gradient that differs.
+    """
+    import torch
+
+    names = [name for name, _, _ in inputs]
+    if not isinstance(got, torch.Tensor) or not got.requires_grad:
+        _fail(f"{call}: no gradient flows from its result back to {_gradient_text(names)} (the result "
+              "has requires_grad=False), so training with it would not learn. Keep the whole computation "
+              "in torch, outside torch.no_grad(), without .detach(), .item(), float(), .numpy() or "
+              "torch.tensor(...) around intermediate results")
+    generator = torch.Generator().manual_seed(seed)
+    projection = torch.randn(tuple(expected.shape), generator=generator, dtype=torch.float64)
+    got_grads = torch.autograd.grad((got.double() * projection).sum(), [t for _, t, _ in inputs],
+                                    allow_unused=True)
+    expected_grads = torch.autograd.grad((expected.double() * projection).sum(), [t for _, _, t in inputs],
+                                         allow_unused=True)
+    for name, mine, theirs in zip(names, got_grads, expected_grads):
+        theirs = torch.zeros_like(inputs[0][2], dtype=torch.float64) if theirs is None else theirs.double()
+        if mine is None or (not bool(mine.any()) and bool(theirs.any())):
+            _fail(f"{call}: no gradient flows from its result back to `{name}` (its gradient is "
+                  f"{'missing' if mine is None else 'zero everywhere'}), although the values are right: "
+                  f"part of the computation that uses `{name}` is cut from the graph (torch.no_grad(), "
+                  ".detach(), .data, or a tensor rebuilt from plain numbers). Training would not learn "
+                  "through it")
+        mine = mine.double()
+        if tuple(mine.shape) != tuple(theirs.shape) or not torch.allclose(mine, theirs, rtol=rtol, atol=atol):
+            error = (mine - theirs).abs()
+            where = [int(i) for i in torch.nonzero(error == error.max())[0]]
+            _fail(f"{call}: the values are right but the gradient with respect to `{name}` differs (at "
+                  f"index {where}: {_differ(float(mine[tuple(where)]), float(theirs[tuple(where)]))}): "
+                  "part of the computation is cut from the graph or replaced by a step without the right "
+                  "derivative (.detach(), .data, torch.no_grad() around one step, rounding)")

@@ -13,12 +13,14 @@ from pconv_lib.checks._common import (
     _fail,
     _guarded,
     _passed,
+    _require_gradients,
     _require_order,
     _require_tensor,
     _require_unchanged,
     _same_error,
     _to_numpy,
     _todo,
+    _unique_hint,
     _unpack_pair,
     _works,
     compare_arrays,
@@ -70,12 +72,15 @@ _PCONV_CASES = [
     (2, 16, 12, 3, 1, 1, 1, "all-valid"),
     (1, 24, 20, 3, 2, 2, 2, "random"),
     (2, 19, 17, 7, 1, 3, 1, "random"),
+    (2, 14, 11, 3, 1, 1, 1, "borders"),
+    (1, 13, 18, 5, 2, 2, 1, "bands"),
     (1, 15, 13, 1, 1, 0, 1, "random"),
 ]
 
 
 def _pconv_mask(seed: int, batch: int, height: int, width: int, kind: str):
-    """A float64 (N, 1, H, W) mask, 1 = valid: random pixels plus a block hole, all hole or all valid.
+    """A float64 (N, 1, H, W) mask, 1 = valid: random pixels plus a block hole, all hole or all valid,
+    or random pixels plus holes on every border ("borders") or from border to border ("bands").
 
     The block hole (half the image each way) is larger than every test kernel, so some windows
     see no valid pixel at all; the random pixels give windows with every count in between.
@@ -88,6 +93,17 @@ def _pconv_mask(seed: int, batch: int, height: int, width: int, kind: str):
         return torch.ones(batch, 1, height, width, dtype=torch.float64)
     generator = torch.Generator().manual_seed(1000 + seed)
     mask = (torch.rand(batch, 1, height, width, generator=generator) > 0.3).double()
+    if kind == "borders":  # a hole on each of the four borders, the padding beside it
+        mask[..., :3, 2:6] = 0
+        mask[..., -3:, 4:9] = 0
+        mask[..., 5:9, :3] = 0
+        mask[..., 3:8, -3:] = 0
+        return mask
+    if kind == "bands":  # holes from one border to the opposite one, and a corner
+        mask[..., 4:8, :] = 0
+        mask[..., :, 12:15] = 0
+        mask[..., -3:, :3] = 0
+        return mask
     top, left = height // 4, width // 4
     mask[..., top : top + height // 2, left : left + width // 2] = 0
     return mask
@@ -323,10 +339,14 @@ def check_mask_update(mask_ratio_and_update: Callable) -> bool:
                 f"{where}: it must be 0 there (multiply by (count > 0) after dividing by "
                 "count.clamp_min(1))"
             )
-        for mistake, hint in RATIO_MISTAKES:
-            candidate = mistake(safe_count, k)
-            if np.allclose(ratio[valid], candidate[valid], rtol=tolerance, atol=tolerance):
-                _fail(f"{hint.format(k=k, window=k * k)} (for {where})")
+        hint = _unique_hint([
+            (np.allclose(ratio[valid], candidate[valid], rtol=tolerance, atol=tolerance)
+             and not np.allclose(candidate[valid], expected_ratio[valid], rtol=tolerance, atol=tolerance),
+             hint.format(k=k, window=k * k))
+            for mistake, hint in RATIO_MISTAKES for candidate in [mistake(safe_count, k)]
+        ])
+        if hint:
+            _fail(f"{hint.strip()} (for {where})")
         epsilon = (k * k / ratio[valid] - count[valid]) if np.all(ratio[valid] > 0) else np.zeros(1)
         if dtype == torch.float64 and 0 < epsilon.min() and np.allclose(epsilon, epsilon.mean(), rtol=1e-3):
             got_value, want = float(ratio[valid].flat[0]), float(expected_ratio[valid].flat[0])
@@ -338,8 +358,8 @@ def check_mask_update(mask_ratio_and_update: Callable) -> bool:
             )
         compare_arrays(f"ratio of {name} for {where}", ratio, expected_ratio, atol=tolerance * 50)
     return _passed(
-        f"{name} matches PartialConv2d's mask path on {len(cases)} masks (all hole, all valid, strides, "
-        "paddings, dilations, "
+        f"{name} matches PartialConv2d's mask path on {len(cases)} masks (all hole, all valid, holes on "
+        "the borders, strides, paddings, dilations, "
         + ("float16)" if half else "no float16: this torch cannot convolve float16 on the CPU)")
     )
 
@@ -436,19 +456,56 @@ def check_partial_conv_forward(partial_conv_forward: Callable) -> bool:
         plain = F.conv2d(x, weight, None, stride, padding, dilation).numpy()
         b = np.zeros((1, c_out, 1, 1)) if bias is None else bias.numpy().reshape(1, -1, 1, 1)
         pieces = {"raw": raw, "plain": plain, "ratio": ratio, "valid": valid, "b": b, "c_in": c_in}
-        for mistake, hint in FORWARD_MISTAKES:
-            candidate = mistake(pieces)
-            if not np.allclose(candidate, expected, rtol=1e-7, atol=1e-9) and np.allclose(
-                out, candidate, rtol=1e-7, atol=1e-9
-            ):
-                _fail(f"{hint.format(c_in=c_in, window=k * k)} (for {where})")
+        hint = _unique_hint([
+            (not np.allclose(candidate, expected, rtol=1e-7, atol=1e-9)
+             and np.allclose(out, candidate, rtol=1e-7, atol=1e-9), hint.format(c_in=c_in, window=k * k))
+            for mistake, hint in FORWARD_MISTAKES for candidate in [mistake(pieces)]
+        ])
+        if hint:
+            _fail(f"{hint.strip()} (for {where})")
         hint = _bias_axis_hint(torch.from_numpy(out), raw * ratio, valid, bias)
         if hint:
             _fail(f"out of {name} differs for {where}{hint}")
         compare_arrays(
             f"out of {name} for {where} (does check_mask_update pass?)", out, expected, atol=1e-7
         )
+    for seed, (batch, height, width, k, stride, padding, dilation, kind) in enumerate(_PCONV_CASES):
+        _check_forward_gradients(partial_conv_forward, seed, batch, height, width, k, stride, padding,
+                                 dilation, kind)
     return _passed(
         f"{name} matches pconv_lib.layers.PartialConv2d on {len(_PCONV_CASES)} cases "
-        "(all hole, all valid, strides, paddings, dilations, bias=None)"
+        "(all hole, all valid, holes on the borders, strides, paddings, dilations, bias=None), "
+        "gradients included"
     )
+
+
+def _check_forward_gradients(partial_conv_forward: Callable, seed: int, batch: int, height: int, width: int,
+                             k: int, stride: int, padding: int, dilation: int, kind: str) -> None:
+    """The gradient of the learner's forward pass with respect to x, weight and bias, against the
+    formula's (the same inputs as the value check of case ``seed``): training follows it."""
+    import torch
+    import torch.nn.functional as F
+
+    c_in, c_out = (5, 2) if seed % 3 == 1 else (3, 4)
+    with_bias = seed != len(_PCONV_CASES) - 1
+    generator = torch.Generator().manual_seed(2000 + seed)
+    mask = _pconv_mask(seed, batch, height, width, kind)
+    x = torch.rand(batch, c_in, height, width, generator=generator, dtype=torch.float64) + 0.5
+    weight = torch.randn(c_out, c_in, k, k, generator=generator, dtype=torch.float64)
+    bias = torch.randn(c_out, generator=generator, dtype=torch.float64) + 2 if with_bias else None
+    where = _pconv_case_text(k, stride, padding, dilation, kind, mask.shape)
+    mine = [t.clone().requires_grad_(True) if t is not None else None for t in (x, weight, bias)]
+    theirs = [t.clone().requires_grad_(True) if t is not None else None for t in (x, weight, bias)]
+    _, got = _call_diagnosed(partial_conv_forward, "partial_conv_forward", where,
+                             (mine[0], mask.clone(), mine[1], mine[2], stride, padding, dilation), [])
+    _, ratio, valid = _reference_mask_path(mask, k, stride, padding, dilation)
+    expected = F.conv2d(theirs[0] * mask, theirs[1], None, stride, padding, dilation)
+    expected = expected * torch.from_numpy(ratio)
+    if theirs[2] is not None:
+        expected = expected + theirs[2].view(1, -1, 1, 1)
+    expected = expected * torch.from_numpy(valid)
+    names = [("x", mine[0], theirs[0]), ("weight", mine[1], theirs[1])]
+    if with_bias:
+        names.append(("bias", mine[2], theirs[2]))
+    _require_gradients(f"partial_conv_forward for {where}", got[0] if isinstance(got, (tuple, list)) else got,
+                       expected, names, rtol=1e-7, atol=1e-9, seed=seed)

@@ -15,13 +15,18 @@ from pconv_lib.checks._common import (
     _distinct_values,
     _fail,
     _first_line,
+    _full_error,
     _guarded,
     _passed,
+    _require_gradients,
     _require_order,
     _require_tensor,
     _require_unchanged,
+    _run,
     _same_error,
     _todo,
+    _unique_hint,
+    _where_in_learner_code,
     _works,
     compare_arrays,
 )
@@ -100,19 +105,21 @@ def _call_crash_explained(
 ) -> tuple[bool, Any]:
     """Like :func:`_call`, but a crash becomes an ExerciseCheckError that names the call.
 
-    A hint is added only when one of ``diagnoses`` (confirm, hint) confirms it by redoing the
-    suspected mistake on the same inputs and getting the same error.
+    The whole error message is shown, and where in the learner's code it was raised. A hint is
+    added only when exactly one of ``diagnoses`` (confirm, hint) confirms it by redoing the
+    suspected mistake on the same inputs and getting the same error (then the library's own
+    advice, written for library users, is cut to its first clause).
     """
     try:
         return _call(function, *args)
     except ExerciseCheckError:
         raise
     except Exception as error:
-        text = _first_line(error)
-        hint = next((" " + h for confirm, h in diagnoses if _confirmed(confirm, error)), "")
+        text = _full_error(error)
+        hint = _unique_hint([(_confirmed(confirm, error), h) for confirm, h in diagnoses])
         if hint:  # the library's own advice is for library users; keep its first clause only
-            text = text.split("; ")[0][:200].rstrip(".")
-        _fail(f"{call} crashed: {text}.{hint}")
+            text = _first_line(error).split("; ")[0][:200].rstrip(".")
+        _fail(f"{call} crashed: {text}{_where_in_learner_code(error, function)}.{hint}")
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -224,6 +231,13 @@ def check_concat_skip(concat_skip: Callable) -> bool:
                   "channels, so they must be skip_mask (the same single channel repeated, or its own "
                   f"{c_skip} channels when it has them)")
         compare_arrays(f"mask of {call}", got_mask, exp_mask, atol=0)
+        # the features carry the gradient from the decoder back to both inputs
+        mine = (x.clone().requires_grad_(True), skip_x.clone().requires_grad_(True))
+        theirs = (x.clone().requires_grad_(True), skip_x.clone().requires_grad_(True))
+        _, again = _run(concat_skip, (mine[0], mask.clone(), mine[1], skip_mask.clone()))
+        _require_gradients(f"the features of {call}", _as_pair(again, call)[0],
+                           _reference_concat_skip(theirs[0], mask, theirs[1], skip_mask)[0],
+                           [("x", mine[0], theirs[0]), ("skip_x", mine[1], theirs[1])], seed=seed)
 
     # the whole UNet, decoded with the learner's function, against the library's forward pass
     with torch.random.fork_rng(devices=[]):
@@ -239,7 +253,8 @@ def check_concat_skip(concat_skip: Callable) -> bool:
         h, m = feats[-1], masks_[-1]
         for j, block in enumerate(model.decoder):
             level = model.depth - 1 - j
-            h, m = block(*_as_pair(concat_skip(h, m, feats[level], masks_[level]), "concat_skip"))
+            _, pair = _run(concat_skip, (h, m, feats[level], masks_[level]), where="a PConvUNet's decoder")
+            h, m = block(*_as_pair(pair, "concat_skip"))
     compare_arrays("the output of a PConvUNet(depth=4) decoded with your concat_skip", h, expected, atol=1e-5)
     return _passed(
         f"concat_skip matches the library on {len(cases)} cases, and a whole PConvUNet decoded "
@@ -414,7 +429,7 @@ def check_decoder_block(decoder_block: type) -> bool:
             if isinstance(error, TypeError) and not two_arguments:
                 hint = ("; its constructor cannot be called with two arguments: it takes (in_channels, "
                         "out_channels), in_channels counting the upsampled and the skip features together")
-            _fail(f"{made} failed ({_first_line(error)}){hint}")
+            _fail(f"{made} failed: {_full_error(error)}{_where_in_learner_code(error, decoder_block)}{hint}")
         if not ok:
             return _todo("DecoderBlock")
         if not isinstance(block, nn.Module):
@@ -470,9 +485,11 @@ def check_decoder_block(decoder_block: type) -> bool:
             if not _close(out, expected):
                 with torch.no_grad():
                     pieces = _decoder_pieces(ref, mode, x, mask, skip_x, skip_mask, features, cat_mask)
-                    for modes, mistake, hint in DECODER_MISTAKES:
-                        if mode in modes and _close(out, mistake(pieces)):
-                            _fail(f"{call} in {mode} mode: {hint}")
+                    hint = _unique_hint([(mode in modes and _close(out, mistake(pieces))
+                                          and not _close(mistake(pieces), expected), text)
+                                         for modes, mistake, text in DECODER_MISTAKES])
+                    if hint:
+                        _fail(f"{call} in {mode} mode: {hint.strip()}")
             compare_arrays(f"features of {call} in {mode} mode", out, expected, atol=1e-5)
             if not _close(new_mask, expected_mask) and (_close(new_mask, cat_mask) or _close(
                     new_mask, torch.cat((F.interpolate(mask, scale_factor=2.0), skip_mask), 1))):
@@ -485,7 +502,19 @@ def check_decoder_block(decoder_block: type) -> bool:
         for name in ("running_mean", "running_var"):
             compare_arrays(f"BatchNorm {name} after a train-mode call of {made}", getattr(bn, name),
                            getattr(ref.bn, name), atol=1e-5)
+        # gradients (eval mode): training follows them back to the inputs and the convolution's weight
+        block.eval()
+        ref.eval()
+        mine = (x.clone().requires_grad_(True), skip_x.clone().requires_grad_(True))
+        theirs = (x.clone().requires_grad_(True), skip_x.clone().requires_grad_(True))
+        _, got = _call_crash_explained(block, f"{call} in eval mode", (mine[0], mask.clone(), mine[1],
+                                                                       skip_mask.clone()), [])
+        features_g, cat_mask_g = _reference_concat_skip(theirs[0], mask, theirs[1], skip_mask)
+        _require_gradients(f"{call} in eval mode", _as_pair(got, call)[0], ref(features_g, cat_mask_g)[0],
+                           [("x", mine[0], theirs[0]), ("skip_x", mine[1], theirs[1]),
+                            ("the PartialConv2d's weight", conv.weight, ref.conv.weight)],
+                           rtol=1e-4, atol=1e-6, seed=seed)
     return _passed(
         "DecoderBlock matches the library's decoder level (nearest x2, concat, 3x3 PartialConv2d, "
-        "BatchNorm, LeakyReLU 0.2) in eval and train mode"
+        "BatchNorm, LeakyReLU 0.2) in eval and train mode, gradients included"
     )

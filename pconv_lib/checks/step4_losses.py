@@ -8,15 +8,18 @@ from typing import Any
 import numpy as np
 
 from pconv_lib.checks._common import (
-    _call,
     _close,
     _describe_array,
+    _differ,
     _fail,
     _guarded,
     _passed,
+    _require_gradients,
     _require_tensor,
     _require_unchanged,
+    _run,
     _todo,
+    _unique_hint,
     compare_arrays,
 )
 
@@ -35,42 +38,69 @@ def _seeded_features(seed: int, shape: tuple[int, ...]):
     return torch.rand(shape, generator=generator, dtype=torch.float64)
 
 
+#: (shape, dtype) of the Gram matrix cases: odd, non-square, one channel, one row, float32 and float64.
+_GRAM_CASES = [((1, 2, 3, 3), "float64"), ((2, 4, 5, 7), "float64"), ((3, 8, 6, 4), "float64"),
+               ((1, 1, 1, 9), "float64"), ((2, 3, 7, 1), "float64"), ((2, 16, 33, 31), "float32")]
+
+
+def _gram_reference(features: Any) -> Any:
+    """F Fᵀ / (C·H·W) in the features' own dtype, differentiable (the gradient reference)."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
 @_guarded
 def check_gram_matrix(gram_matrix: Callable) -> bool:
     """Check a learner's ``gram_matrix(features (N, C, H, W)) -> (N, C, C)``, F Fᵀ / (C·H·W).
 
     F is one image's features as a (C, H·W) matrix, so F Fᵀ is C×C (entry (c, d): the dot product
     of channels c and d). Contract first: a tensor (not NumPy) in the features' dtype and device,
-    shape (N, C, C), ``features`` unchanged; then the values, with a hint only when the learner's
-    result equals a recomputed mistake (a missing or partial normalisation, FᵀF).
+    shape (N, C, C), ``features`` unchanged; then the values on odd, non-square, one-channel and
+    float32 features, with a hint only when the learner's result equals exactly one recomputed
+    mistake (a missing or partial normalisation, FᵀF); then the gradient (the style loss trains
+    through it), which must flow back to the features as through the reference.
     """
     import torch
 
     from pconv_lib import losses
 
-    for seed, shape in enumerate([(1, 2, 3, 3), (2, 4, 5, 7), (3, 8, 6, 4)]):
-        features = _seeded_features(seed, shape)
+    for seed, (shape, dtype_name) in enumerate(_GRAM_CASES):
+        dtype = getattr(torch, dtype_name)
+        features = _seeded_features(seed, shape).to(dtype)
         passed = features.clone()
-        ok, got = _call(gram_matrix, passed)
+        call = f"gram_matrix(features of shape {shape}, {dtype_name})"
+        ok, got = _run(gram_matrix, (passed,))
         if not ok:
             return _todo("gram_matrix")
-        call = f"gram_matrix(features of shape {shape})"
         _require_unchanged(call, [("features", features, passed)])
         n, c, h, w = shape
-        flat = features.reshape(n, c, h * w)
-        if isinstance(got, torch.Tensor) and tuple(got.shape) == (n, h * w, h * w):
-            if _close(got, flat.transpose(1, 2) @ flat / (c * h * w), atol=1e-9):
+        flat = features.double().reshape(n, c, h * w)
+        if isinstance(got, torch.Tensor) and tuple(got.shape) == (n, h * w, h * w) and h * w != c:
+            if _close(got, flat.transpose(1, 2) @ flat / (c * h * w), atol=1e-5):
                 _fail(f"{call} has shape {tuple(got.shape)}, expected ({n}, {c}, {c}): you computed FᵀF, "
                       "the (H·W)×(H·W) products of positions. The Gram matrix compares channels: with F of "
                       "shape (N, C, H·W), compute F @ F.transpose(1, 2), which is (N, C, C)")
         _require_tensor(got, call, like=features, shape=(n, c, c), also=torch.float32)
-        expected = losses.gram_matrix(features).double()
+        expected = losses.gram_matrix(features.double()).double()
+        exact = _gram_reference(features.double())
         got_d = got.detach().double()
-        for too_large, hint in GRAM_SCALE_MISTAKES:
-            factor = too_large(c, h, w)
-            if factor != 1 and bool((got_d - expected * factor).abs().max() < 1e-6 * factor):
-                _fail(f"{call} is {factor}x too large: {hint}")
+        tolerance = 1e-6 if dtype == torch.float32 else 1e-9
+        if not _close(got_d, exact, atol=tolerance * max(1.0, float(exact.abs().max()))):
+            factors = [(too_large(c, h, w), text) for too_large, text in GRAM_SCALE_MISTAKES]
+            hint = _unique_hint([
+                (factor != 1 and bool((got_d - exact * factor).abs().max() < 1e-5 * factor),
+                 f"It is {factor}x too large: {text}") for factor, text in factors
+            ])
+            if hint:
+                _fail(f"{call} differs from F Fᵀ / (C·H·W).{hint}")
         compare_arrays(call, got, expected, atol=1e-6)
+        # the gradient: the style loss trains through the Gram matrix
+        mine = features.clone().requires_grad_(True)
+        theirs = features.clone().requires_grad_(True)
+        _, got_grad = _run(gram_matrix, (mine,))
+        _require_gradients(call, got_grad, _gram_reference(theirs), [("features", mine, theirs)],
+                           rtol=1e-3 if dtype == torch.float32 else 1e-7, atol=1e-7, seed=seed)
     return _passed("gram_matrix matches pconv_lib.losses.gram_matrix, normalised by C·H·W")
 
 
@@ -92,6 +122,53 @@ def _pair_y(p: Any) -> Any:
 
 def _tv(image: Any, weight_x: Any = 1.0, weight_y: Any = 1.0, power: int = 1) -> Any:
     return (_dx(image).abs() ** power * weight_x).sum() + (_dy(image).abs() ** power * weight_y).sum()
+
+
+def _tv_wrapped(comp: Any, region: Any) -> Any:
+    """The TV sum with torch.roll (a suspected mistake): the last column/row paired with the first."""
+    import torch
+
+    dx = (comp - torch.roll(comp, 1, dims=-1)).abs() * region * torch.roll(region, 1, dims=-1)
+    dy = (comp - torch.roll(comp, 1, dims=-2)).abs() * region * torch.roll(region, 1, dims=-2)
+    return dx.sum() + dy.sum()
+
+
+def _tv_masks(seed: int) -> list[tuple[str, Any]]:
+    """Seeded (label, (N, 1, H, W) float64 mask) cases, 1 = valid: holes on every border, bands from
+    one border to the opposite one (where a wrap-around pairs the first and last column or row),
+    corners, odd and non-square sizes, everything a hole, and no hole at all."""
+    import torch
+
+    generator = torch.Generator().manual_seed(500 + seed)
+
+    def blank(n: int, h: int, w: int) -> Any:
+        return torch.ones(n, 1, h, w, dtype=torch.float64)
+
+    cases = []
+    mask = blank(2, 16, 12)
+    mask[0, :, 4:9, 3:7] = 0
+    mask[1, :, 10:15, 6:11] = 0
+    cases.append(("two holes inside the image", mask))
+    mask = blank(1, 15, 18)
+    mask[..., 0:3, 5:9] = 0  # top
+    mask[..., 12:15, 2:6] = 0  # bottom
+    mask[..., 6:10, 0:2] = 0  # left
+    mask[..., 4:8, 15:18] = 0  # right
+    cases.append(("a hole on every border", mask))
+    mask = blank(2, 13, 17)
+    mask[0, :, 5:8, :] = 0  # from the left border to the right one
+    mask[1, :, :, 6:9] = 0  # from the top border to the bottom one
+    cases.append(("bands from one border to the opposite one", mask))
+    mask = blank(1, 11, 14)
+    for rows in (slice(0, 3), slice(8, 11)):
+        for cols in (slice(0, 3), slice(11, 14)):
+            mask[..., rows, cols] = 0
+    cases.append(("a hole in each corner", mask))
+    mask = (torch.rand(3, 1, 19, 9, generator=generator) > 0.6).double()
+    cases.append(("random pixel holes, 19x9", mask))
+    cases.append(("everything a hole", torch.zeros(1, 1, 7, 10, dtype=torch.float64)))
+    cases.append(("no hole at all", blank(2, 16, 12)))
+    return cases
 
 
 def _tv_pieces(comp: Any, mask: Any) -> dict[str, Any]:
@@ -133,6 +210,10 @@ TV_MISTAKES: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
      lambda p: _tv(p["comp"], _pair_x(p["valid_region"]), _pair_y(p["valid_region"])) / p["numel"],
      "You dilated the valid pixels: mask is 1 = valid, 0 = hole, so the holes are 1 - mask; "
      "dilate those."),
+    ("wrap-around", lambda p: _tv_wrapped(p["comp"], p["region"]) / p["numel"],
+     "Your differences wrap around the image: torch.roll compares the last column with the first and "
+     "the last row with the first, which are not neighbours. Take differences of slices instead, "
+     "comp[..., :, 1:] - comp[..., :, :-1] (and the same for rows), so that W - 1 pairs remain."),
     ("squared differences",
      lambda p: _tv(p["comp"], _pair_x(p["region"]), _pair_y(p["region"]), power=2) / p["numel"],
      "The TV term is an L1 norm: sum absolute differences, not squared ones."),
@@ -157,49 +238,63 @@ TV_MISTAKES: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
 
 @_guarded
 def check_total_variation_loss(total_variation_loss: Callable) -> bool:
-    """Check a learner's ``total_variation_loss(comp, mask)`` (TV over the dilated hole region)."""
+    """Check a learner's ``total_variation_loss(comp, mask)`` (TV over the dilated hole region).
+
+    Compared with :func:`pconv_lib.losses.total_variation_loss` on a seeded family of masks
+    (:func:`_tv_masks`: holes on every border and from one border to the opposite one, corners,
+    odd and non-square sizes, all hole, no hole), float64 and float32 images; then the gradient
+    with respect to ``comp``, which training follows. A cause is named only when exactly one
+    recomputed mistake (:data:`TV_MISTAKES`) gives the learner's value.
+    """
     import torch
 
     from pconv_lib import losses
 
-    for seed in range(4):
-        comp = _seeded_features(seed, (2, 3, 16, 12))
-        mask = torch.ones(2, 1, 16, 12, dtype=torch.float64)
-        mask[0, :, 4:9, 3:7] = 0
-        mask[1, :, 10:15, 6:11] = 0
-        if seed == 3:
-            mask[:] = 1
+    cases = _tv_masks(0)
+    for number, (label, mask) in enumerate(cases, start=1):
+        n, _, h, w = mask.shape
+        dtype = torch.float32 if number % 3 == 0 else torch.float64
+        comp = _seeded_features(number, (n, 3, h, w)).to(dtype)
+        mask = mask.to(dtype)
         passed = (comp.clone(), mask.clone())
-        ok, got = _call(total_variation_loss, *passed)
+        call = (f"total_variation_loss(comp {tuple(comp.shape)} {str(dtype)[6:]}, mask {tuple(mask.shape)}) "
+                f"({label})")
+        ok, got = _run(total_variation_loss, passed, where=label)
         if not ok:
             return _todo("total_variation_loss")
-        call = f"total_variation_loss(comp {tuple(comp.shape)}, mask {tuple(mask.shape)}) (test {seed + 1})"
         _require_unchanged(call, [("comp", comp, passed[0]), ("mask", mask, passed[1])])
         if isinstance(got, (float, int, np.floating)):
-            _fail(f"{call} returned a Python number, {float(got):.6f}: return the tensor itself (no .item() "
+            _fail(f"{call} returned a Python number, {float(got)!r}: return the tensor itself (no .item() "
                   "or float()), so that backward() can reach the network through it")
-        _require_tensor(got, call, like=comp, also=torch.float32)
+        _require_tensor(got, call, like=comp, also=torch.float32 if dtype == torch.float64 else torch.float64)
         if got.numel() != 1:
             _fail(f"{call} should return one number (a scalar tensor), got shape "
                   f"{tuple(got.shape)}: sum the weighted differences over everything, then divide.")
         got_value = float(got.detach())
+        pieces = _tv_pieces(comp.double(), mask.double())
+        expected = float(losses.total_variation_loss(comp.double(), mask.double()))
         if not np.isfinite(got_value):
-            _fail(f"{call} gives {got_value}, expected {float(losses.total_variation_loss(comp, mask)):.6f}: "
-                  "the loss must be a finite number")
-        expected = float(losses.total_variation_loss(comp, mask).double())
-        if abs(got_value - expected) > 1e-6:
-            hint = ""
-            if seed == 3:
+            _fail(f"{call} gives {got_value}, expected {expected!r}: the loss must be a finite number")
+        tolerance = 1e-6 * max(1.0, abs(expected))  # float32 round-off: the library itself sums in float32
+        if abs(got_value - expected) > tolerance:
+            if expected == 0 and not bool(mask.eq(0).any()):
                 hint = " With no hole at all the TV loss must be 0 (P is empty)."
             else:
-                pieces = _tv_pieces(comp, mask)
-                for _, mistake, message in TV_MISTAKES:
-                    value = float(mistake(pieces))
-                    if abs(got_value - value) < 1e-9 + 1e-6 * abs(value):
-                        hint = " " + message
-                        break
-            _fail(f"{call} gives {got_value:.6f}, expected {expected:.6f}.{hint}")
-    return _passed("total_variation_loss matches the library on 4 masks, including one without holes")
+                values = [(float(mistake(pieces)), message) for _, mistake, message in TV_MISTAKES]
+                hint = _unique_hint([
+                    (abs(got_value - value) <= tolerance + 1e-6 * abs(value)
+                     and abs(value - expected) > tolerance, message) for value, message in values
+                ])
+            _fail(f"{call}: {_differ(got_value, expected)}.{hint}")
+        # the gradient with respect to comp: the TV term trains the network through it
+        mine, theirs = comp.clone().requires_grad_(True), comp.clone().requires_grad_(True)
+        _, got_grad = _run(total_variation_loss, (mine, mask.clone()), where=label)
+        region = pieces["region"]
+        reference = _tv(theirs, _pair_x(region), _pair_y(region)) / pieces["numel"]
+        _require_gradients(call, got_grad, reference, [("comp", mine, theirs)],
+                           rtol=1e-4, atol=1e-9, seed=number)
+    return _passed(f"total_variation_loss matches the library on {len(cases)} masks (holes on every border, "
+                   "from border to border, all hole, none), gradients included")
 
 
 #: The paper's weights, as the learner should write them in exercise 4.
@@ -213,15 +308,8 @@ def _total_of(total_loss: Callable, values: dict[str, float]) -> tuple[bool, Any
 
     terms = {name: torch.tensor(float(v), requires_grad=True) for name, v in values.items()}
     passed = dict(terms)
-    try:
-        ok, got = _call(total_loss, passed)
-    except KeyError as error:
-        key = error.args[0] if error.args else "?"
-        if key == "total":
-            _fail("total_loss read terms['total']: the total is what you compute; build it from the six "
-                  "terms valid, hole, perceptual, style_out, style_comp and tv.")
-        _fail(f"total_loss looked up terms[{key!r}], which does not exist: the keys are "
-              f"{', '.join(_PAPER_WEIGHTS)}.")
+    ok, got = _run(total_loss, (passed,), where="six scalar terms",
+                   diagnoses=_dict_diagnoses(total_loss, passed))
     if not ok:
         return False, None, terms
     if passed.keys() != terms.keys() or any(passed[k] is not terms[k] for k in terms):
@@ -240,9 +328,110 @@ def _total_of(total_loss: Callable, values: dict[str, float]) -> tuple[bool, Any
         _fail(f"total_loss should return one number (a scalar tensor), got shape {tuple(got.shape)}: "
               "add the weighted terms together.")
     if not got.requires_grad:
-        _fail("total_loss returned a tensor without gradient: keep the computation in torch (no .item(), "
+        _fail("total_loss returned a tensor without gradient, so no gradient flows back to the terms: keep "
+              "the computation in torch (no .item(), "
               "float(), .detach() or torch.tensor(...) around the terms) so backward() reaches the model.")
     return True, got, terms
+
+
+def _dict_diagnoses(total_loss: Callable, terms: dict) -> list[tuple[Callable[[Exception], bool], str]]:
+    """Crash causes of total_loss, each confirmed: a missing key it looked up, or the 7th key."""
+    keys = ", ".join(_PAPER_WEIGHTS)
+
+    def looked_up_total(error: Exception) -> bool:
+        return isinstance(error, KeyError) and error.args[:1] == ("total",) and "total" not in terms
+
+    def looked_up_other(error: Exception) -> bool:
+        return isinstance(error, KeyError) and bool(error.args) and error.args[0] not in terms
+
+    def trips_on_total(error: Exception) -> bool:  # the same dict without "total" works
+        if "total" not in terms:
+            return False
+        without = {k: v for k, v in terms.items() if k != "total"}
+        try:
+            total_loss(without)
+        except Exception:
+            return False
+        return True
+
+    return [
+        (looked_up_total, "It read terms['total']: the total is what you compute; build it from the six "
+                          f"terms {keys}."),
+        (lambda e: looked_up_other(e) and not looked_up_total(e),
+         f"It looked up a key that does not exist: the keys are {keys}."),
+        (trips_on_total, "It works on the six terms alone but not on the dict PConvLoss really returns, "
+                         "which has a 7th key, 'total' (the library's own weighted sum), after the six "
+                         "terms: look the six terms up by name (terms['valid'], ...) instead of going "
+                         "through every entry of the dict or relying on its size or order."),
+    ]
+
+
+class _TinyFeatures:
+    """A seeded stand-in for VGG16 (two small feature maps), so that PConvLoss gives all 7 terms."""
+
+    def __new__(cls) -> Any:
+        import torch
+        from torch import nn
+
+        class TinyFeatures(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.first = nn.Conv2d(3, 4, 3, padding=1)
+                self.second = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+
+            def forward(self, images: Any) -> list[Any]:
+                a = torch.relu(self.first(images))
+                return [a, torch.relu(self.second(a))]
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(7)
+            return TinyFeatures().eval().requires_grad_(False)
+
+
+def _real_terms() -> dict[str, Any]:
+    """The dict :class:`pconv_lib.losses.PConvLoss` returns (paper weights, the 6 terms and 'total'),
+    for a seeded prediction that requires grad."""
+    import torch
+
+    from pconv_lib import losses
+
+    generator = torch.Generator().manual_seed(11)
+    output = torch.rand(2, 3, 16, 16, generator=generator).requires_grad_(True)
+    target = torch.rand(2, 3, 16, 16, generator=generator)
+    mask = torch.ones(2, 1, 16, 16)
+    mask[0, :, 3:9, 4:12] = 0
+    mask[1, :, 8:16, 0:16] = 0
+    return losses.PConvLoss(losses.LossWeights.paper(), vgg=_TinyFeatures())(output, target, mask)
+
+
+def _check_on_real_terms(total_loss: Callable) -> None:
+    """The learner's total on the real PConvLoss dict (7 keys) and on the same dict in reverse order."""
+    import torch
+
+    real = _real_terms()
+    names = list(_PAPER_WEIGHTS)
+    expected = float(sum(_PAPER_WEIGHTS[n] * real[n].detach() for n in names))
+    shuffled = {k: real[k] for k in reversed(list(real))}
+    for label, terms in [("the dict PConvLoss returns (the six terms, then 'total')", real),
+                         ("the same dict with its entries in reverse order", shuffled)]:
+        passed = dict(terms)
+        _, got = _run(total_loss, (passed,), where=label, diagnoses=_dict_diagnoses(total_loss, passed))
+        if not isinstance(got, torch.Tensor) or got.numel() != 1:
+            _fail(f"total_loss returned {_describe_array(got)} for {label}: return a scalar tensor")
+        value = float(got.detach())
+        if abs(value - expected) <= 1e-5 * max(1.0, abs(expected)):
+            continue
+        values = [float(terms[k].detach()) for k in terms]
+        in_order = sum(w * v for w, v in zip(_PAPER_WEIGHTS.values(), values))
+        hint = _unique_hint([
+            (abs(value - (expected + float(real["total"].detach()))) < 1e-5 * max(1.0, abs(value)),
+             "It also added terms['total'], the library's own weighted sum (the 7th key of the real dict): "
+             "add the six terms only, looked up by name."),
+            (abs(value - in_order) < 1e-5 * max(1.0, abs(value)),
+             "It gives each weight to whatever entry sits at that position in the dict: look each term up "
+             "by name (terms['hole'] ...), so that the order of the entries does not matter."),
+        ])
+        _fail(f"total_loss on {label}: {_differ(value, expected)}.{hint}")
 
 
 @_guarded
@@ -280,9 +469,15 @@ def check_total_loss(total_loss: Callable) -> bool:
     if not wrong:
         got.backward()
         grads = {n: float(terms[n].grad) if terms[n].grad is not None else 0.0 for n in names}
+        missing = [n for n in names if grads[n] == 0]
+        if missing:
+            _fail(f"no gradient flows from total_loss back to terms {missing} (their gradient is 0 although "
+                  "the value is right): keep every term in the torch computation, without .detach(), "
+                  ".item() or torch.no_grad().")
         if any(abs(grads[n] - expected[n]) > 1e-5 * expected[n] for n in names):
             _fail("backward() through total_loss does not reach every term with its weight: keep every "
                   "term in the torch computation.")
+        _check_on_real_terms(total_loss)
         return _passed("total_loss = 1 valid + 6 hole + 0.05 perceptual + 120 (style_out + style_comp) "
                        "+ 0.1 tv, and backward() reaches every term")
     ratios = {coefficients[n] / expected[n] for n in names}

@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 
 from pconv_lib.checks._common import (
-    _call,
     _describe_array,
     _fail,
     _guarded,
     _passed,
     _require_tensor,
+    _run,
     _todo,
 )
 
@@ -43,8 +43,9 @@ def _as_corners(got: Any, call: str) -> list[tuple[int, int]]:
     return corners
 
 
-def _uncovered_box(covered: np.ndarray) -> str:
-    """The uncovered rectangle that starts at the first uncovered pixel, in words."""
+def _uncovered_box(covered: np.ndarray, corners: list[tuple[int, int]] | None = None, tile: int = 0) -> str:
+    """The uncovered rectangle that starts at the first uncovered pixel, in words; the "flush with the
+    border" hint only when adding the flush last row and column of tiles (recomputed) covers it all."""
     top, left = (int(v) for v in np.argwhere(~covered)[0])
 
     def run(line: np.ndarray) -> int:  # length of the uncovered run at the start of ``line``
@@ -60,9 +61,18 @@ def _uncovered_box(covered: np.ndarray) -> str:
         at_border = at_bottom
     else:
         at_border = at_bottom or at_right
-    if at_border:
+    if corners is None:
+        return text
+    height, width = covered.shape
+    rows = sorted({t for t, _ in corners} | {height - tile})
+    cols = sorted({c for _, c in corners} | {width - tile})
+    with_flush = np.zeros_like(covered)
+    for top in rows:
+        for left in cols:
+            with_flush[top : top + tile, left : left + tile] = True
+    if at_border and with_flush.all():
         return text + "; the last tile of each row and column must end flush with the border"
-    return text + "; consecutive tiles must start tile - overlap pixels apart, so that they overlap"
+    return text
 
 
 @_guarded
@@ -83,10 +93,13 @@ def check_tile_grid(tile_grid: Callable[[int, int, int, int], list[tuple[int, in
         (200, 500, 96, 0),  # no overlap
         (160, 700, 64, 16),
         (97, 130, 32, 8),
+        (41, 37, 16, 15),  # maximal overlap: consecutive tiles one pixel apart
+        (16, 75, 16, 4),  # one row of tiles, the image exactly one tile high
+        (53, 29, 29, 0),  # one column, no overlap, odd sizes
     ]
     for height, width, tile, overlap in cases:
         call = f"tile_grid({height}, {width}, {tile}, {overlap})"
-        ok, got = _call(tile_grid, height, width, tile, overlap)
+        ok, got = _run(tile_grid, (height, width, tile, overlap))
         if not ok:
             return _todo("tile_grid")
         corners = _as_corners(got, call)
@@ -121,7 +134,7 @@ def check_tile_grid(tile_grid: Callable[[int, int, int, int], list[tuple[int, in
         for top, left in corners:
             covered[top : top + tile, left : left + tile] = True
         if not covered.all():
-            _fail(f"{call}: {_uncovered_box(covered)}")
+            _fail(f"{call}: {_uncovered_box(covered, corners, tile)}")
         stride = tile - overlap
         for axis, starts in (("rows", {t for t, _ in corners}), ("columns", {c for _, c in corners})):
             ordered = sorted(starts)
@@ -157,11 +170,12 @@ def check_blend_window(blend_window: Callable[[int, int], Any]) -> bool:
 
     from pconv_lib import tiling
 
-    cases = [(64, 16), (96, 32), (128, 0), (32, 16), (48, 5)]  # (tile, overlap), 2 * overlap <= tile
+    # (tile, overlap), 2 * overlap <= tile: maximal overlap (32, 16), none (128, 0), odd sizes
+    cases = [(64, 16), (96, 32), (128, 0), (32, 16), (48, 5), (47, 11), (33, 16)]
     same_as_library = True
     for tile, overlap in cases:
         call = f"blend_window({tile}, {overlap})"
-        ok, got = _call(blend_window, tile, overlap)
+        ok, got = _run(blend_window, (tile, overlap))
         if not ok:
             return _todo("blend_window")
         _require_tensor(got, call, dtype=torch.float32)
