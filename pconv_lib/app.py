@@ -351,6 +351,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             raise BadValue("the request has no Content-Length; reload the page") from None
         if length > MAX_BODY_BYTES:
+            self.close_connection = True  # the body is never read: this connection cannot go on
             raise BadValue(
                 f"the upload is {length / 2**20:.0f} MB, over the app's limit of {MAX_BODY_BYTES // 2**20} "
                 "MB; downscale the photo"

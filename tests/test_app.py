@@ -5,6 +5,7 @@ drives the page itself in headless Chromium)."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import threading
 import urllib.error
@@ -239,8 +240,15 @@ def test_malformed_requests_get_one_line(demo_server, monkeypatch):
     status, answer = call(demo_server, "/api/nothing", {})
     assert status == 404 and "no API /api/nothing" in answer["error"]
     monkeypatch.setattr(app, "MAX_BODY_BYTES", 2**20)
-    status, answer = call(demo_server, "/api/photo", raw=b" " * (2 * 2**20))
-    assert status == 400 and answer["error"].startswith("the upload is 2 MB, over the app's limit of 1 MB")
+    # refused from the Content-Length header, before the body is sent (nothing is read)
+    connection = http.client.HTTPConnection(*demo_server.server_address[:2], timeout=30)
+    connection.putrequest("POST", "/api/photo")
+    connection.putheader("Content-Length", str(2 * 2**20))
+    connection.endheaders()
+    answer = connection.getresponse()
+    assert answer.status == 400
+    assert json.load(answer)["error"].startswith("the upload is 2 MB, over the app's limit of 1 MB")
+    connection.close()
 
 
 class Gate(torch.nn.Module):
