@@ -332,3 +332,10 @@ def test_the_page_ships_as_package_data():
     patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert any(Path("app_page.html").match(p) for p in patterns["pconv_lib"])
     assert app.page_html() == (root / "pconv_lib" / "app_page.html").read_bytes()
+
+
+def test_warm_up_goes_through_the_request_path_and_frees_the_model(demo_server, photo):
+    assert demo_server.inpainter.warm_up() > 0
+    payload = {"photo": png_b64(photo), "mask": png_b64(hole_mask() * 255)}
+    status, answer = call(demo_server, "/api/inpaint", payload)
+    assert status == 200, answer
