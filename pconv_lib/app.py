@@ -31,6 +31,11 @@ with the mask (a black-and-white PNG, black = hole) on every "Inpaint". JSON API
   the training holes). One inpaint at a time: a second request while one runs is refused with
   status 409 and a message (the page says "busy, try again when it finishes").
 
+Only the page talks to it: POSTs must be JSON (another site's page cannot send JSON here without
+the browser asking first, and the server never allows it), and on the loopback address requests
+addressed to any other name are refused (DNS rebinding). Nothing is stored: the server keeps no
+photo once it has answered.
+
 Images in the code: ``uint8`` (H, W, 3) RGB; masks ``uint8`` (H, W), 1 = valid, 0 = hole.
 """
 
@@ -222,13 +227,11 @@ class Inpainter:
     def from_checkpoint(cls, checkpoint: str | os.PathLike, device=None) -> Inpainter:  # noqa: ANN001
         """Load ``checkpoint`` (a file or ``"demo"``) as ``predict --checkpoint`` does."""
         from pconv_lib.checkpoints import model_from_checkpoint
-        from pconv_lib.pretrained import DEMO_NAME, resolve_checkpoint
+        from pconv_lib.pretrained import DEMO_NAME
         from pconv_lib.runtime import resolve_device
 
         device = resolve_device(device)
-        if not resolve_checkpoint(checkpoint).exists():
-            raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-        model, config = model_from_checkpoint(checkpoint, device)
+        model, config = model_from_checkpoint(checkpoint, device)  # names a missing or broken file
         is_demo = str(checkpoint) == DEMO_NAME and not Path(checkpoint).exists()
         name = "the course demo model" if is_demo else f"checkpoint {checkpoint}"
         return cls(model, config.image_size, config.depth, name, device)
@@ -304,6 +307,7 @@ class AppServer(ThreadingHTTPServer):
                  quiet: bool = False) -> None:
         super().__init__(address, _Handler)
         self.inpainter, self.max_pixels, self.quiet = inpainter, max_pixels, quiet
+        self.loopback = address[0] in ("127.0.0.1", "localhost", "::1")
 
     @property
     def url(self) -> str:
@@ -386,9 +390,24 @@ class _Handler(BaseHTTPRequestHandler):
                                  "running the app shows the traceback; please report it)"},
                        HTTPStatus.INTERNAL_SERVER_ERROR)
 
+    def _refused_host(self) -> bool:
+        """Served on the loopback address, answer only requests addressed to it (a web page that
+        points a name of its own at 127.0.0.1 - DNS rebinding - is refused); True when refused."""
+        if not self.server.loopback:
+            return False
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
+        if host in ("127.0.0.1", "localhost", "::1"):
+            return False
+        self.close_connection = True
+        self._json({"error": f"this app answers http://127.0.0.1 only, not {host or 'no host'}"},
+                   HTTPStatus.FORBIDDEN)
+        return True
+
     # ---- routes --------------------------------------------------------------------------
 
     def do_GET(self) -> None:  # noqa: N802
+        if self._refused_host():
+            return
         url = urlparse(self.path)
         if url.path in ("/", "/index.html"):
             self._send(HTTPStatus.OK, page_html(), "text/html; charset=utf-8")
@@ -405,10 +424,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._json({"error": f"no page {url.path}"}, HTTPStatus.NOT_FOUND)
 
     def do_POST(self) -> None:  # noqa: N802
+        if self._refused_host():
+            return
         routes = {"/api/photo": self._photo, "/api/mask": self._mask, "/api/inpaint": self._inpaint}
         route = routes.get(urlparse(self.path).path)
         if route is None:
+            self.close_connection = True
             self._json({"error": f"no API {self.path}"}, HTTPStatus.NOT_FOUND)
+            return
+        # Another site's page can make the browser POST a form here without asking; for JSON the
+        # browser asks first (OPTIONS, CORS), which this server never allows.
+        if self.headers.get_content_type() != "application/json":
+            self.close_connection = True
+            self._json({"error": "send JSON (Content-Type: application/json), as the app's page does"},
+                       HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
             return
         self._answer(lambda: route(self._read_json()))
 

@@ -54,7 +54,8 @@ def serve(inpainter: app.Inpainter, max_pixels: int | None = None) -> app.AppSer
 def call(server: app.AppServer, path: str, payload: object = None, raw: bytes | None = None):
     """(status, JSON answer) of a GET (no payload) or a POST of ``payload`` as JSON (or ``raw``)."""
     data = raw if raw is not None else None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(server.url + path.lstrip("/"), data)
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(server.url + path.lstrip("/"), data, headers)
     try:
         with urllib.request.urlopen(request, timeout=120) as answer:
             return answer.status, json.load(answer)
@@ -244,6 +245,7 @@ def test_malformed_requests_get_one_line(demo_server, monkeypatch):
     connection = http.client.HTTPConnection(*demo_server.server_address[:2], timeout=30)
     connection.putrequest("POST", "/api/photo")
     connection.putheader("Content-Length", str(2 * 2**20))
+    connection.putheader("Content-Type", "application/json")
     connection.endheaders()
     answer = connection.getresponse()
     assert answer.status == 400
@@ -339,3 +341,16 @@ def test_warm_up_goes_through_the_request_path_and_frees_the_model(demo_server, 
     payload = {"photo": png_b64(photo), "mask": png_b64(hole_mask() * 255)}
     status, answer = call(demo_server, "/api/inpaint", payload)
     assert status == 200, answer
+
+
+def test_requests_from_other_sites_are_refused(demo_server):
+    """A page of another site can make the browser send a form (no CORS question asked) or point a
+    name of its own at 127.0.0.1 (DNS rebinding): neither reaches the model."""
+    form = urllib.request.Request(demo_server.url + "api/inpaint", b"photo=x", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(form, timeout=30)
+    assert refused.value.code == 415 and "send JSON" in json.load(refused.value)["error"]
+    rebound = urllib.request.Request(demo_server.url + "api/info", headers={"Host": "evil.example:8765"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(rebound, timeout=30)
+    assert refused.value.code == 403 and "answers http://127.0.0.1 only" in json.load(refused.value)["error"]
