@@ -9,8 +9,9 @@ white with "holes in file: white"), then "Inpaint" shows the model's fill beside
 OpenCV Telea's fill, with the seconds each took, and offers the PNG and the mask for download.
 
 Why no web framework: the standard library's :mod:`http.server` and one HTML page with a canvas
-are enough for one user on one computer, and they add nothing to install (Gradio, the usual
-choice, brings FastAPI, Uvicorn, Pydantic and ~100 MB more to every learner's laptop).
+are enough for one user on one computer, and they add nothing to install. Gradio, the usual
+choice, would add 33 packages the course does not already install (pip's resolution of gradio
+6.31: FastAPI, Starlette, Uvicorn, Pydantic, pandas, huggingface_hub, ...) to every learner's laptop.
 
 The server is stateless: the page keeps the photo as the PNG the server decoded and sends it back
 with the mask (a black-and-white PNG, black = hole) on every "Inpaint". JSON API, every answer
@@ -25,7 +26,7 @@ with the mask (a black-and-white PNG, black = hole) on every "Inpaint". JSON API
   a mask file decoded as ``--mask`` is (binary, same aspect ratio as the photo, resized with
   nearest neighbour), as a black-and-white PNG of the photo's size.
 - ``POST /api/inpaint {"photo": base64 PNG, "mask": base64 PNG}`` -> ``{"result", "telea",
-  "model_seconds", "telea_seconds", "summary"}``: the library's prediction path for photos of
+  "mask", "model_seconds", "telea_seconds", "summary"}``: the library's prediction path for photos of
   any size, :func:`pconv_lib.tiling.predict_multiscale`, with the command line's defaults (tiles
   at the training size overlapping by a quarter, a coarse pass first when the holes are wider than
   the training holes). One inpaint at a time: a second request while one runs is refused with
