@@ -74,7 +74,7 @@ MAX_BODY_BYTES = 256 * 2**20
 #: Side of the square photo the model runs on once at start-up (the kernels' first-call cost).
 WARM_UP_SIZE = 128
 BUSY = (
-    "busy: another inpaint is running ({seconds:.0f} s so far); one runs at a time so that each "
+    "busy: another inpaint is running ({seconds:.1f} s so far); one runs at a time so that each "
     "gets the whole CPU - try again when it finishes"
 )
 

@@ -7,8 +7,9 @@ picks a sample photo, paints a stroke with the mouse, clicks "Inpaint", download
 mask from the page's links and checks them with the course's Python: the result has the photo's
 size, every valid pixel is the photo's, the holes are filled (not left black; with the demo model,
 closer to the photo than its mean colour) and the mask has holes under the stroke. Then it uploads
-a file that is not an image and checks that the page shows one "error: ..." line. Saves a
-screenshot of the page with the results.
+a file that is not an image and checks that the page shows one "error: ..." line, and sends a
+second inpaint while one runs (as a second tab would): one of the two must be refused as "busy".
+Saves a screenshot of the page with the results.
 
 Needs Chromium and Playwright, which the course does not depend on::
 
@@ -99,14 +100,18 @@ def _start_app(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen, s
     return server, _poll(address, args.timeout, "address printed by the app")
 
 
+def _wait_answer(page, timeout: float) -> str:
+    """The status line once it shows the answer to an inpaint (a result, an error or "busy")."""
+    status = page.locator("#status")
+    return _poll(lambda: (t := status.inner_text()).startswith(("inpainted:", "error", "busy")) and t,
+                 timeout, "inpaint answer in the status line")
+
+
 def _inpaint(page, timeout: float) -> tuple[str, float]:
     """Click Inpaint; return the status line and the seconds until the page showed the answer."""
-    status = page.locator("#status")
     clicked = time.monotonic()
     page.click("#inpaint")
-    text = _poll(lambda: (t := status.inner_text()).startswith(("inpainted:", "error", "busy")) and t,
-                 timeout, "inpaint answer in the status line")
-    return text, time.monotonic() - clicked
+    return _wait_answer(page, timeout), time.monotonic() - clicked
 
 
 def _link_bytes(page, selector: str) -> bytes:
@@ -189,6 +194,18 @@ def main() -> int:
                      "mask.png": _link_bytes(page, "#download-mask")}
             for name, data in files.items():
                 (work / name).write_bytes(data)
+            # a second inpaint while one runs (as from a second tab): one of the two is refused, "busy"
+            page.click("#inpaint")
+            second = page.evaluate(
+                """async () => {
+                    const r = await fetch("/api/inpaint", {method: "POST",
+                        headers: {"Content-Type": "application/json"},
+                        body: JSON.stringify({photo: state.photoPng, mask: maskPng()})});
+                    return [r.status, (await r.json()).error || "inpainted"];
+                }""")
+            first = _wait_answer(page, args.timeout)
+            print(f"two at once: the page: {first[:40]!r}...; the second request: {second[0]} "
+                  f"{second[1][:60]!r}")
             model_times, round_trips = [], []
             for _ in range(args.repeat):
                 again, took = _inpaint(page, args.timeout)
@@ -225,6 +242,9 @@ def main() -> int:
         "valid pixels unchanged": found["valid_pixels_changed"] == 0 == found["telea_valid_pixels_changed"],
         "holes filled (not left black, as the model receives them)": found["holes_left_black"] < 0.01,
         "mask binary, holes under the stroke": found["mask_binary"] and found["hole_under_stroke"],
+        "two at once: one inpainted, the other refused as busy": sorted(
+            [first.startswith("inpainted:"), second[0] == 200]) == [False, True]
+        and (first.startswith("busy:") or (second[0] == 409 and second[1].startswith("busy:"))),
         "one error line for a non-image": error_line.startswith("error: notes.txt is not a readable image")
         and "\n" not in error_line and "Traceback" not in error_line,
     }
