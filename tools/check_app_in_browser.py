@@ -7,7 +7,8 @@ picks a sample photo, paints a stroke with the mouse, clicks "Inpaint", download
 mask from the page's links and checks them with the course's Python: the result has the photo's
 size, every valid pixel is the photo's, the holes are filled (not left black; with the demo model,
 closer to the photo than its mean colour) and the mask has holes under the stroke. Then it uploads
-a file that is not an image and checks that the page shows one "error: ..." line, and sends a
+a file that is not an image and checks that the page shows one "error: ..." line; uses Clear,
+Inpaint without holes (one error line), Undo and the downloaded mask as a mask file; and sends a
 second inpaint while one runs (as a second tab would): one of the two must be refused as "busy".
 Saves a screenshot of the page with the results.
 
@@ -213,6 +214,24 @@ def main() -> int:
                 if found:
                     model_times.append(float(found.group(1)))
                     round_trips.append(took)
+            # the controls: Clear, Inpaint without holes, Undo, a mask file (the one downloaded above)
+            holes = painted.group(1)
+
+            def percent() -> str | None:
+                found = re.search(r"([0-9.]+)% holes", status.inner_text())
+                return found.group(1) if found else None
+
+            page.click("#clear")
+            controls = {"clear": _poll(lambda: percent() == "0.0" and "0.0", args.timeout, "cleared mask")}
+            controls["no holes"] = _inpaint(page, args.timeout)[0]
+            page.click("#undo")
+            controls["undo"] = _poll(lambda: percent() == holes and holes, args.timeout, "undone clear")
+            page.click("#clear")
+            _poll(lambda: percent() == "0.0", args.timeout, "cleared mask")
+            page.set_input_files("#mask-file", files=[{"name": "mask.png", "mimeType": "image/png",
+                                                       "buffer": files["mask.png"]}])
+            controls["mask file"] = _poll(lambda: percent() == holes and holes, args.timeout, "loaded mask")
+            print("controls:", controls)
             # bad input in the page: a file that is not an image
             page.set_input_files("#photo-file", files=[{"name": "notes.txt", "mimeType": "text/plain",
                                                         "buffer": b"not a photo"}])
@@ -245,6 +264,9 @@ def main() -> int:
         "two at once: one inpainted, the other refused as busy": sorted(
             [first.startswith("inpainted:"), second[0] == 200]) == [False, True]
         and (first.startswith("busy:") or (second[0] == 409 and second[1].startswith("busy:"))),
+        "clear, undo and a mask file give the painted holes back": controls["clear"] == "0.0"
+        and controls["undo"] == controls["mask file"] == painted.group(1),
+        "inpaint without holes: one error line": controls["no holes"].startswith("error: no holes to fill"),
         "one error line for a non-image": error_line.startswith("error: notes.txt is not a readable image")
         and "\n" not in error_line and "Traceback" not in error_line,
     }
