@@ -8,9 +8,9 @@ mask from the page's links and checks them with the course's Python: the result 
 size, every valid pixel is the photo's, the holes are filled (not left black; with the demo model,
 closer to the photo than its mean colour) and the mask has holes under the stroke. Then it uploads
 a file that is not an image and checks that the page shows one "error: ..." line; uses Clear,
-Inpaint without holes (one error line), Undo and the downloaded mask as a mask file; and sends a
-second inpaint while one runs (as a second tab would): one of the two must be refused as "busy".
-Saves a screenshot of the page with the results.
+Inpaint without holes (one error line), Undo, the downloaded mask as a mask file and the Eraser;
+and sends a second inpaint while one runs (as a second tab would): one of the two must be refused
+as "busy". Saves a screenshot of the page with the results.
 
 Needs Chromium and Playwright, which the course does not depend on::
 
@@ -231,6 +231,14 @@ def main() -> int:
             page.set_input_files("#mask-file", files=[{"name": "mask.png", "mimeType": "image/png",
                                                        "buffer": files["mask.png"]}])
             controls["mask file"] = _poll(lambda: percent() == holes and holes, args.timeout, "loaded mask")
+            page.click("#eraser")  # erase the first half of the stroke (the canvas has moved: results)
+            now = page.locator("#paint").bounding_box()
+            page.mouse.move(now["x"] + 0.3 * now["width"], now["y"] + 0.4 * now["height"])
+            page.mouse.down()
+            page.mouse.move(now["x"] + 0.45 * now["width"], now["y"] + 0.45 * now["height"], steps=10)
+            page.mouse.up()
+            controls["eraser"] = _poll(lambda: (p := percent()) not in (None, holes) and p, args.timeout,
+                                       "erased holes")
             print("controls:", controls)
             # bad input in the page: a file that is not an image
             page.set_input_files("#photo-file", files=[{"name": "notes.txt", "mimeType": "text/plain",
@@ -266,6 +274,7 @@ def main() -> int:
         and (first.startswith("busy:") or (second[0] == 409 and second[1].startswith("busy:"))),
         "clear, undo and a mask file give the painted holes back": controls["clear"] == "0.0"
         and controls["undo"] == controls["mask file"] == painted.group(1),
+        "the eraser removes holes": 0 < float(controls["eraser"]) < float(painted.group(1)),
         "inpaint without holes: one error line": controls["no holes"].startswith("error: no holes to fill"),
         "one error line for a non-image": error_line.startswith("error: notes.txt is not a readable image")
         and "\n" not in error_line and "Traceback" not in error_line,
