@@ -52,6 +52,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -103,6 +105,19 @@ def _b64decode(text: object, what: str) -> bytes:
         raise BadValue(f"{what}: the upload is not valid base64 (reload the page and try again)") from None
 
 
+@contextmanager
+def _upload_file(data: bytes, name: str) -> Iterator[Path]:
+    """The uploaded bytes as a temporary file called ``name``, for the command line's readers (so
+    that the same checks run); their messages name ``name``, not the temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="pconv-app-") as folder:
+        path = Path(folder) / name
+        path.write_bytes(data)
+        try:
+            yield path
+        except (PconvError, OSError) as error:
+            raise type(error)(str(error).replace(str(path), name)) from None
+
+
 def read_photo(data: bytes, name: str = "photo.png", max_pixels: int | None = None) -> np.ndarray:
     """Decode uploaded photo bytes exactly as ``predict --image`` reads a file: the header is
     checked against the pixel limit and the free memory before decoding, EXIF orientation is
@@ -114,26 +129,37 @@ def read_photo(data: bytes, name: str = "photo.png", max_pixels: int | None = No
     from pconv_lib.cli import PREDICT_BYTES_PER_PIXEL
     from pconv_lib.data import load_image
 
-    name = _safe_name(name, "photo.png")
-    with tempfile.TemporaryDirectory(prefix="pconv-app-") as folder:
-        path = Path(folder) / name
-        path.write_bytes(data)
-        try:
-            return load_image(path, max_pixels=max_pixels, bytes_per_pixel=PREDICT_BYTES_PER_PIXEL,
-                              what="inpainting it")
-        except (PconvError, OSError) as error:
-            raise type(error)(str(error).replace(str(path), name)) from None
+    with _upload_file(data, _safe_name(name, "photo.png")) as path:
+        return load_image(path, max_pixels=max_pixels, bytes_per_pixel=PREDICT_BYTES_PER_PIXEL,
+                          what="inpainting it")
 
 
-def read_mask(data: bytes, name: str, holes_are: str, height: int, width: int) -> tuple[np.ndarray, str]:
-    """Decode an uploaded mask file as ``predict --mask`` does and fit it to an ``height`` x
-    ``width`` photo: binary (0/255 or 0/1), the photo's aspect ratio (up to one mask pixel), resized
-    with nearest neighbour when only the resolution differs. Returns ``(mask, note)``, mask ``uint8``
+def decode_mask(
+    data: bytes, name: str, holes_are: str = "black", max_pixels: int | None = None
+) -> np.ndarray:
+    """Decode uploaded mask bytes as ``predict --mask`` reads its file: the header checked against
+    the pixel limit and the memory first (a small PNG can hold a huge mask), binary (0/255 or
+    0/1, else a message), EXIF orientation applied. Returns ``uint8`` (H, W), 1 = valid, 0 = hole."""
+    from pconv_lib import masks as mask_lib
+    from pconv_lib.data import apply_orientation
+    from pconv_lib.files import check_image_resources, read_image_header
+
+    with _upload_file(data, _safe_name(name, "mask.png")) as path:
+        header = read_image_header(path)
+        check_image_resources(header, path, limit=max_pixels, bytes_per_pixel=16, what="loading it")
+        return apply_orientation(mask_lib.load_mask_png(path, holes_are=holes_are), header.orientation)
+
+
+def read_mask(data: bytes, name: str, holes_are: str, height: int, width: int,
+              max_pixels: int | None = None) -> tuple[np.ndarray, str]:
+    """Decode an uploaded mask file (:func:`decode_mask`) and fit it to an ``height`` x ``width``
+    photo as ``predict --mask`` does: the photo's aspect ratio (up to one mask pixel), resized with
+    nearest neighbour when only the resolution differs. Returns ``(mask, note)``, mask ``uint8``
     (H, W) with 1 = valid, 0 = hole, and a note for the status line ("" when there is nothing to say).
     """
     from pconv_lib import masks as mask_lib
 
-    mask = mask_lib.decode_mask_image(data, holes_are=holes_are, source=name)
+    mask = decode_mask(data, name, holes_are, max_pixels)
     mh, mw = mask.shape
     notes = []
     if not mask_lib.same_aspect_ratio((mh, mw), (height, width)):
@@ -470,10 +496,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _mask(self, payload: dict) -> dict:
         name = _safe_name(payload.get("name"), "mask.png")
         holes_are = payload.get("holes_are", "black")
-        if holes_are not in ("black", "white"):
-            raise BadValue(f"holes in file must be black or white, got {holes_are!r}")
         height, width = _size(payload)
-        mask, note = read_mask(_b64decode(payload.get("data"), name), name, holes_are, height, width)
+        data = _b64decode(payload.get("data"), name)
+        mask, note = read_mask(data, name, holes_are, height, width, self.server.max_pixels)
         return {"png": png_base64(mask * 255), "note": note}
 
     def _inpaint(self, payload: dict) -> dict:
@@ -482,7 +507,7 @@ class _Handler(BaseHTTPRequestHandler):
         photo = _b64decode(payload.get("photo"), "the photo")
         image = read_photo(photo, "photo.png", self.server.max_pixels)
         mask_bytes = _b64decode(payload.get("mask"), "the mask")
-        mask = mask_lib.decode_mask_image(mask_bytes, source="the painted mask")
+        mask = decode_mask(mask_bytes, "painted-mask.png", max_pixels=self.server.max_pixels)
         height, width = image.shape[:2]
         check_painted_mask(mask, height, width)
         done = self.server.inpainter.inpaint(image, mask)

@@ -170,6 +170,20 @@ def test_too_large_photo_gets_the_command_lines_message(demo_server, photo, tmp_
     assert answer["error"].startswith(f"cat.png is {W}x{H} = {H * W} pixels, over the limit of 1000 pixels")
 
 
+def test_masks_are_held_to_the_pixel_limit_before_decoding(demo_server, photo):
+    limited = serve(demo_server.inpainter, max_pixels=1000)
+    mask = png_b64(hole_mask() * 255)
+    try:
+        file_answer = call(limited, "/api/mask", {"name": "m.png", "data": mask, "width": W, "height": H})
+        painted_answer = call(limited, "/api/inpaint", {"photo": png_b64(photo[:20, :20]), "mask": mask})
+    finally:
+        limited.shutdown()
+        limited.server_close()
+    over = f"is {W}x{H} = {H * W} pixels, over the limit of 1000 pixels"
+    assert file_answer[0] == 400 and file_answer[1]["error"].startswith(f"m.png {over}")
+    assert painted_answer[0] == 400 and painted_answer[1]["error"].startswith(f"painted-mask.png {over}")
+
+
 @pytest.mark.parametrize(
     ("data", "name", "expected"),
     [
