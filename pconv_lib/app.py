@@ -326,11 +326,11 @@ def page_html() -> bytes:
 
 class AppServer(ThreadingHTTPServer):
     """The app's HTTP server: one thread per request (a click while an inpaint runs gets its
-    "busy" answer at once), the shared :class:`Inpainter`, the pixel limit."""
+    "busy" answer at once), the shared :class:`Inpainter` (set before serving), the pixel limit."""
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], inpainter: Inpainter, max_pixels: int | None = None,
+    def __init__(self, address: tuple[str, int], inpainter: Inpainter | None, max_pixels: int | None = None,
                  quiet: bool = False) -> None:
         super().__init__(address, _Handler)
         self.inpainter, self.max_pixels, self.quiet = inpainter, max_pixels, quiet
@@ -572,15 +572,20 @@ def make_server(args: argparse.Namespace, quiet: bool = False) -> AppServer:
     from pconv_lib.errors import UsageError
 
     check_app_args(args)
-    inpainter = Inpainter.from_checkpoint(args.checkpoint, args.device)
-    try:
-        return AppServer((args.host, args.port), inpainter, args.max_pixels, quiet=quiet)
+    try:  # the address first: a port in use is said before seconds of loading
+        server = AppServer((args.host, args.port), None, args.max_pixels, quiet=quiet)
     except OSError as error:
         reason = error.strerror or str(error)
         raise UsageError(
             f"cannot serve on {args.host}:{args.port} ({reason}); choose another --port "
             "(e.g. --port 0 for any free one)" + (" or --host" if args.host != DEFAULT_HOST else "")
         ) from None
+    try:
+        server.inpainter = Inpainter.from_checkpoint(args.checkpoint, args.device)
+    except BaseException:
+        server.server_close()
+        raise
+    return server
 
 
 def run_app(args: argparse.Namespace) -> int:
