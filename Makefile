@@ -8,7 +8,7 @@ NB_DIRS := notebooks solutions exercises
 PYTEST_NB := -p no:cacheprovider --nbval-lax --nbval-current-env \
 	--nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: install test test-lib test-notebooks lint exercises check-exercises lab doctor bench execute-notebooks clean
+.PHONY: install test test-lib test-notebooks lint exercises check-exercises lab doctor app bench execute-notebooks clean
 
 install: $(STAMP)
 
@@ -50,6 +50,12 @@ lab: install
 # Is this machine ready for the course? One line per check with the fix; fails when it is not.
 doctor: install
 	$(PY) -m pconv_lib doctor
+
+# The local web app (step 6): paint holes on a photo in the browser, inpaint with the demo model
+# (or CHECKPOINT=runs/NAME/best.pt), download the result. Serves on 127.0.0.1 only; Ctrl-C stops it.
+CHECKPOINT ?= demo
+app: install
+	$(PY) -m pconv_lib app --checkpoint $(CHECKPOINT)
 
 bench: install
 	for f in bench/*.py; do $(PY) $$f || exit 1; done

@@ -1,4 +1,4 @@
-"""Command line: ``python -m pconv_lib {train,lr-find,predict,evaluate,doctor}`` (also ``pconv``).
+"""Command line: ``python -m pconv_lib {train,lr-find,predict,evaluate,doctor,app}`` (also ``pconv``).
 
 Mirrors the original course's ``main.py``::
 
@@ -20,6 +20,7 @@ Mirrors the original course's ``main.py``::
     python -m pconv_lib evaluate --checkpoint best.pt [--images DIR] --size 256
     python -m pconv_lib evaluate --checkpoint v1=demo --checkpoint mine=best.pt   # several, one table
     python -m pconv_lib doctor    # is this machine ready for the course? (exit code 0 = yes)
+    python -m pconv_lib app [--checkpoint best.pt]   # a local web app: paint holes, inpaint
 
 Without ``--train``, training uses the sample photos shipped with scikit-image (a CPU demo).
 
@@ -390,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_lr_find(sub)
     _add_doctor(sub)
+    from pconv_lib.app import add_app_parser  # step 6's web app: its flags live with it
+
+    add_app_parser(sub)
     return parser
 
 
@@ -825,8 +829,8 @@ def _load_predict_mask(args: argparse.Namespace, height: int, width: int) -> np.
     mask = apply_orientation(mask_lib.load_mask_png(args.mask, holes_are=args.holes_are), header.orientation)
     mh, mw = mask.shape
     # the same aspect ratio up to the rounding of one mask pixel
-    if abs(mw * height / mh - width) > max(1.0, height / mh) + 1e-9:
-        turned = abs(mh * height / mw - width) <= max(1.0, height / mw) + 1e-9
+    if not mask_lib.same_aspect_ratio((mh, mw), (height, width)):
+        turned = mask_lib.same_aspect_ratio((mw, mh), (height, width))
         raise UsageError(
             f"--mask {args.mask} is {mw}x{mh} but the photo is {width}x{height} (both as displayed, EXIF "
             "orientation applied): another aspect ratio, so stretching it would move the holes"
@@ -1043,6 +1047,12 @@ def _error_line(error: BaseException) -> str:
     return text
 
 
+def _run_app(args: argparse.Namespace) -> int:
+    from pconv_lib.app import run_app
+
+    return run_app(args)
+
+
 def run_doctor(args: argparse.Namespace) -> int:
     from pconv_lib import doctor
 
@@ -1109,6 +1119,7 @@ def main(argv: list[str] | None = None) -> int:
         "predict": run_predict,
         "evaluate": run_evaluate,
         "lr-find": run_lr_find,
+        "app": _run_app,
     }
     runner = runners[args.command]
     replaced = _install_stop_handlers()

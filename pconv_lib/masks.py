@@ -523,6 +523,15 @@ def decode_mask_image(data: bytes, holes_are: str = "black", source: str = "mask
     return valid.astype(np.uint8)
 
 
+def same_aspect_ratio(mask_size: tuple[int, int], image_size: tuple[int, int]) -> bool:
+    """Whether a mask of ``(height, width)`` = ``mask_size`` has the aspect ratio of an image of
+    ``image_size``, up to the rounding of one mask pixel: then :func:`resize_mask` to the image's
+    size keeps the holes where they were drawn (the rule of ``predict --mask`` and the app)."""
+    mh, mw = mask_size
+    height, width = image_size
+    return abs(mw * height / mh - width) <= max(1.0, height / mh) + 1e-9
+
+
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a binary mask to ``(height, width)`` with nearest neighbour (stays binary)."""
     check.check_size(*size)
