@@ -65,6 +65,10 @@ class UnsafeArchiveError(BadValue):
     """An archive member would be written outside the destination folder (or is a device)."""
 
 
+class NotAnArchiveError(DownloadError):
+    """A downloaded file is not an archive (e.g. an HTML login or error page); it was deleted."""
+
+
 class RunFolderInUseError(PconvError, FileExistsError):
     """The run folder already holds another run's files (checkpoints, metrics, samples)."""
 
