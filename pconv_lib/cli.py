@@ -37,7 +37,8 @@ any long computation, and never a traceback. Exit codes:
 A run folder ``<log-path>/<name>`` that already holds a run is refused: continue it with
 ``--resume``, choose a new ``--name`` or pass ``--overwrite`` (which deletes only the files
 training writes: checkpoints, metrics.csv, samples/step_*.png, TensorBoard events). While a run
-trains, its folder holds a lock file ``.pconv.lock`` with its PID: a second run there is refused.
+trains, its folder holds the lock ``.pconv.lock`` (the OS releases it when the run ends): a second
+run there is refused.
 Photos are checked from their headers before decoding: more than ``PCONV_MAX_PIXELS`` pixels
 (default 100 million; ``--max-pixels`` for ``train``/``predict``) or more than the free memory is
 refused (``predict``) or skipped with a warning (training and evaluation folders).
