@@ -249,7 +249,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="delete the files of an earlier run with this --name before training",
+        help="delete the files of an earlier run with this --name before training; with --resume of a "
+        "checkpoint of this run: discard the checkpoints of later steps (refused without it)",
     )
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--depth", type=int, default=None, help="default: 7 for 256, 8 for 512")
@@ -522,9 +523,6 @@ _CONFIG_FLAGS: dict[str, tuple[str, ...]] = {
     "loss_weights": ("vgg_path", "pixel_losses", "random_vgg"),
 }
 
-#: Settings a resumed run cannot change (they define the model in the checkpoint).
-_FIXED_ON_RESUME = ("stage", "image_size", "depth", "width", "layer", "hole_fill")
-
 
 def _check_ranges(args: argparse.Namespace, names: tuple[str, ...]) -> None:
     """Numbers out of range: one line naming the flag and its valid range, before any allocation."""
@@ -586,10 +584,6 @@ def _check_train_args(args: argparse.Namespace) -> None:
                 f"the run folder {run_dir} (--log-path/--name) and --{flag} {folder} overlap: training "
                 "writes checkpoints and sample images there; choose a --log-path outside your photo folders"
             )
-    if args.resume is not None and args.overwrite and is_inside(args.resume, run_dir):
-        raise UsageError(
-            f"--overwrite would delete the run that --resume {args.resume} continues; drop --overwrite"
-        )
     if args.checkpoint is not None and args.overwrite and is_inside(args.checkpoint, run_dir):
         raise UsageError(
             f"--overwrite would delete --checkpoint {args.checkpoint}, which this run starts from; copy it "
@@ -624,7 +618,9 @@ def _check_train_args(args: argparse.Namespace) -> None:
 def _train_config(args: argparse.Namespace):
     """The run's TrainConfig: from the flags; with --resume, the checkpoint's settings with only
     the flags actually given applied on top (settings that define the model must not change)."""
+    from pconv_lib.checkpoints import checkpoint_config
     from pconv_lib.train import TrainConfig, load_checkpoint
+    from pconv_lib.train_checks import check_resumable
 
     depth = args.depth or (8 if args.image_size >= 512 else 7)
     vgg, loss_weights = _loss_settings(args)
@@ -655,27 +651,18 @@ def _train_config(args: argparse.Namespace):
     if args.resume is None:
         return TrainConfig(**values)
     state = load_checkpoint(args.resume)
-    if "optimizer" not in state or "step" not in state:
-        raise UsageError(
-            f"--resume {args.resume} holds model weights only (no optimiser state or step): start a new "
-            "run from it with --checkpoint instead"
-        )
-    saved = dict(state["config"])
+    saved = dict(state.get("config", {}))
     merged = {**saved, "name": values["name"], "out_dir": values["out_dir"]}
     for field, dests in _CONFIG_FLAGS.items():
         if any(_flag_given(args, dest) for dest in dests):
             merged[field] = values[field]
-    for field in _FIXED_ON_RESUME:
-        if field in saved and merged.get(field) != saved[field]:
-            flag = "--" + field.replace("_", "-")
-            raise UsageError(
-                f"--resume {args.resume} was trained with {field}={saved[field]!r}; it cannot continue with "
-                f"{flag} {merged.get(field)!r}: drop {flag}, or start a new run (--checkpoint, new --name)"
-            )
     try:
         config = TrainConfig.from_dict(merged)
     except (TypeError, ValueError) as error:
         raise UsageError(f"--resume {args.resume}: its config is invalid ({error})") from None
+    # the resume rules, the same as Trainer.resume's, checked before any data or model is loaded
+    saved_config = checkpoint_config(state, args.resume)
+    check_resumable(args.resume, state, saved_config, config, args.overwrite, flags=True)
     if config.steps < int(state["step"]):
         raise UsageError(
             f"--resume {args.resume} is at step {state['step']}, beyond --steps {config.steps}: nothing to "

@@ -12,6 +12,7 @@ import io
 import os
 import secrets
 import socket
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,15 +54,48 @@ def run_files(run_dir: str | os.PathLike) -> list[Path]:
     return _project_files(run_dir)
 
 
+def checkpoint_step(path: Path) -> int | None:
+    """The ``step`` a checkpoint holds (read lazily: its tensors are memory-mapped, not loaded), or
+    None when it cannot be read or holds none (a weights-only file, a damaged one)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # torch raises several types for a file it cannot read; none is a step
+        return None
+    step = state.get("step") if isinstance(state, dict) else None
+    return int(step) if isinstance(step, int) and "optimizer" in state else None
+
+
+def resumable_checkpoints(run_dir: Path) -> list[tuple[Path, int]]:
+    """The checkpoints of ``run_dir`` a run can continue from (``last.pt``, ``interrupted.pt``,
+    ``best.pt``, ``step_*.pt``) with the step each holds, newest step first."""
+    names = [run_dir / n for n in ("interrupted.pt", "last.pt", "best.pt")]
+    names += sorted(run_dir.glob("step_*.pt"))
+    found = [(path, checkpoint_step(path)) for path in names if path.is_file()]
+    return sorted(((p, s) for p, s in found if s is not None), key=lambda item: -item[1])
+
+
+def newer_state(run_dir: Path, resumed: str | os.PathLike, step: int) -> tuple[Path, int] | None:
+    """The newest checkpoint of ``run_dir`` holding a later step than ``step`` (the step of
+    ``resumed``, which is skipped), or None: what a resume from ``resumed`` would overwrite."""
+    for path, held in resumable_checkpoints(run_dir):
+        try:
+            same = os.path.samefile(path, resumed)
+        except OSError:
+            same = False
+        if held > step and not same:
+            return path, held
+    return None
+
+
 def _resume_hint(run_dir: Path) -> str:
-    """How to continue the run in ``run_dir``: its newest checkpoint, or why there is none."""
-    candidates = [run_dir / n for n in ("interrupted.pt", "last.pt") if (run_dir / n).is_file()]
+    """How to continue the run in ``run_dir``: its checkpoint of the latest step, or why there is none."""
+    candidates = resumable_checkpoints(run_dir)
     if not candidates:
         return (
             "it has no checkpoint to continue from (it stopped before the first one): pick a new "
             "--name or pass --overwrite to delete its files"
         )
-    newest = max(candidates, key=lambda p: p.stat().st_mtime)
+    newest = candidates[0][0]
     return f"continue it with --resume {newest}, pick a new --name, or pass --overwrite to delete its files"
 
 
@@ -231,11 +265,18 @@ class RunLock:
             release_lock(self.run_dir, self.token)
 
 
-def claim_run_folder(run_dir: Path, *, token: str, clear: bool, resumed_at: int | None) -> None:
+def claim_run_folder(
+    run_dir: Path, *, token: str, clear: bool, resumed_at: int | None, discard_later: bool = False
+) -> None:
     """Make ``run_dir`` ready for a trainer's first write: ``clear`` deletes an earlier run's
     files; a new run (``resumed_at`` None) is refused a folder that holds one
     (:func:`check_run_folder`); stale ``*.tmp`` files are removed; after a resume at step
-    ``resumed_at`` the metrics rows logged after it are dropped (they are logged again)."""
+    ``resumed_at`` the metrics rows logged after it are dropped (they are logged again), and with
+    ``discard_later`` the checkpoints holding a later step too (the user asked to discard them)."""
+    if discard_later and resumed_at is not None:
+        for path, held in resumable_checkpoints(run_dir):
+            if held > resumed_at:
+                path.unlink(missing_ok=True)
     if clear:
         clear_run_folder(run_dir)
     elif resumed_at is None:
@@ -248,20 +289,60 @@ def claim_run_folder(run_dir: Path, *, token: str, clear: bool, resumed_at: int 
         truncate_metrics(run_dir / "metrics.csv", resumed_at)
 
 
-def truncate_metrics(path: Path, step: int) -> None:
-    """Drop the rows of ``metrics.csv`` logged after ``step`` (the header stays)."""
+#: Where rows of ``metrics.csv`` that cannot be read (e.g. after a spreadsheet re-saved it) are kept.
+METRICS_ASIDE = "metrics.unparsed.csv"
+
+
+def _row_step(row: list[str]) -> int | None:
+    """The step of a ``metrics.csv`` row (``1000``, or ``1000.0`` as a spreadsheet may write it)."""
+    if len(row) < 2:
+        return None
+    try:
+        value = float(row[0])
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() and value >= 0 else None
+
+
+def truncate_metrics(path: Path, step: int) -> Path | None:
+    """Drop the rows of ``metrics.csv`` logged after ``step`` (they are logged again); rows that
+    cannot be read (another delimiter, a header a spreadsheet rewrote, text in the step column) are
+    appended, as they were, to :data:`METRICS_ASIDE` beside it, never deleted. The file is
+    rewritten with the library's header. Returns the side file when rows were put there."""
     if not path.is_file():
-        return
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        return
-    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
-    if len(kept) != len(rows):
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", newline="") as handle:
-            csv.writer(handle).writerows(kept)
-        os.replace(tmp, path)
+        return None
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        original = handle.read()
+    lines = original.splitlines(keepends=True)
+    if not lines:
+        return None
+    header = next(csv.reader([lines[0].lstrip("\ufeff")]), [])
+    kept: list[list[str]] = []
+    aside = [] if header == METRICS_COLUMNS else [lines[0]]
+    for line in lines[1:]:
+        row = next(csv.reader([line]), [])
+        at = _row_step(row)
+        if not row:
+            continue
+        if at is None or len(row) != len(METRICS_COLUMNS):
+            aside.append(line)
+        elif at <= step:
+            kept.append([str(at), *row[1:]])
+    text = io.StringIO()
+    csv.writer(text).writerows([METRICS_COLUMNS, *kept])
+    side = None
+    if aside:
+        side = path.with_name(METRICS_ASIDE)
+        with side.open("a", encoding="utf-8") as handle:
+            handle.writelines(line if line.endswith("\n") else line + "\n" for line in aside)
+        warnings.warn(
+            f"{len(aside)} line(s) of {path} could not be read as metrics (was it re-saved by a "
+            f"spreadsheet?); they were moved, unchanged, to {side}",
+            stacklevel=2,
+        )
+    if text.getvalue() != original:
+        write_atomically(path, text.getvalue().encode())
+    return side
 
 
 def append_metrics_row(path: Path, row: dict[str, Any]) -> None:
@@ -330,7 +411,8 @@ class RunFolder:
         if self._claimed or not self.enabled:
             return
         clear = self.overwrite and (self.resumed_at is None or self._clear_on_claim)
-        claim_run_folder(self.run_dir, token=self.token, clear=clear, resumed_at=self.resumed_at)
+        claim_run_folder(self.run_dir, token=self.token, clear=clear, resumed_at=self.resumed_at,
+                         discard_later=self.overwrite and not self._clear_on_claim)
         self._claimed = True
 
     def write(self, name: str, write: Callable[[Path], Any]) -> Any:

@@ -204,6 +204,7 @@ def test_stale_tmp_files_are_removed_and_resume_does_not_repeat_metrics(tmp_path
     first = Trainer(config, _data(), loss=loss, progress=False)
     first.fit(steps=3)  # step_0000002.pt, then metrics up to step 3 ... and the machine dies
     first.close()
+    (tmp_path / "run" / "last.pt").unlink()  # it died before last.pt (a later state is never discarded)
     (tmp_path / "run" / "last.pt.tmp").write_bytes(b"half a checkpoint")
     resumed = Trainer(config, _data(), loss=loss, progress=False)
     resumed.resume(tmp_path / "run" / "step_0000002.pt").fit()
@@ -941,7 +942,8 @@ def test_cli_resume_keeps_the_runs_settings_and_applies_only_the_flags_given(roo
     assert state["step"] == 2 and state["config"]["image_size"] == SIZE and state["config"]["seed"] == 5
     assert state["config"]["lr"] == 1e-3
     assert_error(capsys, [*short, "--depth", "4"], "trained with depth=3", "--depth 4")
-    assert_error(capsys, [*short, "--overwrite"], "--overwrite would delete the run", "--resume")
+    code, _, err = run_cli(capsys, *short, "--overwrite")  # with --resume: discards later state only
+    assert code == 0 and load_checkpoint(last)["step"] == 2, err
 
 
 def test_contradictory_or_ignored_flags_are_refused(root, tmp_path, capsys, ckpt):
