@@ -29,6 +29,11 @@ class BadType(PconvError, TypeError):
     """An argument of the wrong type (a NumPy array for a tensor, an int mask, ...)."""
 
 
+class BadPicture(BadValue, TypeError):
+    """A picture array of the wrong dtype, shape or value range (e.g. floats in [0, 1] where uint8
+    0..255 is expected); both a ``ValueError`` and a ``TypeError``, so either ``except`` catches it."""
+
+
 class UsageError(BadValue):
     """A bad command-line value."""
 
