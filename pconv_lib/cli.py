@@ -813,20 +813,11 @@ def _load_predict_mask(args: argparse.Namespace, height: int, width: int) -> np.
     if mask.shape != (height, width):
         print(f"resizing mask {mw}x{mh} to the image size {width}x{height} (nearest, same aspect ratio)")
         mask = mask_lib.resize_mask(mask, (height, width))
-    ratio = mask_lib.hole_ratio(mask)
-    other = "white" if args.holes_are == "black" else "black"
-    if ratio == 1.0:
-        raise UsageError(
-            f"{args.mask} marks every pixel as a hole ({args.holes_are} = hole), so there is nothing to "
-            f"inpaint from; if the holes in the file are {other}, add --holes-are {other}"
-        )
-    if ratio > 0.5:
-        _warn(
-            f"{args.mask} marks {100 * ratio:.0f}% of the image as holes ({args.holes_are} = hole); "
-            f"if the holes in your file are {other}, add --holes-are {other}"
-        )
-    elif ratio == 0.0:
-        _warn(f"{args.mask} has no holes ({args.holes_are} = hole): the output equals the input")
+    problem = mask_lib.hole_share_problem(mask_lib.hole_ratio(mask), str(args.mask), args.holes_are)
+    if problem is not None and problem[0] == "error":
+        raise UsageError(problem[1])
+    if problem is not None:
+        _warn(problem[1])
     return mask
 
 
