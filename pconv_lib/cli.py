@@ -933,11 +933,49 @@ def _read_evaluation_images(folder: Path, size: int, limit: int, progress: bool 
     return images
 
 
+#: Seconds per pixel of one image and one bucket, measured on the course's loaded 2-core test VM
+#: (sample photo, bucket 2): OpenCV Telea + Navier-Stokes together about 2.8e-6 at 128-512 px;
+#: scikit-image biharmonic 2.5e-6 at 128, 3.9e-6 at 256, 6.1e-6 at 512 (about pixels**1.3 in all).
+EVALUATE_OPENCV_S_PER_PIXEL = 2.8e-6
+EVALUATE_BIHARMONIC_S_PER_PIXEL_512 = 6.1e-6
+
+
+def _check_evaluate_cost(args: argparse.Namespace, count: int, buckets: list[int]) -> None:
+    """Before any photo is read: refuse an evaluation whose photos and one model pass cannot fit
+    in the free memory, and say how long the classical baselines will take when it is over a
+    minute (their time grows faster than the pixel count)."""
+    from pconv_lib.files import available_memory
+
+    pixels = args.size * args.size
+    need = count * pixels * 3 + pixels * PREDICT_BYTES_PER_PIXEL
+    free = available_memory()
+    if free is not None and need > free:
+        raise UsageError(
+            f"evaluating {count} photo(s) at --size {args.size} needs about {need / 1e9:.1f} GB of memory "
+            f"and {free / 1e9:.1f} GB is free: lower --size or --limit"
+        )
+    if args.no_baselines:
+        return
+    growth = max(1.0, pixels / 512**2) ** 0.3
+    per_pixel = EVALUATE_OPENCV_S_PER_PIXEL + EVALUATE_BIHARMONIC_S_PER_PIXEL_512 * growth
+    seconds = count * len(buckets) * pixels * per_pixel
+    if seconds > 60:
+        hours = f"{seconds / 3600:.1f} hours" if seconds > 5400 else f"{seconds / 60:.0f} minutes"
+        _warn(
+            f"{count} photo(s) x {len(buckets)} bucket(s) at {args.size}x{args.size}: the classical "
+            f"baselines alone take about {hours} on a 2-core CPU (scikit-image biharmonic grows faster "
+            "than the pixel count); lower --size or --limit, or add --no-baselines"
+        )
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from pconv_lib import evaluate
-    from pconv_lib.photos import sample_photos
+    from pconv_lib.data import find_images
+    from pconv_lib.photos import SAMPLE_PHOTOS, sample_photos
 
     buckets = _check_evaluate_args(args)
+    count = len(find_images(args.images)) if args.images is not None else len(SAMPLE_PHOTOS)
+    _check_evaluate_cost(args, min(args.limit, count), buckets)
     if args.images is not None:
         images = _read_evaluation_images(args.images, args.size, args.limit, progress=not args.no_progress)
     else:
@@ -1045,6 +1083,9 @@ def main(argv: list[str] | None = None) -> int:
     from pconv_lib.train import TrainingDiverged, TrainingInterrupted, signal_name
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):  # a name that is not valid text prints as \xff, no crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)  # argparse prints usage errors itself (exit 2)
     if args.command == "doctor":
         return run_doctor(args)

@@ -82,6 +82,11 @@ class RunFolderLocked(RunFolderInUseError):
     """Another process (or another trainer in this one) is training in this run folder now."""
 
 
+class DataWorkerKilled(PconvError, RuntimeError):
+    """A data-loading worker process was ended by a signal (on Linux SIGKILL is usually the
+    out-of-memory killer); the message names it, the checkpoint saved and the command to continue."""
+
+
 class TrainingDiverged(PconvError, FloatingPointError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
 

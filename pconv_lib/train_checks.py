@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pconv_lib import files as files_lib
-from pconv_lib.errors import BadValue, TrainingDiverged
+from pconv_lib.errors import BadValue, DataWorkerKilled, TrainingDiverged
 from pconv_lib.run_folder import is_inside, newer_state
 from pconv_lib.train_config import TrainConfig
 
@@ -176,6 +176,35 @@ def check_fit_options(val_data: Dataset | None, validates: bool, time_budget_s: 
         isinstance(time_budget_s, (int, float)) and not isinstance(time_budget_s, bool) and time_budget_s > 0
     ):
         raise BadValue(f"time_budget_s must be a number of seconds > 0, got {time_budget_s!r}")
+
+
+def killed_data_workers(batches: object) -> list[tuple[int, int]]:
+    """``(pid, signal)`` of the worker processes of a DataLoader iterator ``batches`` that a signal
+    ended (their exit code is minus the signal): the cause read from the processes themselves,
+    not from the text of the error the DataLoader raised."""
+    dead = []
+    for worker in getattr(batches, "_workers", None) or []:
+        code = worker.exitcode  # None while it runs
+        if code is not None and code < 0:
+            dead.append((worker.pid, -code))
+    return dead
+
+
+def data_worker_error(
+    dead: list[tuple[int, int]], saved: Path | None, step: int, workers: int
+) -> DataWorkerKilled:
+    """The one line for workers ``dead`` (:func:`killed_data_workers`) at ``step``: the cause, the
+    checkpoint ``saved`` (or that none was) and the command to continue with fewer workers."""
+    import signal
+
+    pid, signum = dead[0]
+    name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else f"signal {signum}"
+    oom = " - on Linux usually the out-of-memory killer: the machine ran out of memory"
+    oom = oom if name == "SIGKILL" else ""
+    fewer = f"--num-workers {max(0, workers // 2)} or a smaller --batch-size"
+    then = (f"saved {saved} at step {step}: continue with the same command plus --resume {saved} and {fewer}"
+            if saved is not None else f"no checkpoint was saved since the last one: rerun with {fewer}")
+    return DataWorkerKilled(f"data-loading worker process {pid} was killed by {name}{oom}; {then}")
 
 
 @contextlib.contextmanager
