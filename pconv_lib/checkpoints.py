@@ -30,7 +30,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
         return replace_atomically(path, lambda tmp: torch.save(state, tmp))
     except OSError as error:
         text = str(error).rstrip(")")
-        raise OSError(f"{text}; the previous {path.name}, if any, is intact)") from error
+        failure = OSError(f"{text}; the previous {path.name}, if any, is intact)")
+        failure.errno = error.errno  # the cause travels with the message
+        raise failure from error
 
 
 def _load_reason(error: BaseException) -> str:

@@ -432,7 +432,8 @@ def _check_output_file(path: Path, flag: str, extensions: tuple[str, ...] = OUTP
     suffix = path.suffix.lower()
     if not suffix:
         raise UsageError(f"{flag} {path} has no file extension; add one of {', '.join(extensions)}")
-    if suffix not in extensions or not cv2.haveImageWriter(str(path)):
+    if suffix not in extensions or not cv2.haveImageWriter("image" + suffix):  # OpenCV crashes on a
+        # name that is not valid text (a surrogate-escaped byte): it is only asked about the extension
         known = ", ".join(extensions)
         raise UsageError(f"{flag} {path}: unknown image extension {path.suffix!r}; use one of {known}")
     check_writable_folder(path.parent, f"{flag} {path}: the folder")
@@ -1020,9 +1021,14 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
 
 
 def _error_line(error: BaseException) -> str:
+    from pconv_lib.files import errno_hint
+
     text = str(error).strip() or type(error).__name__
     if isinstance(error, OSError) and error.filename and str(error.filename) not in text:
         text = f"{text}: {error.filename}"
+    hint = errno_hint(getattr(error, "errno", None)) if isinstance(error, OSError) else None
+    if hint and hint not in text:  # by the cause (errno), e.g. a name too long for the file system
+        text = f"{text}; {hint}"
     return text
 
 

@@ -248,6 +248,11 @@ _WRITE_HINTS = {
 }
 
 
+def errno_hint(code: int | None) -> str | None:
+    """What to do after a file operation failed with ``errno`` ``code`` (None: no specific hint)."""
+    return _WRITE_HINTS.get(code) if code is not None else None
+
+
 def _write_cause(tmp: Path) -> OSError | None:
     """Why writing ``tmp`` fails, found by writing 1 MiB there with Python (a third-party writer
     such as ``torch.save`` reports a full disk as a RuntimeError with no ``errno``); None if
@@ -272,9 +277,8 @@ def write_error(path: str | os.PathLike, error: BaseException) -> OSError:
     error's ``errno`` (disk full, read-only, name too long, ...)."""
     lines = str(error).strip().splitlines()
     reason = getattr(error, "strerror", None) or (lines[0] if lines else type(error).__name__)
-    hint = _WRITE_HINTS.get(
-        getattr(error, "errno", None), "check that the folder is writable and the disk is not full"
-    )
+    hint = errno_hint(getattr(error, "errno", None))
+    hint = hint or "check that the folder is writable and the disk is not full"
     result = OSError(f"could not write {path}: {reason}; {hint} (nothing half-written was left behind)")
     result.errno = getattr(error, "errno", None)  # type: ignore[misc]
     return result

@@ -420,8 +420,10 @@ def save_mask_png(mask: np.ndarray, path: str | Path) -> Path:
     check.check_png_name(path)
     mask = validate_mask(mask)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), mask * 255):
-        raise OSError(f"could not write mask file {path}")
+    ok, data = cv2.imencode(".png", mask * 255)  # OpenCV never sees the name (it crashes on one
+    if not ok:  # that is not valid text); Python writes the bytes
+        raise OSError(f"could not encode mask file {path}")
+    path.write_bytes(data.tobytes())
     return path
 
 
