@@ -164,8 +164,8 @@ def check_config_fits_weights(state: dict, config: TrainConfig, path: str | os.P
         said = sum(int(torch.Size(shape).numel()) for shape in shapes.values())
         has = sum(int(torch.Size(shape).numel()) for shape in held.values())
         raise BadValue(
-            f"{path}: its config describes a PConvUNet with {_describe(config)} ({said:,} numbers) but its "
-            f"weights hold {has:,} numbers in {len(held)} tensors: the file was edited or is damaged; "
+            f"{path}: its weights ({has:,} numbers in {len(held)} tensors) do not fit the PConvUNet its "
+            f"config describes ({_describe(config)}: {said:,} numbers): the file was edited or is damaged; "
             "use another checkpoint (nothing was built)"
         )
     need = sum(value.numel() * 4 for value in weights.values() if isinstance(value, torch.Tensor))
