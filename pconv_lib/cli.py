@@ -814,7 +814,9 @@ def _load_predict_mask(args: argparse.Namespace, height: int, width: int) -> np.
     if mask.shape != (height, width):
         print(f"resizing mask {mw}x{mh} to the image size {width}x{height} (nearest, same aspect ratio)")
         mask = mask_lib.resize_mask(mask, (height, width))
-    problem = mask_lib.hole_share_problem(mask_lib.hole_ratio(mask), str(args.mask), args.holes_are)
+    from pconv_lib.arg_checks import hole_share_problem
+
+    problem = hole_share_problem(mask_lib.hole_ratio(mask), str(args.mask), args.holes_are)
     if problem is not None and problem[0] == "error":
         raise UsageError(problem[1])
     if problem is not None:

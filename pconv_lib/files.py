@@ -237,7 +237,7 @@ def check_image_resources(
 
 #: What to do after a failed write, by its ``errno`` (the cause, never the message text).
 _WRITE_HINTS = {
-    errno.ENOSPC: "the disk is full: free disk space (or choose another folder) and rerun",
+    errno.ENOSPC: "free disk space (the disk is full) or choose another folder, and rerun",
     errno.EDQUOT: "your disk quota is used up: free space in it and rerun",
     errno.EROFS: "that file system is read-only: choose another folder",
     errno.EACCES: "you may not write there: choose a folder you own",

@@ -9,7 +9,6 @@ unless a ``dtype`` is asked for.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -505,28 +504,6 @@ def _resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
-def hole_share_problem(
-    ratio: float, what: str, holes_are: str, no_holes: str = "the output equals the input"
-) -> tuple[str, str] | None:
-    """The hole-convention rule for masks a user gave, read with ``holes_are`` (1 = valid after
-    reading): ``("error", line)`` when every pixel is a hole, ``("warning", line)`` when more than
-    half are (the file probably marks holes in the other colour) or none is (``no_holes`` says
-    what follows), else None. ``what`` names the mask(s); each line ends with the flag to switch."""
-    other = "white" if holes_are == "black" else "black"
-    switch = f"if the holes in your file(s) are {other}, add --holes-are {other}"
-    if ratio == 1.0:
-        return "error", (
-            f"{what} marks every pixel as a hole ({holes_are} = hole), so there is nothing to inpaint "
-            f"from; {switch}"
-        )
-    if ratio > 0.5:
-        share = f"{100 * ratio:.0f}%"
-        return "warning", f"{what} marks {share} of the image as holes ({holes_are} = hole); {switch}"
-    if ratio == 0.0:
-        return "warning", f"{what} has no holes ({holes_are} = hole): {no_holes}"
-    return None
-
-
 class MaskFolder:
     """A folder of binary mask images (e.g. NVIDIA's irregular mask set), sampled with random
     flips, rotations and crops, nearest-neighbour only.
@@ -549,63 +526,24 @@ class MaskFolder:
                 f"no mask files ({', '.join(MASK_EXTENSIONS)}) found in {self.folder}"
             )
         self.holes_are = holes_are
-        self._bad: set[Path] = set()
-        self.check()
+        # probed up front like photo folders: unreadable files skipped, the hole convention checked
+        ratio = lambda path: hole_ratio(self._read(path))  # noqa: E731
+        self._bad = check.check_mask_files(self.files, ratio, holes_are, self.folder)
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def check(self, sample: int = 16) -> None:
-        """Read up to ``sample`` evenly spread files before any training, as photo folders are
-        probed: unreadable ones are skipped (warning naming them), none readable is an error, and
-        the hole convention is checked on the median hole share (:func:`hole_share_problem`: all
-        holes is an error, more than half a warning - white-hole files read as black-hole ones)."""
-        step = max(1, len(self.files) // sample)
-        ratios, skipped = [], []
-        for path in self.files[::step][:sample]:
-            try:
-                ratios.append(hole_ratio(load_mask_png(path, holes_are=self.holes_are)))
-            except (OSError, ValueError) as error:
-                self._bad.add(path)
-                skipped.append(f"{path.name} ({error})" if len(skipped) < 3 else path.name)
-        if not ratios:
-            raise BadValue(
-                f"mask folder {self.folder}: none of the {len(skipped)} checked mask file(s) could be read "
-                f"(e.g. {skipped[0]}); give a folder of binary mask PNGs"
-            )
-        if skipped:
-            names = ", ".join(skipped)
-            warnings.warn(f"mask folder {self.folder}: skipping unreadable mask file(s): {names}",
-                          UserWarning, stacklevel=2)
-        median = float(np.median(ratios))
-        problem = hole_share_problem(
-            median, f"the masks in {self.folder} (median of {len(ratios)} checked)", self.holes_are,
-            no_holes="the model would learn nothing from them",
-        )
-        if problem is not None and problem[0] == "error":
-            raise BadValue(problem[1])
-        if problem is not None:
-            warnings.warn(problem[1], UserWarning, stacklevel=2)
+    def _read(self, path: Path) -> np.ndarray:
+        return load_mask_png(path, holes_are=self.holes_are)
 
     def sample(self, rng: RngLike, height: int, width: int) -> np.ndarray:
         """One randomly chosen, flipped, rotated and cropped mask of size (height, width), 1 = valid.
         A file that cannot be read is skipped (warning naming it) and another one drawn."""
         rng = make_rng(rng)
         path = self.files[int(rng.integers(len(self.files)))]
-        while True:
-            if path in self._bad:
-                good = [p for p in self.files if p not in self._bad]
-                if not good:
-                    break
-                path = good[int(rng.integers(len(good)))]
-            try:
-                mask = load_mask_png(path, holes_are=self.holes_are)
-            except (OSError, ValueError) as error:
-                self._bad.add(path)
-                warnings.warn(f"skipping mask {error}; using another mask", UserWarning, stacklevel=2)
-                continue
-            return random_mask_transform(mask, rng, height, width)
-        raise BadValue(f"mask folder {self.folder}: no readable mask file left ({len(self._bad)} skipped)")
+        while (mask := check.read_or_skip(path, self._bad, self._read)) is None:
+            path = check.another_file(self.files, self._bad, rng, self.folder)
+        return random_mask_transform(mask, rng, height, width)
 
 
 def random_mask_transform(

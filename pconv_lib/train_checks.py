@@ -190,13 +190,17 @@ def killed_data_workers(batches: object) -> list[tuple[int, int]]:
     return dead
 
 
-def data_worker_error(
-    dead: list[tuple[int, int]], saved: Path | None, step: int, workers: int
-) -> DataWorkerKilled:
-    """The one line for workers ``dead`` (:func:`killed_data_workers`) at ``step``: the cause, the
-    checkpoint ``saved`` (or that none was) and the command to continue with fewer workers."""
+def check_data_workers(
+    batches: object, saved: Path | None, step: int, workers: int, error: BaseException
+) -> None:
+    """While ``error`` propagates from training at ``step``: if a worker of the DataLoader iterator
+    ``batches`` was ended by a signal (:func:`killed_data_workers`), raise :class:`DataWorkerKilled`
+    instead: the cause, the checkpoint ``saved`` (or that none was) and the command to continue."""
     import signal
 
+    dead = killed_data_workers(batches)
+    if not dead:
+        return
     pid, signum = dead[0]
     name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else f"signal {signum}"
     oom = " - on Linux usually the out-of-memory killer: the machine ran out of memory"
@@ -204,7 +208,7 @@ def data_worker_error(
     fewer = f"--num-workers {max(0, workers // 2)} or a smaller --batch-size"
     then = (f"saved {saved} at step {step}: continue with the same command plus --resume {saved} and {fewer}"
             if saved is not None else f"no checkpoint was saved since the last one: rerun with {fewer}")
-    return DataWorkerKilled(f"data-loading worker process {pid} was killed by {name}{oom}; {then}")
+    raise DataWorkerKilled(f"data-loading worker process {pid} was killed by {name}{oom}; {then}") from error
 
 
 @contextlib.contextmanager
