@@ -34,6 +34,7 @@ import os
 import shutil
 import socket
 import tarfile
+import unicodedata
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -259,6 +260,12 @@ def _absolute(name: str) -> bool:
     return name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":")
 
 
+def _key(parts: list[str]) -> str:
+    """How a file system may compare a path: case-insensitive and Unicode-normalised, as on macOS
+    and Windows (on Linux this only makes the check stricter)."""
+    return unicodedata.normalize("NFC", "/".join(parts)).casefold()
+
+
 def _walk(start: list[str], path: str, links: set[str], root: Path, member: str) -> list[str] | None:
     """Resolve ``path`` (components split on ``/``) from the folder ``start`` (components below the
     destination ``root``); None when it climbs above ``root``.
@@ -276,7 +283,7 @@ def _walk(start: list[str], path: str, links: set[str], root: Path, member: str)
             continue
         stack.append(part)
         key = "/".join(stack)
-        if index < len(parts) - 1 and (key in links or (root / key).is_symlink()):
+        if index < len(parts) - 1 and (_key(stack) in links or (root / key).is_symlink()):
             raise UnsafeArchiveError(
                 f"archive member {member!r} goes through the link {key!r}: links are not followed "
                 "inside an archive (a crafted chain could write outside the destination)"
@@ -297,9 +304,9 @@ def check_tar_members(archive: tarfile.TarFile, destination: str | os.PathLike) 
     """
     root = Path(destination).resolve()
     members = archive.getmembers()
-    symlinks = {"/".join(_parts(m.name)) for m in members if m.issym()}
-    links = symlinks | {"/".join(_parts(m.name)) for m in members if m.islnk()}
-    files = {"/".join(_parts(m.name)) for m in members if m.isfile()}
+    symlinks = {_key(_parts(m.name)) for m in members if m.issym()}
+    links = symlinks | {_key(_parts(m.name)) for m in members if m.islnk()}
+    files = {_key(_parts(m.name)) for m in members if m.isfile()}
     seen: set[str] = set()
     for member in members:
         name = member.name
@@ -308,7 +315,7 @@ def check_tar_members(archive: tarfile.TarFile, destination: str | os.PathLike) 
         where = _walk([], name, symlinks, root, name)
         if where is None or (not where and not member.isdir()):  # "./" is the destination itself
             raise UnsafeArchiveError(f"archive member would be written outside {root}: {name!r}")
-        key = "/".join(where)
+        key = _key(where)
         if key in seen and key in links:
             raise UnsafeArchiveError(f"archive member {name!r} is given twice, once as a link: refused")
         seen.add(key)
@@ -318,8 +325,8 @@ def check_tar_members(archive: tarfile.TarFile, destination: str | os.PathLike) 
             target = None if _absolute(link) else _walk(start, link, symlinks, root, name)
             if target is None:
                 raise UnsafeArchiveError(f"archive member {name!r} is {kind} to {link!r}, outside {root}")
-            found = "/".join(target)
-            if member.issym() and (found in links or (target and (root / found).is_symlink())):
+            found = _key(target)
+            if member.issym() and (found in links or (target and (root / "/".join(target)).is_symlink())):
                 raise UnsafeArchiveError(
                     f"archive member {name!r} is a link to {link!r}, itself a link: chains are refused"
                 )

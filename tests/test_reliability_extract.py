@@ -125,6 +125,14 @@ ATTACKS = {
         _entry("dir", "sub"),
         _entry("file", "s", data=b"through the link"),
     ],
+    "through a link named in another case (macOS, Windows)": lambda: [
+        _entry("sym", "Up", "."),
+        _entry("file", "up/../../../../../outside/flag"),
+    ],
+    "through a link named in another Unicode form (macOS)": lambda: [
+        _entry("sym", "caf\u00e9", "."),  # composed
+        _entry("file", "cafe\u0301/../../../../../outside/flag"),  # decomposed
+    ],
     "absolute name": lambda: [_entry("file", "/tmp/pconv-evil")],
     "Windows drive name": lambda: [_entry("file", "C:/evil")],
     "backslash root name": lambda: [_entry("file", "\\evil")],
