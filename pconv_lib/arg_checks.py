@@ -11,7 +11,10 @@ message that says what was wrong and how to fix it.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -304,3 +307,82 @@ def check_type(name: str, value: object, cls: type, optional: bool = False) -> N
     """``value`` is a ``cls`` (or None when ``optional``)."""
     if not (isinstance(value, cls) or (optional and value is None)):
         raise BadType(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+# Mask folders: probed before training, like photo folders
+# --------------------------------------------------------------------------------------------
+
+
+def hole_share_problem(
+    ratio: float, what: str, holes_are: str, no_holes: str = "the output equals the input"
+) -> tuple[str, str] | None:
+    """The hole-convention rule for masks a user gave, read with ``holes_are`` (1 = valid after
+    reading): ``("error", line)`` when every pixel is a hole, ``("warning", line)`` when more than
+    half are (the file probably marks holes in the other colour) or none is (``no_holes`` says
+    what follows), else None. ``what`` names the mask(s); each line ends with the flag to switch."""
+    other = "white" if holes_are == "black" else "black"
+    switch = f"if the holes in your file(s) are {other}, add --holes-are {other}"
+    if ratio == 1.0:
+        return "error", (
+            f"{what} marks every pixel as a hole ({holes_are} = hole), so there is nothing to inpaint "
+            f"from; {switch}"
+        )
+    if ratio > 0.5:
+        share = f"{100 * ratio:.0f}%"
+        return "warning", f"{what} marks {share} of the image as holes ({holes_are} = hole); {switch}"
+    if ratio == 0.0:
+        return "warning", f"{what} has no holes ({holes_are} = hole): {no_holes}"
+    return None
+
+
+def check_mask_files(
+    files: list[Path], hole_ratio_of: Callable[[Path], float], holes_are: str, folder: Path, sample: int = 16
+) -> set[Path]:
+    """Read up to ``sample`` evenly spread mask ``files`` (``hole_ratio_of(path)`` reads one and
+    returns its hole share) before any training: unreadable ones are returned, to be skipped, with
+    a warning naming them; none readable is an error; the median hole share follows
+    :func:`hole_share_problem` (all holes: an error; over half: a warning naming --holes-are)."""
+    step = max(1, len(files) // sample)
+    ratios, bad, names = [], set(), []
+    for path in files[::step][:sample]:
+        try:
+            ratios.append(hole_ratio_of(path))
+        except (OSError, ValueError) as error:
+            bad.add(path)
+            names.append(f"{path.name} ({error})" if len(names) < 3 else path.name)
+    if not ratios:
+        raise BadValue(
+            f"mask folder {folder}: none of the {len(bad)} checked mask file(s) could be read "
+            f"(e.g. {names[0]}); give a folder of binary mask PNGs"
+        )
+    if names:
+        skipped = ", ".join(names)
+        warnings.warn(f"mask folder {folder}: skipping unreadable mask file(s): {skipped}", stacklevel=3)
+    what = f"the masks in {folder} (median of {len(ratios)} checked)"
+    problem = hole_share_problem(float(np.median(ratios)), what, holes_are, "the model would learn nothing")
+    if problem is not None and problem[0] == "error":
+        raise BadValue(problem[1])
+    if problem is not None:
+        warnings.warn(problem[1], stacklevel=3)
+    return bad
+
+
+def read_or_skip(path: Path, bad: set[Path], read: Callable[[Path], Any]) -> Any:
+    """``read(path)``, or None (``path`` added to ``bad``, a warning naming it) when it cannot be read."""
+    if path in bad:
+        return None
+    try:
+        return read(path)
+    except (OSError, ValueError) as error:
+        bad.add(path)
+        warnings.warn(f"skipping mask {error}; using another mask", stacklevel=3)
+        return None
+
+
+def another_file(files: list[Path], bad: set[Path], rng: np.random.Generator, folder: Path) -> Path:
+    """A file of ``files`` not in ``bad``, drawn with ``rng``; an error when none is left."""
+    good = [path for path in files if path not in bad]
+    if not good:
+        raise BadValue(f"mask folder {folder}: no readable mask file left ({len(bad)} skipped)")
+    return good[int(rng.integers(len(good)))]

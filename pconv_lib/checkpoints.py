@@ -30,7 +30,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
         return replace_atomically(path, lambda tmp: torch.save(state, tmp))
     except OSError as error:
         text = str(error).rstrip(")")
-        raise OSError(f"{text}; the previous {path.name}, if any, is intact)") from error
+        failure = OSError(f"{text}; the previous {path.name}, if any, is intact)")
+        failure.errno = error.errno  # the cause travels with the message
+        raise failure from error
 
 
 def _load_reason(error: BaseException) -> str:
@@ -143,12 +145,46 @@ def check_finite_weights(weights: dict[str, Any], path: str | os.PathLike) -> No
         )
 
 
+def check_config_fits_weights(state: dict, config: TrainConfig, path: str | os.PathLike) -> None:
+    """Compare the model a checkpoint's config describes with its weights *before* building it:
+    the model is built on the ``meta`` device (shapes only, no memory), so a config edited to a huge
+    depth or width is refused in a moment instead of exhausting memory; then the parameters'
+    bytes are compared with the memory available.
+
+    Raises:
+        ValueError: naming the file, what the config says and what the weights hold.
+    """
+    from pconv_lib.files import available_memory
+
+    with torch.device("meta"):
+        shapes = {key: tuple(value.shape) for key, value in build_model(config).state_dict().items()}
+    weights = state["model"]
+    held = {key: tuple(value.shape) for key, value in weights.items() if isinstance(value, torch.Tensor)}
+    if shapes != held:
+        said = sum(int(torch.Size(shape).numel()) for shape in shapes.values())
+        has = sum(int(torch.Size(shape).numel()) for shape in held.values())
+        raise BadValue(
+            f"{path}: its weights ({has:,} numbers in {len(held)} tensors) do not fit the PConvUNet its "
+            f"config describes ({_describe(config)}: {said:,} numbers): the file was edited or is damaged; "
+            "use another checkpoint (nothing was built)"
+        )
+    need = sum(value.numel() * 4 for value in weights.values() if isinstance(value, torch.Tensor))
+    free = available_memory()
+    if free is not None and 2 * need > free:
+        raise BadValue(
+            f"{path}: its model needs about {2 * need / 1e9:.1f} GB to load and {free / 1e9:.1f} GB is free; "
+            "free memory or use a machine with more"
+        )
+
+
 def model_from_checkpoint(
     path: str | os.PathLike, device: torch.device | str | None = None
 ) -> tuple[PConvUNet, TrainConfig]:
-    """Rebuild the model of a checkpoint (architecture from its config) in eval mode."""
+    """Rebuild the model of a checkpoint (architecture from its config, checked against its
+    weights first: :func:`check_config_fits_weights`) in eval mode."""
     state = load_checkpoint(path)
     config = checkpoint_config(state, path)
+    check_config_fits_weights(state, config, path)
     model = build_model(config)
     load_model_weights(model, state, path)
     return model.to(device or "cpu").eval(), config

@@ -38,7 +38,8 @@ any long computation, and never a traceback. Exit codes:
 A run folder ``<log-path>/<name>`` that already holds a run is refused: continue it with
 ``--resume``, choose a new ``--name`` or pass ``--overwrite`` (which deletes only the files
 training writes: checkpoints, metrics.csv, samples/step_*.png, TensorBoard events). While a run
-trains, its folder holds a lock file ``.pconv.lock`` with its PID: a second run there is refused.
+trains, its folder holds the lock ``.pconv.lock`` (the OS releases it when the run ends): a second
+run there is refused.
 Photos are checked from their headers before decoding: more than ``PCONV_MAX_PIXELS`` pixels
 (default 100 million; ``--max-pixels`` for ``train``/``predict``) or more than the free memory is
 refused (``predict``) or skipped with a warning (training and evaluation folders).
@@ -249,7 +250,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="delete the files of an earlier run with this --name before training",
+        help="delete the files of an earlier run with this --name before training; with --resume of a "
+        "checkpoint of this run: discard the checkpoints of later steps (refused without it)",
     )
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--depth", type=int, default=None, help="default: 7 for 256, 8 for 512")
@@ -446,7 +448,8 @@ def _check_output_file(path: Path, flag: str, extensions: tuple[str, ...] = OUTP
     suffix = path.suffix.lower()
     if not suffix:
         raise UsageError(f"{flag} {path} has no file extension; add one of {', '.join(extensions)}")
-    if suffix not in extensions or not cv2.haveImageWriter(str(path)):
+    if suffix not in extensions or not cv2.haveImageWriter("image" + suffix):  # OpenCV crashes on a
+        # name that is not valid text (a surrogate-escaped byte): it is only asked about the extension
         known = ", ".join(extensions)
         raise UsageError(f"{flag} {path}: unknown image extension {path.suffix!r}; use one of {known}")
     check_writable_folder(path.parent, f"{flag} {path}: the folder")
@@ -537,9 +540,6 @@ _CONFIG_FLAGS: dict[str, tuple[str, ...]] = {
     "loss_weights": ("vgg_path", "pixel_losses", "random_vgg"),
 }
 
-#: Settings a resumed run cannot change (they define the model in the checkpoint).
-_FIXED_ON_RESUME = ("stage", "image_size", "depth", "width", "layer", "hole_fill")
-
 
 def _check_ranges(args: argparse.Namespace, names: tuple[str, ...]) -> None:
     """Numbers out of range: one line naming the flag and its valid range, before any allocation."""
@@ -601,10 +601,6 @@ def _check_train_args(args: argparse.Namespace) -> None:
                 f"the run folder {run_dir} (--log-path/--name) and --{flag} {folder} overlap: training "
                 "writes checkpoints and sample images there; choose a --log-path outside your photo folders"
             )
-    if args.resume is not None and args.overwrite and is_inside(args.resume, run_dir):
-        raise UsageError(
-            f"--overwrite would delete the run that --resume {args.resume} continues; drop --overwrite"
-        )
     if args.checkpoint is not None and args.overwrite and is_inside(args.checkpoint, run_dir):
         raise UsageError(
             f"--overwrite would delete --checkpoint {args.checkpoint}, which this run starts from; copy it "
@@ -639,7 +635,9 @@ def _check_train_args(args: argparse.Namespace) -> None:
 def _train_config(args: argparse.Namespace):
     """The run's TrainConfig: from the flags; with --resume, the checkpoint's settings with only
     the flags actually given applied on top (settings that define the model must not change)."""
+    from pconv_lib.checkpoints import checkpoint_config
     from pconv_lib.train import TrainConfig, load_checkpoint
+    from pconv_lib.train_checks import check_resumable
 
     depth = args.depth or (8 if args.image_size >= 512 else 7)
     vgg, loss_weights = _loss_settings(args)
@@ -670,27 +668,18 @@ def _train_config(args: argparse.Namespace):
     if args.resume is None:
         return TrainConfig(**values)
     state = load_checkpoint(args.resume)
-    if "optimizer" not in state or "step" not in state:
-        raise UsageError(
-            f"--resume {args.resume} holds model weights only (no optimiser state or step): start a new "
-            "run from it with --checkpoint instead"
-        )
-    saved = dict(state["config"])
+    saved = dict(state.get("config", {}))
     merged = {**saved, "name": values["name"], "out_dir": values["out_dir"]}
     for field, dests in _CONFIG_FLAGS.items():
         if any(_flag_given(args, dest) for dest in dests):
             merged[field] = values[field]
-    for field in _FIXED_ON_RESUME:
-        if field in saved and merged.get(field) != saved[field]:
-            flag = "--" + field.replace("_", "-")
-            raise UsageError(
-                f"--resume {args.resume} was trained with {field}={saved[field]!r}; it cannot continue with "
-                f"{flag} {merged.get(field)!r}: drop {flag}, or start a new run (--checkpoint, new --name)"
-            )
     try:
         config = TrainConfig.from_dict(merged)
     except (TypeError, ValueError) as error:
         raise UsageError(f"--resume {args.resume}: its config is invalid ({error})") from None
+    # the resume rules, the same as Trainer.resume's, checked before any data or model is loaded
+    saved_config = checkpoint_config(state, args.resume)
+    check_resumable(args.resume, state, saved_config, config, args.overwrite, flags=True)
     if config.steps < int(state["step"]):
         raise UsageError(
             f"--resume {args.resume} is at step {state['step']}, beyond --steps {config.steps}: nothing to "
@@ -841,20 +830,13 @@ def _load_predict_mask(args: argparse.Namespace, height: int, width: int) -> np.
     if mask.shape != (height, width):
         print(f"resizing mask {mw}x{mh} to the image size {width}x{height} (nearest, same aspect ratio)")
         mask = mask_lib.resize_mask(mask, (height, width))
-    ratio = mask_lib.hole_ratio(mask)
-    other = "white" if args.holes_are == "black" else "black"
-    if ratio == 1.0:
-        raise UsageError(
-            f"{args.mask} marks every pixel as a hole ({args.holes_are} = hole), so there is nothing to "
-            f"inpaint from; if the holes in the file are {other}, add --holes-are {other}"
-        )
-    if ratio > 0.5:
-        _warn(
-            f"{args.mask} marks {100 * ratio:.0f}% of the image as holes ({args.holes_are} = hole); "
-            f"if the holes in your file are {other}, add --holes-are {other}"
-        )
-    elif ratio == 0.0:
-        _warn(f"{args.mask} has no holes ({args.holes_are} = hole): the output equals the input")
+    from pconv_lib.arg_checks import hole_share_problem
+
+    problem = hole_share_problem(mask_lib.hole_ratio(mask), str(args.mask), args.holes_are)
+    if problem is not None and problem[0] == "error":
+        raise UsageError(problem[1])
+    if problem is not None:
+        _warn(problem[1])
     return mask
 
 
@@ -988,11 +970,49 @@ def _read_evaluation_images(folder: Path, size: int, limit: int, progress: bool 
     return images
 
 
+#: Seconds per pixel of one image and one bucket, measured on the course's loaded 2-core test VM
+#: (sample photo, bucket 2): OpenCV Telea + Navier-Stokes together about 2.8e-6 at 128-512 px;
+#: scikit-image biharmonic 2.5e-6 at 128, 3.9e-6 at 256, 6.1e-6 at 512 (about pixels**1.3 in all).
+EVALUATE_OPENCV_S_PER_PIXEL = 2.8e-6
+EVALUATE_BIHARMONIC_S_PER_PIXEL_512 = 6.1e-6
+
+
+def _check_evaluate_cost(args: argparse.Namespace, count: int, buckets: list[int]) -> None:
+    """Before any photo is read: refuse an evaluation whose photos and one model pass cannot fit
+    in the free memory, and say how long the classical baselines will take when it is over a
+    minute (their time grows faster than the pixel count)."""
+    from pconv_lib.files import available_memory
+
+    pixels = args.size * args.size
+    need = count * pixels * 3 + pixels * PREDICT_BYTES_PER_PIXEL
+    free = available_memory()
+    if free is not None and need > free:
+        raise UsageError(
+            f"evaluating {count} photo(s) at --size {args.size} needs about {need / 1e9:.1f} GB of memory "
+            f"and {free / 1e9:.1f} GB is free: lower --size or --limit"
+        )
+    if args.no_baselines:
+        return
+    growth = max(1.0, pixels / 512**2) ** 0.3
+    per_pixel = EVALUATE_OPENCV_S_PER_PIXEL + EVALUATE_BIHARMONIC_S_PER_PIXEL_512 * growth
+    seconds = count * len(buckets) * pixels * per_pixel
+    if seconds > 60:
+        hours = f"{seconds / 3600:.1f} hours" if seconds > 5400 else f"{seconds / 60:.0f} minutes"
+        _warn(
+            f"{count} photo(s) x {len(buckets)} bucket(s) at {args.size}x{args.size}: the classical "
+            f"baselines alone take about {hours} on a 2-core CPU (scikit-image biharmonic grows faster "
+            "than the pixel count); lower --size or --limit, or add --no-baselines"
+        )
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from pconv_lib import evaluate
-    from pconv_lib.photos import sample_photos
+    from pconv_lib.data import find_images
+    from pconv_lib.photos import SAMPLE_PHOTOS, sample_photos
 
     buckets = _check_evaluate_args(args)
+    count = len(find_images(args.images)) if args.images is not None else len(SAMPLE_PHOTOS)
+    _check_evaluate_cost(args, min(args.limit, count), buckets)
     if args.images is not None:
         images = _read_evaluation_images(args.images, args.size, args.limit, progress=not args.no_progress)
     else:
@@ -1041,9 +1061,14 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
 
 
 def _error_line(error: BaseException) -> str:
+    from pconv_lib.files import errno_hint
+
     text = str(error).strip() or type(error).__name__
     if isinstance(error, OSError) and error.filename and str(error.filename) not in text:
         text = f"{text}: {error.filename}"
+    hint = errno_hint(getattr(error, "errno", None)) if isinstance(error, OSError) else None
+    if hint and hint not in text:  # by the cause (errno), e.g. a name too long for the file system
+        text = f"{text}; {hint}"
     return text
 
 
@@ -1110,6 +1135,9 @@ def main(argv: list[str] | None = None) -> int:
     from pconv_lib.train import TrainingDiverged, TrainingInterrupted, signal_name
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):  # a name that is not valid text prints as \xff, no crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)  # argparse prints usage errors itself (exit 2)
     if args.command == "doctor":
         return run_doctor(args)

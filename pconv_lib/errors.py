@@ -29,6 +29,11 @@ class BadType(PconvError, TypeError):
     """An argument of the wrong type (a NumPy array for a tensor, an int mask, ...)."""
 
 
+class BadPicture(BadValue, TypeError):
+    """A picture array of the wrong dtype, shape or value range (e.g. floats in [0, 1] where uint8
+    0..255 is expected); both a ``ValueError`` and a ``TypeError``, so either ``except`` catches it."""
+
+
 class UsageError(BadValue):
     """A bad command-line value."""
 
@@ -65,12 +70,21 @@ class UnsafeArchiveError(BadValue):
     """An archive member would be written outside the destination folder (or is a device)."""
 
 
+class NotAnArchiveError(DownloadError):
+    """A downloaded file is not an archive (e.g. an HTML login or error page); it was deleted."""
+
+
 class RunFolderInUseError(PconvError, FileExistsError):
     """The run folder already holds another run's files (checkpoints, metrics, samples)."""
 
 
 class RunFolderLocked(RunFolderInUseError):
     """Another process (or another trainer in this one) is training in this run folder now."""
+
+
+class DataWorkerKilled(PconvError, RuntimeError):
+    """A data-loading worker process was ended by a signal (on Linux SIGKILL is usually the
+    out-of-memory killer); the message names it, the checkpoint saved and the command to continue."""
 
 
 class TrainingDiverged(PconvError, FloatingPointError):

@@ -32,6 +32,7 @@ from pconv_lib import predict as predict_lib
 from pconv_lib.errors import BadValue
 from pconv_lib.images import image_to_tensor, mask_to_tensor, tensor_to_image
 from pconv_lib.losses import composite
+from pconv_lib.tensor_checks import check_rgb_uint8
 
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 METRICS = ("L1", "PSNR", "SSIM")
@@ -45,11 +46,7 @@ BLOTCHES = "blotches"
 
 
 def _check_pair(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise BadValue(
-            "image must be a uint8 RGB array of shape (H, W, 3), got "
-            f"{getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}"
-        )
+    check_rgb_uint8(image, "image")
     mask = mask_lib.validate_mask(mask)
     if mask.shape != image.shape[:2]:
         raise BadValue(f"mask shape {mask.shape} does not match image size {image.shape[:2]}")
@@ -138,6 +135,10 @@ def image_metrics(truth: np.ndarray, result: np.ndarray) -> dict[str, float]:
     score the PSNR of the smallest difference 8-bit images can have - one level in one value,
     ``10 * log10(255**2 * truth.size)`` (101.1 dB for 256x256 RGB) - the highest finite value.
     """
+    check_rgb_uint8(truth, "truth")
+    check_rgb_uint8(result, "result")
+    if truth.shape != result.shape:
+        raise BadValue(f"truth {truth.shape} and result {result.shape} must have the same shape")
     a = truth.astype(np.float64) / 255
     b = result.astype(np.float64) / 255
     l1 = float(np.abs(a - b).mean())
@@ -219,6 +220,8 @@ def evaluate_methods(
         raise BadValue("give at least one method to evaluate")
     if len(images) == 0:
         raise BadValue("give at least one image to evaluate on")
+    for index, image in enumerate(images):  # all checked before any work
+        check_rgb_uint8(image, f"images[{index}]")
     buckets = list(buckets)
     table = EvaluationTable(list(methods), buckets)
     sums = {m: {b: dict.fromkeys((*METRICS, BLOTCHES), 0.0) for b in buckets} for m in methods}
@@ -230,7 +233,11 @@ def evaluate_methods(
             mask = mask_lib.column_mask(bucket, height, width, rng)
             holed = mask_lib.apply_mask(image, mask, fill=0)
             for name, inpaint in methods.items():
-                result = composite_images(image, inpaint(holed, mask), mask)
+                filled = inpaint(holed, mask)
+                check_rgb_uint8(filled, f"the result of method {name!r}")
+                if filled.shape != image.shape:
+                    raise BadValue(f"method {name!r} returned {filled.shape} for an image of {image.shape}")
+                result = composite_images(image, filled, mask)
                 for metric, value in image_metrics(image, result).items():
                     sums[name][bucket][metric] += value
                 sums[name][bucket][BLOTCHES] += blotch_share(result, mask)

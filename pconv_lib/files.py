@@ -16,6 +16,7 @@ This module imports nothing heavy (no torch; Pillow only when a header is read),
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import threading
@@ -234,15 +235,50 @@ def check_image_resources(
 # --------------------------------------------------------------------------------------------
 
 
+#: What to do after a failed write, by its ``errno`` (the cause, never the message text).
+_WRITE_HINTS = {
+    errno.ENOSPC: "free disk space (the disk is full) or choose another folder, and rerun",
+    errno.EDQUOT: "your disk quota is used up: free space in it and rerun",
+    errno.EROFS: "that file system is read-only: choose another folder",
+    errno.EACCES: "you may not write there: choose a folder you own",
+    errno.EPERM: "you may not write there: choose a folder you own",
+    errno.ENAMETOOLONG: "the file name is too long for this file system: choose a shorter name",
+    errno.EILSEQ: "this file system refuses characters of that name: use plain letters, digits, - and _",
+    errno.EFBIG: "the file is larger than this process may write (ulimit -f) or the file system allows",
+}
+
+
+def errno_hint(code: int | None) -> str | None:
+    """What to do after a file operation failed with ``errno`` ``code`` (None: no specific hint)."""
+    return _WRITE_HINTS.get(code) if code is not None else None
+
+
+def _write_cause(tmp: Path) -> OSError | None:
+    """Why writing ``tmp`` fails, found by writing 1 MiB there with Python (a third-party writer
+    such as ``torch.save`` reports a full disk as a RuntimeError with no ``errno``); None if
+    that works. ``tmp`` is removed afterwards."""
+    try:
+        with open(tmp, "ab") as handle:
+            handle.write(bytes(1 << 20))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as probe:
+        return probe
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return None
+
+
 def write_error(path: str | os.PathLike, error: BaseException) -> OSError:
-    """An ``OSError`` whose one-line message names ``path`` and says what to do (disk full, ...)."""
+    """An ``OSError`` whose one-line message names ``path`` and says what to do, chosen by the
+    error's ``errno`` (disk full, read-only, name too long, ...)."""
     lines = str(error).strip().splitlines()
     reason = getattr(error, "strerror", None) or (lines[0] if lines else type(error).__name__)
-    hint = (
-        "free disk space and rerun"
-        if getattr(error, "errno", None) == 28
-        else "check that the folder is writable and the disk is not full"
-    )
+    hint = errno_hint(getattr(error, "errno", None))
+    hint = hint or "check that the folder is writable and the disk is not full"
     result = OSError(f"could not write {path}: {reason}; {hint} (nothing half-written was left behind)")
     result.errno = getattr(error, "errno", None)  # type: ignore[misc]
     return result
@@ -268,7 +304,10 @@ def replace_atomically(path: str | os.PathLike, write: Callable[[Path], object])
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
-        if isinstance(error, (OSError, RuntimeError)):  # torch.save wraps OSError in RuntimeError
+        if isinstance(error, RuntimeError):  # torch.save: a full disk is a RuntimeError, no errno
+            cause = _write_cause(tmp)
+            raise write_error(path, cause or error) from error
+        if isinstance(error, OSError):
             raise write_error(path, error) from error
         raise
     return path

@@ -451,8 +451,10 @@ def save_mask_png(mask: np.ndarray, path: str | Path) -> Path:
     check.check_png_name(path)
     mask = validate_mask(mask)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), mask * 255):
-        raise OSError(f"could not write mask file {path}")
+    ok, data = cv2.imencode(".png", mask * 255)  # OpenCV never sees the name (it crashes on one
+    if not ok:  # that is not valid text); Python writes the bytes
+        raise OSError(f"could not encode mask file {path}")
+    path.write_bytes(data.tobytes())
     return path
 
 
@@ -565,14 +567,23 @@ class MaskFolder:
                 f"no mask files ({', '.join(MASK_EXTENSIONS)}) found in {self.folder}"
             )
         self.holes_are = holes_are
+        # probed up front like photo folders: unreadable files skipped, the hole convention checked
+        ratio = lambda path: hole_ratio(self._read(path))  # noqa: E731
+        self._bad = check.check_mask_files(self.files, ratio, holes_are, self.folder)
 
     def __len__(self) -> int:
         return len(self.files)
 
+    def _read(self, path: Path) -> np.ndarray:
+        return load_mask_png(path, holes_are=self.holes_are)
+
     def sample(self, rng: RngLike, height: int, width: int) -> np.ndarray:
-        """One randomly chosen, flipped, rotated and cropped mask of size (height, width), 1 = valid."""
+        """One randomly chosen, flipped, rotated and cropped mask of size (height, width), 1 = valid.
+        A file that cannot be read is skipped (warning naming it) and another one drawn."""
         rng = make_rng(rng)
-        mask = load_mask_png(self.files[int(rng.integers(len(self.files)))], holes_are=self.holes_are)
+        path = self.files[int(rng.integers(len(self.files)))]
+        while (mask := check.read_or_skip(path, self._bad, self._read)) is None:
+            path = check.another_file(self.files, self._bad, rng, self.folder)
         return random_mask_transform(mask, rng, height, width)
 
 

@@ -207,7 +207,7 @@ def concat_skip_summed(h: Tensor, m: Tensor, skip: Tensor, skip_mask: Tensor) ->
 
 def hole_fill_buffer(hole_fill: float | Sequence[float], in_channels: int) -> Tensor:
     """The ``hole_fill`` buffer of an ordinary network: (1, in_channels, 1, 1) float32."""
-    fill = torch.as_tensor(hole_fill, dtype=torch.float32).reshape(-1)
+    fill = torch.as_tensor(hole_fill, dtype=torch.float32, device="cpu").reshape(-1)  # its values are read
     check_hole_fill(fill.tolist(), in_channels)
     return fill.expand(in_channels).reshape(1, -1, 1, 1).clone()
 

@@ -1,5 +1,6 @@
 """Run folders: which files a run writes there, the lock that lets one process train in a folder at a
-time (``.pconv.lock`` with its PID; stale locks detected), what ``--overwrite`` may delete (only
+time (``.pconv.lock``, a ``filelock`` lock that the operating system releases when its process
+ends, however it ends; the holder notes its PID there for messages), what ``--overwrite`` may delete (only
 files training wrote), and the files a trainer writes besides checkpoints: ``metrics.csv`` and the
 sample grids.
 """
@@ -11,19 +12,20 @@ import io
 import os
 import secrets
 import socket
-import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock, Timeout
 
 from pconv_lib.errors import RunFolderInUseError, RunFolderLocked
 from pconv_lib.files import replace_atomically, write_atomically, write_error
 
 #: Files that mark a folder as holding a run (see :func:`check_run_folder`).
 RUN_FILES = ("last.pt", "best.pt", "interrupted.pt", "metrics.csv")
-#: The lock file of a run folder: ``<pid> <host> <token>`` of the process training in it.
+#: The lock file of a run folder (``filelock``); the holder writes ``<pid> <host>`` into it.
 LOCK_NAME = ".pconv.lock"
 #: The columns of ``metrics.csv``: one row per logged step, ``kind`` "train" or "val".
 METRICS_COLUMNS = ["step", "kind", "total", "valid", "hole", "perceptual", "style_out", "style_comp", "tv"]
@@ -52,116 +54,142 @@ def run_files(run_dir: str | os.PathLike) -> list[Path]:
     return _project_files(run_dir)
 
 
+def checkpoint_step(path: Path) -> int | None:
+    """The ``step`` a checkpoint holds (read lazily: its tensors are memory-mapped, not loaded), or
+    None when it cannot be read or holds none (a weights-only file, a damaged one)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # torch raises several types for a file it cannot read; none is a step
+        return None
+    step = state.get("step") if isinstance(state, dict) else None
+    return int(step) if isinstance(step, int) and "optimizer" in state else None
+
+
+def resumable_checkpoints(run_dir: Path) -> list[tuple[Path, int]]:
+    """The checkpoints of ``run_dir`` a run can continue from (``last.pt``, ``interrupted.pt``,
+    ``best.pt``, ``step_*.pt``) with the step each holds, newest step first."""
+    names = [run_dir / n for n in ("interrupted.pt", "last.pt", "best.pt")]
+    names += sorted(run_dir.glob("step_*.pt"))
+    found = [(path, checkpoint_step(path)) for path in names if path.is_file()]
+    return sorted(((p, s) for p, s in found if s is not None), key=lambda item: -item[1])
+
+
+def newer_state(run_dir: Path, resumed: str | os.PathLike, step: int) -> tuple[Path, int] | None:
+    """The newest checkpoint of ``run_dir`` holding a later step than ``step`` (the step of
+    ``resumed``, which is skipped), or None: what a resume from ``resumed`` would overwrite."""
+    for path, held in resumable_checkpoints(run_dir):
+        try:
+            same = os.path.samefile(path, resumed)
+        except OSError:
+            same = False
+        if held > step and not same:
+            return path, held
+    return None
+
+
 def _resume_hint(run_dir: Path) -> str:
-    """How to continue the run in ``run_dir``: its newest checkpoint, or why there is none."""
-    candidates = [run_dir / n for n in ("interrupted.pt", "last.pt") if (run_dir / n).is_file()]
+    """How to continue the run in ``run_dir``: its checkpoint of the latest step, or why there is none."""
+    candidates = resumable_checkpoints(run_dir)
     if not candidates:
         return (
             "it has no checkpoint to continue from (it stopped before the first one): pick a new "
             "--name or pass --overwrite to delete its files"
         )
-    newest = max(candidates, key=lambda p: p.stat().st_mtime)
+    newest = candidates[0][0]
     return f"continue it with --resume {newest}, pick a new --name, or pass --overwrite to delete its files"
 
 
-def _lock_owner(run_dir: Path) -> tuple[int, str, str] | None:
-    """``(pid, host, token)`` from the run folder's lock file, or None when there is none (or it
-    is unreadable: a lock being written this instant is treated as held by an unknown process)."""
+#: The locks this process holds: lock file path -> (token of the RunFolder holding it, the lock).
+_HELD: dict[str, tuple[str, FileLock]] = {}
+
+
+def _lock_key(run_dir: Path) -> str:
+    return os.path.abspath(run_dir / LOCK_NAME)
+
+
+def _lock_owner(run_dir: Path) -> tuple[str, str]:
+    """``(pid, host)`` the holder wrote into the lock file (for the message only: the lock itself is
+    the operating system's, so this is the holder's own note, never a stale PID); ``("?", "")``
+    when unreadable."""
     try:
         parts = (run_dir / LOCK_NAME).read_text().split()
-    except FileNotFoundError:
-        return None
     except OSError:
-        return (0, "", "")
-    if len(parts) < 3 or not parts[0].isdigit():
-        return (0, "", "")
-    return int(parts[0]), parts[1], parts[2]
+        parts = []
+    return (parts[0], parts[1]) if len(parts) >= 2 and parts[0].isdigit() else ("?", "")
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (never signals or stops it)."""
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
-        import ctypes
-
-        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return kernel32.GetLastError() == 5  # access denied: it exists
-        code = ctypes.c_ulong()
-        kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        kernel32.CloseHandle(handle)
-        return code.value == 259  # STILL_ACTIVE
-    try:
-        os.kill(pid, 0)  # signal 0: an existence check only
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. PermissionError: it exists, owned by someone else
-        return True
-    return True
-
-
-def check_run_lock(run_dir: str | os.PathLike, token: str | None = None) -> None:
-    """Refuse a run folder that another live process is training in; remove a stale lock (its
-    process has ended on this machine).
-
-    Raises:
-        RunFolderLocked: naming the owner's PID (and host when it is another machine).
-    """
-    run_dir = Path(run_dir)
-    owner = _lock_owner(run_dir)
-    if owner is None or (token is not None and owner[2] == token):
-        return
-    pid, host, _ = owner
+def _locked_error(run_dir: Path) -> RunFolderLocked:
+    pid, host = _lock_owner(run_dir)
     here = socket.gethostname()
-    if pid and host == here and not _pid_alive(pid):
-        (run_dir / LOCK_NAME).unlink(missing_ok=True)  # stale: that process is gone
-        return
-    if not pid and _age(run_dir / LOCK_NAME) > 10:  # unreadable and not being written this instant
-        (run_dir / LOCK_NAME).unlink(missing_ok=True)
-        return
-    where = f"process {pid}" + ("" if host == here else f" on {host}")
-    who = "this process (another Trainer in it)" if pid == os.getpid() and host == here else where
-    raise RunFolderLocked(
-        f"run folder {run_dir} is in use by {who}: wait for that run to finish or stop it"
-        + (f" (kill {pid})" if host == here and pid != os.getpid() else "")
-        + f", or pick another --name; if no such run is alive, delete {run_dir / LOCK_NAME}"
+    where = f"process {pid}" + ("" if host in (here, "") else f" on {host}")
+    who = "this process (another Trainer in it)" if pid == str(os.getpid()) and host == here else where
+    return RunFolderLocked(
+        f"run folder {run_dir} is in use by {who}: wait for that run to finish or stop it, or pick "
+        "another --name (the lock is the operating system's: it ends with that process, even a crash)"
     )
 
 
-def _age(path: Path) -> float:
-    """Seconds since ``path`` was last modified (0 when it cannot be read)."""
+def check_run_lock(run_dir: str | os.PathLike, token: str | None = None) -> None:
+    """Refuse a run folder whose lock another process (or another trainer in this one) holds now.
+    A lock file left by a process that has ended is not held (the operating system released it
+    when the process ended, however it ended), so it is no obstacle and is removed.
+
+    Raises:
+        RunFolderLocked: naming the holder's PID (and host when it is another machine).
+    """
+    run_dir = Path(run_dir)
+    held = _HELD.get(_lock_key(run_dir))
+    if held is not None and token is not None and held[0] == token:
+        return
+    if not (run_dir / LOCK_NAME).exists():
+        return
+    probe = FileLock(run_dir / LOCK_NAME, timeout=0)
     try:
-        return time.time() - path.stat().st_mtime
+        probe.acquire()
+    except Timeout:
+        raise _locked_error(run_dir) from None
     except OSError:
-        return 0.0
+        return  # cannot even open it (a read-only folder): training there fails with its own message
+    try:
+        (run_dir / LOCK_NAME).unlink(missing_ok=True)  # a leftover: removed while holding it
+    finally:
+        probe.release()
 
 
 def acquire_lock(run_dir: Path, token: str) -> None:
+    """Take the run folder's lock for the trainer ``token`` (``filelock``: ``flock``/``LockFileEx``,
+    released by the operating system if the process dies) and note our PID and host in it."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    for _ in range(3):
-        check_run_lock(run_dir, token)
-        try:
-            fd = os.open(run_dir / LOCK_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            if _lock_owner(run_dir) and _lock_owner(run_dir)[2] == token:  # type: ignore[index]
-                return
-            continue  # raced with another process: check again
-        except OSError as error:
-            raise write_error(run_dir / LOCK_NAME, error) from None
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(f"{os.getpid()} {socket.gethostname()} {token}\n")
-        except OSError as error:  # e.g. a full disk: leave no empty lock behind
-            (run_dir / LOCK_NAME).unlink(missing_ok=True)
-            raise write_error(run_dir / LOCK_NAME, error) from None
-        return
-    check_run_lock(run_dir, token)
+    key = _lock_key(run_dir)
+    if key in _HELD:
+        if _HELD[key][0] == token:
+            return
+        raise _locked_error(run_dir)
+    lock = FileLock(run_dir / LOCK_NAME, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise _locked_error(run_dir) from None
+    except OSError as error:
+        raise write_error(run_dir / LOCK_NAME, error) from None
+    _HELD[key] = (token, lock)
+    try:
+        (run_dir / LOCK_NAME).write_text(f"{os.getpid()} {socket.gethostname()}\n")
+    except OSError:  # e.g. a full disk: the lock holds without the note
+        pass
 
 
 def release_lock(run_dir: Path, token: str) -> None:
-    owner = _lock_owner(run_dir)
-    if owner is not None and owner[2] == token:
-        (run_dir / LOCK_NAME).unlink(missing_ok=True)
+    key = _lock_key(run_dir)
+    held = _HELD.get(key)
+    if held is None or held[0] != token:
+        return
+    del _HELD[key]
+    try:
+        (run_dir / LOCK_NAME).unlink(missing_ok=True)  # while still holding it: no one else's file
+    except OSError:
+        pass
+    held[1].release()
 
 
 def check_run_folder(
@@ -237,11 +265,18 @@ class RunLock:
             release_lock(self.run_dir, self.token)
 
 
-def claim_run_folder(run_dir: Path, *, token: str, clear: bool, resumed_at: int | None) -> None:
+def claim_run_folder(
+    run_dir: Path, *, token: str, clear: bool, resumed_at: int | None, discard_later: bool = False
+) -> None:
     """Make ``run_dir`` ready for a trainer's first write: ``clear`` deletes an earlier run's
     files; a new run (``resumed_at`` None) is refused a folder that holds one
     (:func:`check_run_folder`); stale ``*.tmp`` files are removed; after a resume at step
-    ``resumed_at`` the metrics rows logged after it are dropped (they are logged again)."""
+    ``resumed_at`` the metrics rows logged after it are dropped (they are logged again), and with
+    ``discard_later`` the checkpoints holding a later step too (the user asked to discard them)."""
+    if discard_later and resumed_at is not None:
+        for path, held in resumable_checkpoints(run_dir):
+            if held > resumed_at:
+                path.unlink(missing_ok=True)
     if clear:
         clear_run_folder(run_dir)
     elif resumed_at is None:
@@ -254,20 +289,60 @@ def claim_run_folder(run_dir: Path, *, token: str, clear: bool, resumed_at: int 
         truncate_metrics(run_dir / "metrics.csv", resumed_at)
 
 
-def truncate_metrics(path: Path, step: int) -> None:
-    """Drop the rows of ``metrics.csv`` logged after ``step`` (the header stays)."""
+#: Where rows of ``metrics.csv`` that cannot be read (e.g. after a spreadsheet re-saved it) are kept.
+METRICS_ASIDE = "metrics.unparsed.csv"
+
+
+def _row_step(row: list[str]) -> int | None:
+    """The step of a ``metrics.csv`` row (``1000``, or ``1000.0`` as a spreadsheet may write it)."""
+    if len(row) < 2:
+        return None
+    try:
+        value = float(row[0])
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() and value >= 0 else None
+
+
+def truncate_metrics(path: Path, step: int) -> Path | None:
+    """Drop the rows of ``metrics.csv`` logged after ``step`` (they are logged again); rows that
+    cannot be read (another delimiter, a header a spreadsheet rewrote, text in the step column) are
+    appended, as they were, to :data:`METRICS_ASIDE` beside it, never deleted. The file is
+    rewritten with the library's header. Returns the side file when rows were put there."""
     if not path.is_file():
-        return
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        return
-    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
-    if len(kept) != len(rows):
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", newline="") as handle:
-            csv.writer(handle).writerows(kept)
-        os.replace(tmp, path)
+        return None
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        original = handle.read()
+    lines = original.splitlines(keepends=True)
+    if not lines:
+        return None
+    header = next(csv.reader([lines[0].lstrip("\ufeff")]), [])
+    kept: list[list[str]] = []
+    aside = [] if header == METRICS_COLUMNS else [lines[0]]
+    for line in lines[1:]:
+        row = next(csv.reader([line]), [])
+        at = _row_step(row)
+        if not row:
+            continue
+        if at is None or len(row) != len(METRICS_COLUMNS):
+            aside.append(line)
+        elif at <= step:
+            kept.append([str(at), *row[1:]])
+    text = io.StringIO()
+    csv.writer(text).writerows([METRICS_COLUMNS, *kept])
+    side = None
+    if aside:
+        side = path.with_name(METRICS_ASIDE)
+        with side.open("a", encoding="utf-8") as handle:
+            handle.writelines(line if line.endswith("\n") else line + "\n" for line in aside)
+        warnings.warn(
+            f"{len(aside)} line(s) of {path} could not be read as metrics (was it re-saved by a "
+            f"spreadsheet?); they were moved, unchanged, to {side}",
+            stacklevel=2,
+        )
+    if text.getvalue() != original:
+        write_atomically(path, text.getvalue().encode())
+    return side
 
 
 def append_metrics_row(path: Path, row: dict[str, Any]) -> None:
@@ -336,7 +411,8 @@ class RunFolder:
         if self._claimed or not self.enabled:
             return
         clear = self.overwrite and (self.resumed_at is None or self._clear_on_claim)
-        claim_run_folder(self.run_dir, token=self.token, clear=clear, resumed_at=self.resumed_at)
+        claim_run_folder(self.run_dir, token=self.token, clear=clear, resumed_at=self.resumed_at,
+                         discard_later=self.overwrite and not self._clear_on_claim)
         self._claimed = True
 
     def write(self, name: str, write: Callable[[Path], Any]) -> Any:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from pconv_lib.arg_checks import check_binary_mask
-from pconv_lib.errors import BadType, BadValue
+from pconv_lib.errors import BadPicture, BadType, BadValue
 
 
 def _autocast_on(device_type: str) -> bool:
@@ -152,6 +152,8 @@ def check_unet_inputs(unet: nn.Module, image: Tensor, mask: Tensor) -> None:
         if size % multiple:
             raise BadValue(_size_hint(name, size, multiple, unet.depth))
     check_layer_inputs(unet.encoder[0].conv, image, mask, values=unet.check_mask)
+    if unet.check_mask and not torch.compiler.is_compiling():  # the same switch: one host sync
+        check_unit_range(image, mask)
 
 
 def check_loss_inputs(output: Tensor, target: Tensor, mask: Tensor, image_in: Tensor | None = None) -> None:
@@ -182,16 +184,44 @@ def check_features(features: Tensor) -> None:
         raise BadValue(f"gram_matrix needs (N, C, H, W) or (C, H, W) features, got {tuple(features.shape)}")
 
 
-def check_picture(image: object) -> None:
-    """What the tiling functions take as an image: a NumPy ``uint8`` (H, W, 3) RGB array or a
-    float tensor (3, H, W) / (1, 3, H, W), at least 1x1 (values: :func:`check_unit_range`)."""
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise BadType(
-                "a NumPy image must be uint8 (H, W, 3) RGB; got "
-                f"{image.dtype} {image.shape}. For a float image in [0, 1], pass a torch tensor "
-                "(3, H, W) instead: torch.from_numpy(img).permute(2, 0, 1)"
+def check_rgb_uint8(image: object, name: str = "image", hint: str = "") -> None:
+    """The one rule for a picture given as a NumPy array: ``uint8`` (H, W, 3) RGB, values 0..255
+    (evaluation, baselines, the widget, tiling). A float array says whether it looks like [0, 1]
+    (the usual mix-up, which would score two unrelated images as near-identical) or 0..255.
+
+    Raises:
+        BadPicture: one line naming ``name``, what it is, and the conversion (then ``hint``).
+    """
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        return
+    expected = f"{name} must be a uint8 RGB array of shape (H, W, 3) (values 0..255)"
+    if not isinstance(image, np.ndarray):
+        raise BadPicture(f"{expected}, got {type(image).__name__}{hint}")
+    fix = ""
+    if image.dtype.kind == "f" and image.size:
+        if not np.isfinite(image).all():
+            fix = "; it also holds NaN or infinite values"
+        elif 0 <= float(image.min()) and float(image.max()) <= 1:
+            fix = (
+                "; its values are floats in [0, 1] (not 0..255): convert with "
+                f"np.clip(np.rint({name} * 255), 0, 255).astype(np.uint8)"
             )
+        else:
+            fix = f"; convert with np.clip(np.rint({name}), 0, 255).astype(np.uint8)"
+    elif image.ndim == 2:
+        fix = "; for a grey image use np.repeat(image[:, :, None], 3, axis=2)"
+    raise BadPicture(f"{expected}, got {image.dtype} {image.shape}{fix}{hint}")
+
+
+def check_picture(image: object) -> None:
+    """What the tiling functions take as an image: a NumPy ``uint8`` (H, W, 3) RGB array
+    (:func:`check_rgb_uint8`) or a float tensor (3, H, W) / (1, 3, H, W), at least 1x1 (values:
+    :func:`check_unit_range`)."""
+    if isinstance(image, np.ndarray):
+        check_rgb_uint8(
+            image, "a NumPy image", hint=". For a float image in [0, 1], you may also pass a torch "
+            "tensor (3, H, W): torch.from_numpy(img).permute(2, 0, 1)"
+        )
         height, width = image.shape[:2]
     elif isinstance(image, Tensor):
         if not image.is_floating_point():
@@ -214,10 +244,22 @@ def check_picture(image: object) -> None:
         raise BadValue(f"image must be at least 1x1, got {height}x{width}")
 
 
-def check_unit_range(image: Tensor) -> None:
-    """Every value of the float ``image`` is finite and in [0, 1]."""
-    if image.numel() and (not torch.isfinite(image).all() or image.min() < 0 or image.max() > 1):
-        raise BadValue("image values must be finite and in [0, 1]; divide 0..255 by 255")
+def check_unit_range(image: Tensor, mask: Tensor | None = None) -> None:
+    """Every value of the float ``image`` is finite and in [0, 1] - only where ``mask`` (broadcast
+    to the image, 1 = valid) is nonzero when it is given (holes may hold anything). One reduction
+    (``aminmax``; NaN propagates through it, so it is caught too)."""
+    if not image.numel():
+        return
+    values = image.detach()
+    if mask is not None:
+        values = torch.where(mask.detach() != 0, values, 0.0)
+    low, high = torch.aminmax(values)
+    if not (bool(low >= 0) and bool(high <= 1)):
+        where = "" if mask is None else " in the valid pixels (mask 1)"
+        raise BadValue(
+            f"image values{where} must be finite and in [0, 1], got {float(low):g} to {float(high):g}; "
+            "divide 0..255 by 255" + ("" if mask is None else " (holes may hold anything)")
+        )
 
 
 def check_tiling_mask(mask: object, height: int, width: int) -> None:

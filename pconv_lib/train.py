@@ -54,7 +54,7 @@ from pconv_lib.runtime import resolve_device
 from pconv_lib.sampling import EpochBatchSampler, first_batch, past_deadline, rank_and_world_size
 from pconv_lib.train_checks import (
     batchnorm_hint, check_batchnorm_batch, check_before_training, check_finite_loss, check_fit_options,
-    check_resumable, check_training_memory, training_memory_estimate,
+    check_data_workers, check_resumable, check_training_memory, training_memory_estimate,
 )
 from pconv_lib.train_config import (
     CHECKPOINT_FORMAT, LIMITS, STAGE_LR, TrainConfig, changed_settings, lr_error, range_error,
@@ -362,9 +362,9 @@ class Trainer:
                     last = config.run_dir / "last.pt"
                     raise TrainingInterrupted.mid_step(self.step, last, interrupt.signum) from None
                 interrupt.requested = True
-            except Exception:  # an error between two steps (data, validation, a sample): keep the progress
-                if consistent and self.rank == 0 and self.step > start:
-                    self._save_before_error()
+            except Exception as error:  # between two steps (data, validation, a sample): keep the progress
+                saved = self._save_before_error(consistent and self.step > start)
+                check_data_workers(batches, saved, self.step, config.num_workers, error)  # killed (OOM)?
                 raise
             finally:
                 bar.close()
@@ -384,15 +384,17 @@ class Trainer:
             self._log("train", {k: v / count for k, v in running.items()})
             running.clear()
 
-    def _save_before_error(self) -> None:
-        """Save ``interrupted.pt`` while an error propagates, and warn; a failed save (e.g. a
-        full disk - often the error itself) is left to the original error."""
+    def _save_before_error(self, progressed: bool) -> Path | None:
+        """Save ``interrupted.pt`` after progress while an error propagates; a failed save is left to it."""
+        if not progressed or self.rank != 0:
+            return None
         try:
             path = self.save("interrupted.pt")
         except Exception:
-            return
+            return None
         warnings.warn(f"training stopped by an error at step {self.step}; saved {path} first: once the "
                       f"cause is fixed, continue with the same command plus --resume {path}", stacklevel=3)
+        return path
 
     def close(self) -> None:
         self.run.close()

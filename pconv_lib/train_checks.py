@@ -15,8 +15,8 @@ import torch
 from torch.utils.data import Dataset
 
 from pconv_lib import files as files_lib
-from pconv_lib.errors import BadValue, TrainingDiverged
-from pconv_lib.run_folder import is_inside
+from pconv_lib.errors import BadValue, DataWorkerKilled, TrainingDiverged
+from pconv_lib.run_folder import is_inside, newer_state
 from pconv_lib.train_config import TrainConfig
 
 __all__ = [
@@ -102,26 +102,48 @@ def check_before_training(
 
 
 def check_resumable(
-    path: str | os.PathLike, state: dict[str, Any], saved: TrainConfig, config: TrainConfig, overwrite: bool
+    path: str | os.PathLike,
+    state: dict[str, Any],
+    saved: TrainConfig,
+    config: TrainConfig,
+    overwrite: bool,
+    *,
+    flags: bool = False,
 ) -> None:
-    """Refuse to resume checkpoint ``path`` (``state``, its config ``saved``) in a run with
-    ``config``: another model (:data:`MODEL_SETTINGS`), ``overwrite`` of the run being resumed,
-    or a file of model weights only."""
-    for key in MODEL_SETTINGS:
-        if getattr(saved, key) != getattr(config, key):
-            raise BadValue(
-                f"cannot resume {path}: it was trained with {key}={getattr(saved, key)!r}, "
-                f"this run has {key}={getattr(config, key)!r}"
-            )
-    if overwrite and is_inside(path, config.run_dir):
-        raise BadValue(
-            f"cannot resume {path} with overwrite: it would delete the run being resumed; "
-            "drop --overwrite (API: overwrite=False) to continue it"
-        )
+    """The rules for resuming checkpoint ``path`` (``state``, its config ``saved``) in a run with
+    ``config``, written once for the command line and the API (``flags``: name command-line flags
+    in the messages):
+
+    1. the file holds a training state (optimiser state and step), not model weights only;
+    2. the settings that define the model (:data:`MODEL_SETTINGS`) are the checkpoint's;
+    3. no newer state is discarded: a checkpoint of the run folder holding a later step (e.g.
+       ``last.pt`` when ``best.pt`` or an old ``interrupted.pt`` is resumed) would be overwritten and
+       the metrics logged after it dropped, so this is refused unless ``overwrite`` (which, for a
+       checkpoint of the run folder itself, means "discard the later state", never "delete the run").
+    """
     if "optimizer" not in state or "step" not in state:
         raise BadValue(
             f"cannot resume {path}: it holds model weights only (no optimiser state or step); "
-            "start from it with --checkpoint instead"
+            "start a new run from it with --checkpoint instead"
+        )
+    for key in MODEL_SETTINGS:
+        before, now = getattr(saved, key), getattr(config, key)
+        if before != now:
+            flag = "--" + key.replace("_", "-")
+            this = f"{flag} {now!r}" if flags else f"{key}={now!r}"
+            raise BadValue(
+                f"cannot resume {path}: it was trained with {key}={before!r}, this run has {this}"
+                + (f"; drop {flag}, or start a new run from it (--checkpoint, a new --name)" if flags else "")
+            )
+    step = int(state["step"])
+    newer = newer_state(config.run_dir, path, step) if is_inside(path, config.run_dir) else None
+    if newer is not None and not overwrite:
+        later, held = newer
+        raise BadValue(
+            f"cannot resume {path} (step {step}): {later} holds a later step ({held}), which continuing "
+            f"from step {step} would overwrite (and the metrics logged after step {step} would be dropped); "
+            f"resume {later} instead, or pass --overwrite to discard the later state"
+            + ("" if flags else " (API: Trainer(..., overwrite=True))")
         )
 
 
@@ -154,6 +176,39 @@ def check_fit_options(val_data: Dataset | None, validates: bool, time_budget_s: 
         isinstance(time_budget_s, (int, float)) and not isinstance(time_budget_s, bool) and time_budget_s > 0
     ):
         raise BadValue(f"time_budget_s must be a number of seconds > 0, got {time_budget_s!r}")
+
+
+def killed_data_workers(batches: object) -> list[tuple[int, int]]:
+    """``(pid, signal)`` of the worker processes of a DataLoader iterator ``batches`` that a signal
+    ended (their exit code is minus the signal): the cause read from the processes themselves,
+    not from the text of the error the DataLoader raised."""
+    dead = []
+    for worker in getattr(batches, "_workers", None) or []:
+        code = worker.exitcode  # None while it runs
+        if code is not None and code < 0:
+            dead.append((worker.pid, -code))
+    return dead
+
+
+def check_data_workers(
+    batches: object, saved: Path | None, step: int, workers: int, error: BaseException
+) -> None:
+    """While ``error`` propagates from training at ``step``: if a worker of the DataLoader iterator
+    ``batches`` was ended by a signal (:func:`killed_data_workers`), raise :class:`DataWorkerKilled`
+    instead: the cause, the checkpoint ``saved`` (or that none was) and the command to continue."""
+    import signal
+
+    dead = killed_data_workers(batches)
+    if not dead:
+        return
+    pid, signum = dead[0]
+    name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else f"signal {signum}"
+    oom = " - on Linux usually the out-of-memory killer: the machine ran out of memory"
+    oom = oom if name == "SIGKILL" else ""
+    fewer = f"--num-workers {max(0, workers // 2)} or a smaller --batch-size"
+    then = (f"saved {saved} at step {step}: continue with the same command plus --resume {saved} and {fewer}"
+            if saved is not None else f"no checkpoint was saved since the last one: rerun with {fewer}")
+    raise DataWorkerKilled(f"data-loading worker process {pid} was killed by {name}{oom}; {then}") from error
 
 
 @contextlib.contextmanager

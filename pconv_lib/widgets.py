@@ -75,7 +75,7 @@ import cv2
 import ipywidgets as widgets
 import numpy as np
 
-from pconv_lib.errors import BadType, BadValue
+from pconv_lib.errors import BadValue
 from pconv_lib.mask_editor import (  # noqa: F401  (re-exported: the names notebooks use)
     MAX_BRUSH,
     MIN_BRUSH,
@@ -85,6 +85,7 @@ from pconv_lib.mask_editor import (  # noqa: F401  (re-exported: the names noteb
     mask_from_png_bytes,
     mask_from_strokes,
 )
+from pconv_lib.tensor_checks import check_rgb_uint8
 
 try:  # ipycanvas is optional at run time: fall back to ipywidgets.Image views without it.
     import ipycanvas
@@ -224,11 +225,7 @@ class MaskPainter:
         seed: int | None = 0,
         max_view_width: int | None = None,
     ) -> None:
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or (
-            image.shape[2] != 3
-        ):
-            got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image)
-            raise BadType(f"image must be a uint8 (H, W, 3) RGB array, got {got}")
+        check_rgb_uint8(image, "image")
         if not isinstance(max_undo, int) or max_undo < 1:
             raise BadValue(f"max_undo must be a positive int, got {max_undo!r}")
         self.notice: str | None = None
@@ -469,15 +466,9 @@ class MaskPainter:
                 seconds = time.perf_counter() - start
         finally:
             button.disabled = False
-        if not isinstance(result, np.ndarray) or result.dtype != np.uint8 or (
-            result.shape != self.image.shape
-        ):
-            got = f"{result.dtype} {result.shape}" if isinstance(result, np.ndarray) else (
-                type(result).__name__
-            )
-            raise BadType(
-                f"predict_fn must return a uint8 image of shape {self.image.shape}, got {got}"
-            )
+        check_rgb_uint8(result, "the result of predict_fn")
+        if result.shape != self.image.shape:
+            raise BadValue(f"predict_fn must return an image of shape {self.image.shape}, got {result.shape}")
         self.result = result
         self._show_result()
         done = "no holes: the photo is unchanged" if mask.all() else f"took {seconds:.1f} s"

@@ -147,19 +147,31 @@ def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
 
 
 def test_masks_from_a_mask_folder(imagenet_tree, tmp_path):
+    from pconv_lib.masks import random_mask_transform
+
     folder = tmp_path / "masks"
-    save_mask_png(np.zeros((40, 40), np.uint8), folder / "all_hole.png")
+    half = np.ones((40, 40), np.uint8)
+    half[:, :12] = 0  # 30 % holes
+    save_mask_png(half, folder / "some_holes.png")
     dataset = InpaintingDataset(imagenet_tree, SIZE, masks=folder)
     item = dataset[1]
     assert item["mask"].shape == (1, SIZE, SIZE)
-    assert item["mask"].sum() == 0  # rotated ×1.5 and cropped: still all hole
-    assert item["masked"].sum() == 0
+    assert 0 < item["mask"].sum() < SIZE * SIZE
+    assert torch.equal(item["masked"], item["image"] * item["mask"])
+    # rotated ×1.5 and cropped, an all-hole mask stays all hole (no valid corner appears)
+    assert random_mask_transform(np.zeros((40, 40), np.uint8), 0, SIZE, SIZE).sum() == 0
+    # a folder of all-hole masks is refused up front (nothing to inpaint from), as predict does
+    save_mask_png(np.zeros((40, 40), np.uint8), tmp_path / "all" / "all_hole.png")
+    with pytest.raises(ValueError, match="every pixel as a hole"):
+        InpaintingDataset(imagenet_tree, SIZE, masks=tmp_path / "all")
 
     white = tmp_path / "white_holes"
     white.mkdir()
-    cv2.imwrite(str(white / "m.png"), np.full((40, 40), 255, np.uint8))  # white = hole
+    stroke = np.zeros((40, 40), np.uint8)
+    stroke[10:20] = 255  # white = hole: 25 %
+    cv2.imwrite(str(white / "m.png"), stroke)
     item = InpaintingDataset(imagenet_tree, SIZE, masks=white, holes_are="white")[0]
-    assert item["mask"].sum() == 0
+    assert 0 < item["mask"].sum() < SIZE * SIZE
 
 
 def test_custom_mask_function(imagenet_tree):
