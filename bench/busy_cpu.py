@@ -19,9 +19,8 @@ settings (``--configs``):
   ``passiveK``: K such threads (K > N: more threads than CPUs, so the operating system can balance
   the pieces of work between a free and a busy core);
 * ``spinK``: N threads with ``GOMP_SPINCOUNT=K`` (spin K rounds, then sleep; torch's OpenMP is GNU's);
-* ``policy``: nothing set, ``import pconv_lib`` first: the library's policy (N threads that
-  spin-wait, one fewer per core that other programs keep busy);
-* ``late``: the same with ``import torch`` first (the import order should not matter).
+* ``policy``: nothing set, ``pconv_lib.runtime.apply_thread_policy()``: the library's policy (N
+  threads that spin-wait, one fewer per core that other programs keep busy).
 
 Interleaving: the workers stay alive; every repeat runs idle then busy (the order alternates), and
 within a load every setting in turn (the order rotates), so slow drifts of the machine hit every
@@ -69,15 +68,12 @@ PAUSE_S = 1.1
 # ----------------------------------------------------------------------------------------- worker
 def worker() -> None:
     """Read ``size kind`` lines on stdin, answer ``{"ms": ..., "threads": ...}`` lines on stdout."""
-    import importlib
-
-    # the import order is the point (``late``: torch first); import_module keeps ruff's sorting out of it
-    first, second = ("torch", "pconv_lib") if os.environ.get("BENCH_TORCH_FIRST") else ("pconv_lib", "torch")
-    importlib.import_module(first)
-    importlib.import_module(second)  # pconv_lib applies the thread policy (unless PCONV_THREADS says not)
     import torch
 
     from pconv_lib.model import PConvUNet
+    from pconv_lib.runtime import apply_thread_policy
+
+    apply_thread_policy()  # the library's policy, unless PCONV_THREADS says not (``torch``: torch's own)
 
     if os.environ.get("BENCH_SET_THREADS"):
         torch.set_num_threads(int(os.environ["BENCH_SET_THREADS"]))
@@ -119,7 +115,7 @@ def worker() -> None:
 # ----------------------------------------------------------------------------------------- parent
 def config_env(config: str, cpus: int) -> dict[str, str]:
     drop = ("PCONV_THREADS", "OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT", "MKL_NUM_THREADS",
-            "BENCH_SET_THREADS", "BENCH_TORCH_FIRST")
+            "BENCH_SET_THREADS")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     if config == "torch":
@@ -134,8 +130,6 @@ def config_env(config: str, cpus: int) -> dict[str, str]:
     elif config.startswith("spin"):
         env["PCONV_THREADS"] = str(cpus)
         env["GOMP_SPINCOUNT"] = config[4:]
-    elif config == "late":
-        env["BENCH_TORCH_FIRST"] = "1"
     elif config != "policy":  # a fixed count, as torch does it today (threads spin while they wait)
         env["PCONV_THREADS"] = "torch"
         env["BENCH_SET_THREADS"] = str(int(config))

@@ -1063,6 +1063,7 @@ def _restore_handlers(replaced: dict[int, object]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (see the module docstring)."""
+    from pconv_lib.runtime import apply_thread_policy
     from pconv_lib.train import TrainingDiverged, TrainingInterrupted, signal_name
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -1081,6 +1082,7 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
+            apply_thread_policy()  # torch's threads follow the CPUs this process may use
             return runner(args)
         except TrainingInterrupted as error:
             print(str(error), file=sys.stderr)

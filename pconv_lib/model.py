@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from pconv_lib.arg_checks import check_depth_width, check_hole_fill, check_layer_kind
 from pconv_lib.layers import PartialConv2d, zero_holes
 from pconv_lib.layers_fast import FastPartialConv2d
+from pconv_lib.runtime import follow_free_cores
 from pconv_lib.tensor_checks import check_unet_inputs
 
 __all__ = [
@@ -319,6 +320,7 @@ class PConvUNet(nn.Module):
     def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Inpaint ``image`` where ``mask`` is 0; returns ``(output, output_mask)``."""
         check_unet_inputs(self, image, mask)
+        follow_free_cores()  # the CPU thread policy, when applied (pconv_lib.runtime)
         if self.layer == "ordinary":
             # the ablation: holes get a constant colour, and the network never sees the mask
             filled = torch.where(mask != 0, image, self.hole_fill.to(image.dtype))

@@ -67,6 +67,7 @@ from pconv_lib.data import InpaintingDataset, mean_pixel, read_image  # noqa: E4
 from pconv_lib.losses import LossWeights, PConvLoss  # noqa: E402
 from pconv_lib.masks import random_training_mask  # noqa: E402
 from pconv_lib.pretrained import DEMO_CHECKPOINT, MODEL_CARD  # noqa: E402
+from pconv_lib.runtime import apply_thread_policy  # noqa: E402
 from pconv_lib.train import TrainConfig, Trainer, load_checkpoint, save_checkpoint  # noqa: E402
 
 #: The Debian packages whose photographs train the demo model.
@@ -868,6 +869,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
+    else:
+        apply_thread_policy()  # the library's CPU thread policy (pconv_lib.runtime)
     stages = (
         ("fetch", "extract", "prepare", "train", "export", "card") if args.stage == "all" else (args.stage,)
     )
