@@ -459,7 +459,7 @@ def _probe_images(folder: Path, what: str, sample: int = 16, max_pixels: int | N
 
 
 def _check_checkpoint_exists(path: Path | None) -> None:
-    from pconv_lib.pretrained import resolve_checkpoint
+    from pconv_lib.checkpoints import resolve_checkpoint
 
     if path is not None and not resolve_checkpoint(path).exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -554,8 +554,8 @@ def _flag_given(args: argparse.Namespace, dest: str) -> bool:
 
 def _check_train_args(args: argparse.Namespace) -> None:
     """Everything about ``train`` that can be checked before data, VGG or model are loaded."""
+    from pconv_lib.checkpoints import resolve_checkpoint
     from pconv_lib.files import check_writable_folder
-    from pconv_lib.pretrained import resolve_checkpoint
     from pconv_lib.run_folder import check_run_folder, is_inside
 
     if args.stage == "finetune" and args.checkpoint is None and args.resume is None:

@@ -245,7 +245,8 @@ def check_disk(path: str | os.PathLike = ".") -> Check:
 
 def check_demo_model() -> Check:
     try:
-        from pconv_lib.pretrained import DEMO_CHECKPOINT, demo_model
+        from pconv_lib.checkpoints import DEMO_CHECKPOINT
+        from pconv_lib.pretrained import demo_model
     except Exception as error:
         return Check(FAIL, "demo model", f"pconv_lib.pretrained does not import ({type(error).__name__})")
     try:

@@ -63,10 +63,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
+from pconv_lib.checkpoints import DEMO_CHECKPOINT  # noqa: E402
 from pconv_lib.data import InpaintingDataset, mean_pixel, read_image  # noqa: E402
 from pconv_lib.losses import LossWeights, PConvLoss  # noqa: E402
 from pconv_lib.masks import random_training_mask  # noqa: E402
-from pconv_lib.pretrained import DEMO_CHECKPOINT, MODEL_CARD  # noqa: E402
+from pconv_lib.pretrained import MODEL_CARD  # noqa: E402
 from pconv_lib.runtime import apply_thread_policy  # noqa: E402
 from pconv_lib.train import TrainConfig, Trainer, load_checkpoint, save_checkpoint  # noqa: E402
 
