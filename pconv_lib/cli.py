@@ -56,6 +56,7 @@ import cv2
 import numpy as np
 
 from pconv_lib.errors import PconvError, UsageError
+from pconv_lib.train_config import FLAG_SETTINGS
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -231,12 +232,6 @@ def run_lr_find(args: argparse.Namespace) -> int:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train (phase 1) or fine-tune (phase 2) a PConv UNet")
     p.add_argument("--name", required=True, help="run name: checkpoints go to <log-path>/<name>/")
-    p.add_argument(
-        "--stage",
-        choices=["train", "finetune"],
-        default="train",
-        help="train: lr 2e-4 with BN; finetune: lr 5e-5, encoder BN frozen (needs --checkpoint)",
-    )
     p.add_argument("--train", type=Path, help="folder of training photos (default: sample photos)")
     p.add_argument("--validation", type=Path, help="folder of validation photos")
     p.add_argument("--test", type=Path, help="folder of photos shown as samples during training")
@@ -250,42 +245,44 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="delete the files of an earlier run with this --name before training",
     )
-    p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--depth", type=int, default=None, help="default: 7 for 256, 8 for 512")
-    p.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--lr", type=float, default=None, help="default: 2e-4 train, 5e-5 finetune")
-    p.add_argument("--steps", type=int, default=100_000, help="total optimiser steps")
-    p.add_argument("--steps-per-epoch", type=int, default=10_000)
-    p.add_argument("--val-steps", type=int, default=1_000)
-    p.add_argument("--log-every", type=int, default=100)
-    p.add_argument("--sample-every", type=int, default=1_000)
-    p.add_argument("--checkpoint-every", type=int, default=1_000)
+    _add_config_flags(p)
     p.add_argument(
         "--log-path",
         type=Path,
         default=Path("runs"),
         help="where runs go (checkpoints, TensorBoard, CSV, samples)",
     )
-    p.add_argument("--num-workers", type=int, default=4)
     p.add_argument(
         "--max-pixels",
         type=int,
         default=None,
         help="skip training photos with more pixels (default: $PCONV_MAX_PIXELS or 100000000)",
     )
-    p.add_argument("--no-amp", action="store_true", help="disable mixed precision on GPU")
-    p.add_argument(
-        "--amp-dtype",
-        choices=["float16", "bfloat16"],
-        default="float16",
-        help="mixed precision type on GPU (bfloat16 needs no loss scaling; Ampere or newer)",
-    )
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (faster steps on GPU)")
-    p.add_argument("--channels-last", action="store_true", help="channels_last memory format (GPU)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     p.add_argument("--no-progress", action="store_true")
+
+
+def _flag(setting: str) -> str:
+    """How a TrainConfig setting is spelt on the command line (``amp`` is ``--no-amp``)."""
+    return "--no-amp" if setting == "amp" else "--" + setting.replace("_", "-")
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """The TrainConfig settings made with ``setting``: one flag each, with the help, range, choices
+    and default written on the field (``pconv_lib.train_config``); ``--no-amp`` sets ``amp``."""
+    types = {"int": int, "float": float, "str": str}
+    for item in FLAG_SETTINGS:
+        text, dest = item.metadata["help"], item.name
+        if "range" in item.metadata:
+            low, high = item.metadata["range"]
+            text += f" ({low}..{high})"
+        if isinstance(item.default, bool):
+            action = "store_false" if item.default else "store_true"
+            p.add_argument(_flag(dest), dest=dest, action=action, help=text)
+            continue
+        kind = types[str(item.type).split(" ")[0]]
+        p.add_argument(_flag(dest), dest=dest, type=kind, choices=item.metadata.get("choices"),
+                       default=item.metadata.get("flag_default", item.default), help=text)
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
@@ -498,25 +495,9 @@ def _parse_buckets(text: str) -> list[int]:
 
 
 #: TrainConfig field -> the flags that set it (for --resume: only flags given override the checkpoint's).
+#: Each setting's flag stores into the field's own name; the loss choice sets two fields.
 _CONFIG_FLAGS: dict[str, tuple[str, ...]] = {
-    "stage": ("stage",),
-    "image_size": ("image_size",),
-    "depth": ("depth",),
-    "width": ("width",),
-    "batch_size": ("batch_size",),
-    "lr": ("lr",),
-    "steps": ("steps",),
-    "steps_per_epoch": ("steps_per_epoch",),
-    "val_steps": ("val_steps",),
-    "log_every": ("log_every",),
-    "sample_every": ("sample_every",),
-    "checkpoint_every": ("checkpoint_every",),
-    "amp": ("no_amp",),
-    "amp_dtype": ("amp_dtype",),
-    "compile": ("compile",),
-    "channels_last": ("channels_last",),
-    "seed": ("seed",),
-    "num_workers": ("num_workers",),
+    **{item.name: (item.name,) for item in FLAG_SETTINGS},
     "vgg_weights": ("vgg_path", "pixel_losses", "random_vgg"),
     "loss_weights": ("vgg_path", "pixel_losses", "random_vgg"),
 }
@@ -563,8 +544,7 @@ def _check_train_args(args: argparse.Namespace) -> None:
     name = args.name.strip()
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         raise UsageError(f"--name must be a plain folder name (no slashes), got {args.name!r}")
-    _check_ranges(args, ("image_size", "depth", "width", "batch_size", "steps", "steps_per_epoch"))
-    _check_ranges(args, ("val_steps", "log_every", "sample_every", "checkpoint_every", "seed", "num_workers"))
+    _check_ranges(args, tuple(item.name for item in FLAG_SETTINGS))
     if args.vgg_path is not None and not args.random_vgg and not args.vgg_path.is_file():
         raise UsageError(f"--vgg-path {args.vgg_path}: no such file (give the VGG16 .pth weights file)")
     if _flag_given(args, "holes_are") and args.masks is None:
@@ -596,8 +576,8 @@ def _check_train_args(args: argparse.Namespace) -> None:
         )
     device = _device(args.device)
     if device.type != "cuda":
-        gpu_only = ("no_amp", "amp_dtype", "channels_last")
-        ignored = [f"--{d.replace('_', '-')}" for d in gpu_only if _flag_given(args, d)]
+        gpu_only = ("amp", "amp_dtype", "channels_last")
+        ignored = [_flag(d) for d in gpu_only if _flag_given(args, d)]
         if ignored:
             _warn(f"{', '.join(ignored)} only change GPU runs; this run is on {device.type}")
     steps = args.steps if args.resume is None or _flag_given(args, "steps") else None
@@ -625,28 +605,11 @@ def _train_config(args: argparse.Namespace):
     the flags actually given applied on top (settings that define the model must not change)."""
     from pconv_lib.train import TrainConfig, load_checkpoint
 
-    depth = args.depth or (8 if args.image_size >= 512 else 7)
     vgg, loss_weights = _loss_settings(args)
-    values = dict(
+    values = {item.name: getattr(args, item.name) for item in FLAG_SETTINGS}
+    values.update(
         name=args.name.strip(),
-        stage=args.stage,
-        image_size=args.image_size,
-        depth=depth,
-        width=args.width,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        steps=args.steps,
-        steps_per_epoch=args.steps_per_epoch,
-        val_steps=args.val_steps,
-        log_every=args.log_every,
-        sample_every=args.sample_every,
-        checkpoint_every=args.checkpoint_every,
-        amp=not args.no_amp,
-        amp_dtype=args.amp_dtype,
-        compile=args.compile,
-        channels_last=args.channels_last,
-        seed=args.seed,
-        num_workers=args.num_workers,
+        depth=args.depth or (8 if args.image_size >= 512 else 7),
         vgg_weights=vgg,
         loss_weights=loss_weights,
         out_dir=str(args.log_path),
