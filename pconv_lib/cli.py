@@ -172,9 +172,11 @@ def _training_data(args: argparse.Namespace, without_train: str):
 
 
 def run_lr_find(args: argparse.Namespace) -> int:
+    from pconv_lib.checkpoints import load_checkpoint, load_model_weights
     from pconv_lib.losses import LossWeights, PConvLoss
+    from pconv_lib.lr_finder import check_lr_sweep, lr_find
     from pconv_lib.model import PConvUNet
-    from pconv_lib.train import TrainConfig, check_lr_sweep, load_checkpoint, load_model_weights, lr_find
+    from pconv_lib.train_config import TrainConfig
 
     if args.plot is not None:  # checked before the sweep: never over an input, a known extension
         _check_output_file(args.plot, "--plot", extensions=(".png", ".jpg", ".jpeg"))
@@ -508,7 +510,7 @@ _FIXED_ON_RESUME = ("stage", "image_size", "depth", "width", "layer", "hole_fill
 
 def _check_ranges(args: argparse.Namespace, names: tuple[str, ...]) -> None:
     """Numbers out of range: one line naming the flag and its valid range, before any allocation."""
-    from pconv_lib.train import LIMITS, lr_error, range_error
+    from pconv_lib.train_config import LIMITS, lr_error, range_error
 
     for name in names:
         value = getattr(args, name, None)
@@ -603,7 +605,8 @@ def _check_train_args(args: argparse.Namespace) -> None:
 def _train_config(args: argparse.Namespace):
     """The run's TrainConfig: from the flags; with --resume, the checkpoint's settings with only
     the flags actually given applied on top (settings that define the model must not change)."""
-    from pconv_lib.train import TrainConfig, load_checkpoint
+    from pconv_lib.checkpoints import load_checkpoint
+    from pconv_lib.train_config import TrainConfig
 
     vgg, loss_weights = _loss_settings(args)
     values = {item.name: getattr(args, item.name) for item in FLAG_SETTINGS}
@@ -648,7 +651,8 @@ def _train_config(args: argparse.Namespace):
 
 def run_train(args: argparse.Namespace) -> int:
     from pconv_lib.data import InpaintingDataset, sample_photo_dataset
-    from pconv_lib.train import Trainer, check_training_memory
+    from pconv_lib.train import Trainer
+    from pconv_lib.train_checks import check_training_memory
 
     _check_train_args(args)
     config = _train_config(args)
@@ -703,7 +707,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _check_predict_args(args: argparse.Namespace) -> None:
     from pconv_lib.masks import HOLE_RATIO_BUCKETS
-    from pconv_lib.train import range_error
+    from pconv_lib.train_config import range_error
 
     if args.tile_size is not None:
         problem = range_error("image_size", args.tile_size, "--tile-size")
@@ -809,8 +813,8 @@ def run_predict(args: argparse.Namespace) -> int:
     import torch
 
     from pconv_lib import masks as mask_lib
+    from pconv_lib.checkpoints import model_from_checkpoint
     from pconv_lib.tiling import choose_scale, predict_multiscale
-    from pconv_lib.train import model_from_checkpoint
 
     _check_predict_args(args)
     image = _read_rgb(args.image, args.max_pixels)
@@ -928,7 +932,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         images = list(sample_photos(size=args.size).values())[: args.limit]
     methods: dict[str, evaluate.Inpainter] = {}
     if args.checkpoint is not None:
-        from pconv_lib.train import model_from_checkpoint
+        from pconv_lib.checkpoints import model_from_checkpoint
 
         device = _device(args.device)
         for name, path in _named_checkpoints(args.checkpoint):
@@ -1026,8 +1030,9 @@ def _restore_handlers(replaced: dict[int, object]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (see the module docstring)."""
+    from pconv_lib.errors import TrainingDiverged
+    from pconv_lib.interrupts import TrainingInterrupted, signal_name
     from pconv_lib.runtime import apply_thread_policy
-    from pconv_lib.train import TrainingDiverged, TrainingInterrupted, signal_name
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)  # argparse prints usage errors itself (exit 2)

@@ -29,18 +29,14 @@ import torch
 from torch import nn
 
 from pconv_lib import cli, masks, photos
+from pconv_lib.checkpoints import load_checkpoint, model_from_checkpoint
 from pconv_lib.data import InpaintingDataset, UnreadableImagesError, sample_photo_dataset
+from pconv_lib.errors import TrainingDiverged
+from pconv_lib.interrupts import TrainingInterrupted
 from pconv_lib.losses import load_vgg16_pool3_state_dict
-from pconv_lib.train import (
-    RunFolderInUseError,
-    RunFolderLocked,
-    TrainConfig,
-    Trainer,
-    TrainingDiverged,
-    TrainingInterrupted,
-    load_checkpoint,
-    model_from_checkpoint,
-)
+from pconv_lib.run_folder import RunFolderInUseError, RunFolderLocked
+from pconv_lib.train import Trainer
+from pconv_lib.train_config import TrainConfig
 
 SIZE = 32
 TINY = ["--image-size", "32", "--depth", "3", "--width", "0.125", "--batch-size", "2"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pconv_lib import cli, losses
-from pconv_lib.train import load_checkpoint
+from pconv_lib.checkpoints import load_checkpoint
 
 TINY = ["--image-size", "32", "--depth", "3", "--width", "0.125", "--batch-size", "2"]
 

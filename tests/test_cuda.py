@@ -24,7 +24,8 @@ def _batch(n=2, size=64, seed=0):
 
 
 def _trainer(tmp_path, **overrides):
-    from pconv_lib.train import TrainConfig, Trainer
+    from pconv_lib.train import Trainer
+    from pconv_lib.train_config import TrainConfig
 
     config = TrainConfig(
         name="cuda", image_size=64, depth=4, width=0.25, batch_size=2, steps=2, log_every=1,
@@ -83,7 +84,7 @@ def test_compiled_model_equals_eager_on_cuda():
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_checkpoint_round_trip_cuda_to_cpu(tmp_path):
-    from pconv_lib.train import model_from_checkpoint
+    from pconv_lib.checkpoints import model_from_checkpoint
 
     trainer = _trainer(tmp_path)
     trainer.train_step(_batch())

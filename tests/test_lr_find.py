@@ -15,8 +15,10 @@ import torch
 from pconv_lib import losses
 from pconv_lib.data import sample_photo_dataset
 from pconv_lib.losses import LossWeights, PConvLoss
+from pconv_lib.lr_finder import LRFindResult, lr_find
 from pconv_lib.model import PConvUNet
-from pconv_lib.train import LRFindResult, TrainConfig, Trainer, lr_find
+from pconv_lib.train import Trainer
+from pconv_lib.train_config import TrainConfig
 
 SIZE = 32
 

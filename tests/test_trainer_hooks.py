@@ -7,9 +7,11 @@ import csv
 import pytest
 import torch
 
+from pconv_lib.checkpoints import load_checkpoint
 from pconv_lib.data import sample_photo_dataset
 from pconv_lib.errors import BadValue
-from pconv_lib.train import TrainConfig, Trainer, load_checkpoint
+from pconv_lib.train import Trainer
+from pconv_lib.train_config import TrainConfig
 
 SIZE = 32
 
