@@ -91,7 +91,7 @@ def main() -> None:
         raise SystemExit("error: --device cuda but no CUDA GPU is visible")
     long_side = args.long_side or (1024 if args.quick else 1536)
 
-    from pconv_lib.checkpoints import model_from_checkpoint
+    from pconv_lib.runs.checkpoints import model_from_checkpoint
 
     model, config = model_from_checkpoint(args.checkpoint, args.device)
     model.eval()

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from pconv_lib.errors import BadValue, UnreadableImagesError
-from pconv_lib.files import ImageRejected, check_image_resources, read_image_header
 from pconv_lib.images import image_to_tensor, mask_to_tensor
 from pconv_lib.masks import MaskFolder, random_irregular_mask
 from pconv_lib.photos import sample_photo, sample_photo_names
+from pconv_lib.util.errors import BadValue, UnreadableImagesError
+from pconv_lib.util.files import ImageRejected, check_image_resources, read_image_header
 
 #: Photo file extensions found by :func:`find_images` (compared case-insensitively).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -181,7 +181,7 @@ def load_image(
 ) -> np.ndarray:
     """Read a photo as ``uint8`` (H, W, 3) RGB, upright (EXIF orientation applied), checking its
     header first: nothing is decoded when it has more pixels than the limit
-    (:func:`pconv_lib.files.max_pixels`: ``max_pixels``, ``$PCONV_MAX_PIXELS`` or 100 megapixels)
+    (:func:`pconv_lib.util.files.max_pixels`: ``max_pixels``, ``$PCONV_MAX_PIXELS`` or 100 megapixels)
     or when ``bytes_per_pixel`` times its pixel count exceeds the available memory.
 
     Grey images are repeated over three channels, alpha is dropped, 16-bit images are scaled
@@ -190,7 +190,7 @@ def load_image(
     Raises:
         FileNotFoundError: no such file.
         ImageRejected: (a ``ValueError``) corrupt, not an image, or too large; the one-line
-            message names the file and the reason (:class:`~pconv_lib.files.ImageTooLarge` for size).
+            message names the file and the reason (:class:`~pconv_lib.util.files.ImageTooLarge` for size).
     """
     path = Path(path)
     if not path.is_file():
@@ -389,7 +389,7 @@ class InpaintingDataset(_CropMaskDataset):
             (None: crop at the photo's own resolution).
         max_retries: how many other photos to try when one cannot be read.
         max_pixels: photos with more pixels are skipped before decoding (default:
-            ``$PCONV_MAX_PIXELS`` or 100 megapixels, see :func:`pconv_lib.files.max_pixels`).
+            ``$PCONV_MAX_PIXELS`` or 100 megapixels, see :func:`pconv_lib.util.files.max_pixels`).
 
     An unreadable, corrupt or oversized file (more pixels than ``max_pixels``, or more than the
     available memory can decode) is skipped with a ``UserWarning`` naming it and the reason, and

@@ -8,8 +8,8 @@ recipe, the hardware and its evaluation table; ``tools/train_demo_model.py`` rep
 
 The file has the layout of a :class:`pconv_lib.train.Trainer` checkpoint (``model`` state dict,
 ``config`` dict, ``step``, plus a ``provenance`` string) and loads through
-:mod:`pconv_lib.checkpoints` (which also resolves ``--checkpoint demo`` wherever the command line
-takes a checkpoint). This module stands on :mod:`pconv_lib.checkpoints` and :mod:`pconv_lib.model`
+:mod:`pconv_lib.runs.checkpoints` (which also resolves ``--checkpoint demo`` wherever the command line
+takes a checkpoint). This module stands on :mod:`pconv_lib.runs.checkpoints` and :mod:`pconv_lib.model`
 (step 3); any later step may use it.
 """
 
@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from pconv_lib.checkpoints import DEMO_CHECKPOINT, load_checkpoint, load_model_weights
-from pconv_lib.errors import BadValue, DemoModelUnavailable
 from pconv_lib.model import PConvUNet, build_model
+from pconv_lib.runs.checkpoints import DEMO_CHECKPOINT, load_checkpoint, load_model_weights
+from pconv_lib.util.errors import BadValue, DemoModelUnavailable
 
 MODEL_CARD = DEMO_CHECKPOINT.with_name("MODEL_CARD.md")
 #: The paper's ablation at course scale: the same small UNet trained identically with partial and

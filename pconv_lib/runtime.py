@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pconv_lib.errors import BadValue
+from pconv_lib.util.errors import BadValue
 
 if TYPE_CHECKING:
     import numpy as np

@@ -31,30 +31,28 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from pconv_lib.checkpoints import (
+from pconv_lib.layers import check_mask_values
+from pconv_lib.losses import LossWeights, PConvLoss
+from pconv_lib.model import build_model
+from pconv_lib.runs.checkpoints import (
     checkpoint_config,
     load_checkpoint,
     load_model_weights,
     save_checkpoint,
 )
-from pconv_lib.errors import BadValue
-from pconv_lib.files import check_writable_folder
-from pconv_lib.interrupts import (
+from pconv_lib.runs.interrupts import (
     DeferredInterrupt,
     TrainingInterrupted,
     worker_ignores_stop_signals,
 )
-from pconv_lib.layers import check_mask_values
-from pconv_lib.losses import LossWeights, PConvLoss
-from pconv_lib.model import build_model
-from pconv_lib.run_folder import (
+from pconv_lib.runs.run_folder import (
     RunFolder,
     check_run_folder,
     is_inside,
     write_sample_grid,
 )
+from pconv_lib.runs.sampling import EpochBatchSampler, first_batch, past_deadline, rank_and_world_size
 from pconv_lib.runtime import resolve_device
-from pconv_lib.sampling import EpochBatchSampler, first_batch, past_deadline, rank_and_world_size
 from pconv_lib.train_checks import (
     batchnorm_hint,
     check_before_training,
@@ -67,6 +65,8 @@ from pconv_lib.train_config import (
     TrainConfig,
     changed_settings,
 )
+from pconv_lib.util.errors import BadValue
+from pconv_lib.util.files import check_writable_folder
 
 #: ``on_best(trainer, val_metrics, path)`` and ``on_validate(trainer, val_metrics)`` of :meth:`Trainer.fit`.
 OnBest = Callable[["Trainer", dict[str, float], Path], object]

@@ -10,9 +10,9 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pconv_lib.errors import BadValue
 from pconv_lib.losses import LossWeights
 from pconv_lib.model import LAYERS, MAX_DEPTH, MIN_DEPTH
+from pconv_lib.util.errors import BadValue
 
 STAGE_LR = {"train": 2e-4, "finetune": 5e-5}
 CHECKPOINT_FORMAT = 1

@@ -1,9 +1,9 @@
 """The bad-input catalogue (issue 10): every case gets one clear line and a documented exit code.
 
-Each CLI case runs ``pconv_lib.cli.main([...])`` (a few run ``python -m pconv_lib`` in a
+Each CLI case runs ``pconv_lib.app.cli.main([...])`` (a few run ``python -m pconv_lib`` in a
 subprocess) and asserts the exit code, the words of the message and that no traceback is
 printed; API cases assert the exception type and message. Exit codes: 2 bad input, 3 NaN loss,
-130 interrupted, 1 unexpected (see ``pconv_lib.cli``). Also here: exact resume from
+130 interrupted, 1 unexpected (see ``pconv_lib.app.cli``). Also here: exact resume from
 ``interrupted.pt`` and ``last.pt`` (weights, optimiser state, BatchNorm buffers) and run-folder
 protection. Everything uses tiny models on the CPU.
 """
@@ -28,15 +28,16 @@ import pytest
 import torch
 from torch import nn
 
-from pconv_lib import cli, masks, photos
-from pconv_lib.checkpoints import load_checkpoint, model_from_checkpoint
+from pconv_lib import masks, photos
+from pconv_lib.app import cli
 from pconv_lib.data import InpaintingDataset, UnreadableImagesError, sample_photo_dataset
-from pconv_lib.errors import TrainingDiverged
-from pconv_lib.interrupts import TrainingInterrupted
 from pconv_lib.losses import load_vgg16_pool3_state_dict
-from pconv_lib.run_folder import RunFolderInUseError, RunFolderLocked
+from pconv_lib.runs.checkpoints import load_checkpoint, model_from_checkpoint
+from pconv_lib.runs.interrupts import TrainingInterrupted
+from pconv_lib.runs.run_folder import RunFolderInUseError, RunFolderLocked
 from pconv_lib.train import Trainer
 from pconv_lib.train_config import TrainConfig
+from pconv_lib.util.errors import TrainingDiverged
 
 SIZE = 32
 TINY = ["--image-size", "32", "--depth", "3", "--width", "0.125", "--batch-size", "2"]
@@ -656,7 +657,7 @@ def _with_exif_orientation(path: Path, array: np.ndarray, orientation: int) -> P
 
 
 def test_a_huge_photo_is_refused_from_its_header_before_decoding(tmp_path, capsys, monkeypatch, ckpt):
-    from pconv_lib import files
+    from pconv_lib.util import files
 
     huge = _png_header_only(tmp_path / "huge.png", 30000, 30000)
     assert huge.stat().st_size < 200
@@ -680,8 +681,8 @@ def test_a_huge_photo_is_refused_from_its_header_before_decoding(tmp_path, capsy
 
 
 def test_a_huge_mask_is_refused_from_its_header_before_decoding(tmp_path, capsys, ckpt):
-    from pconv_lib import files
     from pconv_lib.masks import load_mask_png
+    from pconv_lib.util import files
 
     huge = _png_header_only(tmp_path / "huge_mask.png", 30000, 30000)
     with pytest.raises(files.ImageTooLarge, match=r"huge_mask\.png is 30000x30000 .*over the limit"):
@@ -1063,7 +1064,7 @@ def test_leftovers_of_a_crash_never_block_a_rerun(root, tmp_path, capsys):
 
 
 def test_a_batch_that_cannot_fit_in_memory_is_refused_first(root, tmp_path, capsys, monkeypatch, loss):
-    from pconv_lib import files
+    from pconv_lib.util import files
 
     monkeypatch.setattr(files, "available_memory", lambda: 4 * 10**9)
     argv = train_args(root, tmp_path, "--image-size", "4096", "--depth", "8", "--batch-size", "16")
@@ -1149,8 +1150,8 @@ def test_an_internal_value_error_is_reported_as_a_bug_not_as_bad_input(root, tmp
 def test_the_librarys_errors_are_typed_and_carry_their_hint():
     import torch
 
-    from pconv_lib import errors
     from pconv_lib.layers import PartialConv2d
+    from pconv_lib.util import errors
 
     with pytest.raises(errors.BadValue) as caught:
         PartialConv2d(3, 4, 3, padding=1)(torch.rand(1, 3, 8, 8), torch.full((1, 1, 8, 8), 255.0))

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pconv_lib import cli, masks, photos
+from pconv_lib import masks, photos
+from pconv_lib.app import cli
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +236,7 @@ def test_train_flags_are_the_config_fields_with_their_help_ranges_and_defaults()
     import argparse
     from dataclasses import MISSING
 
-    from pconv_lib.cli import build_parser
+    from pconv_lib.app.cli import build_parser
     from pconv_lib.train_config import FLAG_SETTINGS, LIMITS
 
     parser = build_parser()

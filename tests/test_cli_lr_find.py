@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pconv_lib import cli, losses
-from pconv_lib.checkpoints import load_checkpoint
+from pconv_lib import losses
+from pconv_lib.app import cli
+from pconv_lib.runs.checkpoints import load_checkpoint
 
 TINY = ["--image-size", "32", "--depth", "3", "--width", "0.125", "--batch-size", "2"]
 

@@ -248,7 +248,7 @@ def test_module_documents_the_mask_convention():
 
 
 def test_pixel_limit_from_argument_environment_or_default(monkeypatch):
-    from pconv_lib import files
+    from pconv_lib.util import files
 
     monkeypatch.delenv(files.MAX_PIXELS_ENV, raising=False)
     assert files.max_pixels() == files.DEFAULT_MAX_PIXELS == 100_000_000
@@ -267,7 +267,7 @@ def test_pixel_limit_from_argument_environment_or_default(monkeypatch):
 
 
 def test_headers_are_read_without_decoding_and_images_come_back_upright(tmp_path):
-    from pconv_lib import files
+    from pconv_lib.util import files
 
     path = write_image(tmp_path / "a.png", 30, 50, 0)
     header = files.read_image_header(path)
@@ -288,7 +288,7 @@ def test_headers_are_read_without_decoding_and_images_come_back_upright(tmp_path
 
 
 def test_atomic_writes_keep_the_previous_file_and_leave_no_temporary_file(tmp_path):
-    from pconv_lib import files
+    from pconv_lib.util import files
 
     target = tmp_path / "out.bin"
     files.write_atomically(target, b"first")

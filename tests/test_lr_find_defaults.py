@@ -8,7 +8,7 @@ import argparse
 import pytest
 import torch
 
-from pconv_lib import cli
+from pconv_lib.app import cli
 
 FLAGS = dict(image_size=None, depth=None, width=None, steps=None, checkpoint=None)
 

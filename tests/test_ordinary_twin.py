@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from pconv_lib.checkpoints import model_from_checkpoint, save_checkpoint
 from pconv_lib.data import mean_pixel
 from pconv_lib.layers import PartialConv2d
 from pconv_lib.model import PConvUNet, build_model, count_parameters, expected_parameter_count
+from pconv_lib.runs.checkpoints import model_from_checkpoint, save_checkpoint
 from pconv_lib.train_config import TrainConfig
 
 

@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from pconv_lib import masks, pretrained
-from pconv_lib.checkpoints import DEMO_CHECKPOINT, load_checkpoint, model_from_checkpoint, resolve_checkpoint
+from pconv_lib.runs.checkpoints import (
+    DEMO_CHECKPOINT,
+    load_checkpoint,
+    model_from_checkpoint,
+    resolve_checkpoint,
+)
 
 
 def test_demo_file_is_small_and_has_a_model_card():

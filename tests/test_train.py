@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from pconv_lib.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
 from pconv_lib.data import sample_photo_dataset
-from pconv_lib.sampling import EpochBatchSampler
+from pconv_lib.runs.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
+from pconv_lib.runs.sampling import EpochBatchSampler
 from pconv_lib.train import Trainer
 from pconv_lib.train_config import TrainConfig
 

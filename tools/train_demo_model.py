@@ -63,15 +63,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from pconv_lib.checkpoints import (  # noqa: E402
-    DEMO_CHECKPOINT,  # noqa: E402
-    load_checkpoint,
-    save_checkpoint,
-)
 from pconv_lib.data import InpaintingDataset, mean_pixel, read_image  # noqa: E402
 from pconv_lib.losses import LossWeights, PConvLoss  # noqa: E402
 from pconv_lib.masks import random_training_mask  # noqa: E402
 from pconv_lib.pretrained import MODEL_CARD  # noqa: E402
+from pconv_lib.runs.checkpoints import (  # noqa: E402
+    DEMO_CHECKPOINT,  # noqa: E402
+    load_checkpoint,
+    save_checkpoint,
+)
 from pconv_lib.runtime import apply_thread_policy  # noqa: E402
 from pconv_lib.train import Trainer  # noqa: E402
 from pconv_lib.train_config import TrainConfig  # noqa: E402
@@ -585,8 +585,8 @@ def evaluation_table(
     the model and the three classical baselines on the held-out scikit-image photos (centre crops
     of ``size`` px; the first ``limit`` of them when given). Returns an ``EvaluationTable``."""
     from pconv_lib import evaluate
-    from pconv_lib.checkpoints import model_from_checkpoint
     from pconv_lib.photos import sample_photos
+    from pconv_lib.runs.checkpoints import model_from_checkpoint
     from pconv_lib.runtime import pick_device
 
     images = list(sample_photos(size=size).values())[:limit]

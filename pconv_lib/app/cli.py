@@ -55,8 +55,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pconv_lib.errors import PconvError, UsageError
 from pconv_lib.train_config import FLAG_SETTINGS
+from pconv_lib.util.errors import PconvError, UsageError
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -172,10 +172,10 @@ def _training_data(args: argparse.Namespace, without_train: str):
 
 
 def run_lr_find(args: argparse.Namespace) -> int:
-    from pconv_lib.checkpoints import load_checkpoint, load_model_weights
     from pconv_lib.losses import LossWeights, PConvLoss
     from pconv_lib.lr_finder import check_lr_sweep, lr_find
     from pconv_lib.model import PConvUNet
+    from pconv_lib.runs.checkpoints import load_checkpoint, load_model_weights
     from pconv_lib.train_config import TrainConfig
 
     if args.plot is not None:  # checked before the sweep: never over an input, a known extension
@@ -221,7 +221,7 @@ def run_lr_find(args: argparse.Namespace) -> int:
         import matplotlib.pyplot as plt
 
         ax = result.plot()
-        from pconv_lib.files import replace_atomically
+        from pconv_lib.util.files import replace_atomically
 
         ax.figure.tight_layout()
         kind = args.plot.suffix.lower().lstrip(".")
@@ -340,7 +340,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_doctor(sub: argparse._SubParsersAction) -> None:
-    from pconv_lib import doctor
+    from pconv_lib.app import doctor
 
     p = sub.add_parser("doctor", help="check this machine for the course: one line per check, with the fix")
     doctor.build_parser(p)
@@ -422,7 +422,7 @@ def _read_rgb(path: Path, max_pixels: int | None = None) -> np.ndarray:
 
 def _check_output_file(path: Path, flag: str, extensions: tuple[str, ...] = OUTPUT_EXTENSIONS) -> None:
     """An output image path must have a known extension, not be a folder, and be writable."""
-    from pconv_lib.files import check_writable_folder
+    from pconv_lib.util.files import check_writable_folder
 
     if path.is_dir():
         raise UsageError(f"{flag} {path} is a folder; give a file name such as {path / 'out.png'}")
@@ -458,7 +458,7 @@ def _probe_images(folder: Path, what: str, sample: int = 16, max_pixels: int | N
 
 
 def _check_checkpoint_exists(path: Path | None) -> None:
-    from pconv_lib.checkpoints import resolve_checkpoint
+    from pconv_lib.runs.checkpoints import resolve_checkpoint
 
     if path is not None and not resolve_checkpoint(path).exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -467,7 +467,7 @@ def _check_checkpoint_exists(path: Path | None) -> None:
 def _write_image(path: Path, image: np.ndarray) -> None:
     """Encode ``image`` (OpenCV's BGR or grey ``uint8``) by ``path``'s extension and write it
     through a temporary file and a rename: a full disk leaves no half-written file."""
-    from pconv_lib.files import write_atomically
+    from pconv_lib.util.files import write_atomically
 
     ok, data = cv2.imencode(path.suffix.lower(), image)
     if not ok:
@@ -537,9 +537,9 @@ def _flag_given(args: argparse.Namespace, dest: str) -> bool:
 
 def _check_train_args(args: argparse.Namespace) -> None:
     """Everything about ``train`` that can be checked before data, VGG or model are loaded."""
-    from pconv_lib.checkpoints import resolve_checkpoint
-    from pconv_lib.files import check_writable_folder
-    from pconv_lib.run_folder import check_run_folder, is_inside
+    from pconv_lib.runs.checkpoints import resolve_checkpoint
+    from pconv_lib.runs.run_folder import check_run_folder, is_inside
+    from pconv_lib.util.files import check_writable_folder
 
     if args.stage == "finetune" and args.checkpoint is None and args.resume is None:
         raise UsageError("--stage finetune needs --checkpoint (the phase 1 weights)")
@@ -605,7 +605,7 @@ def _check_train_args(args: argparse.Namespace) -> None:
 def _train_config(args: argparse.Namespace):
     """The run's TrainConfig: from the flags; with --resume, the checkpoint's settings with only
     the flags actually given applied on top (settings that define the model must not change)."""
-    from pconv_lib.checkpoints import load_checkpoint
+    from pconv_lib.runs.checkpoints import load_checkpoint
     from pconv_lib.train_config import TrainConfig
 
     vgg, loss_weights = _loss_settings(args)
@@ -767,7 +767,7 @@ def _load_predict_mask(args: argparse.Namespace, height: int, width: int) -> np.
     (nearest) when only its resolution does; not all holes; hint when inverted) or a random one."""
     from pconv_lib import masks as mask_lib
     from pconv_lib.data import apply_orientation
-    from pconv_lib.files import check_image_resources, read_image_header
+    from pconv_lib.util.files import check_image_resources, read_image_header
 
     if args.mask is None:
         return mask_lib.random_mask_in_bucket(height, width, args.bucket, args.seed)
@@ -813,7 +813,7 @@ def run_predict(args: argparse.Namespace) -> int:
     import torch
 
     from pconv_lib import masks as mask_lib
-    from pconv_lib.checkpoints import model_from_checkpoint
+    from pconv_lib.runs.checkpoints import model_from_checkpoint
     from pconv_lib.tiling import choose_scale, predict_multiscale
 
     _check_predict_args(args)
@@ -888,8 +888,8 @@ def _read_evaluation_images(folder: Path, size: int, limit: int, progress: bool 
     from tqdm.auto import tqdm
 
     from pconv_lib.data import find_images, load_image
-    from pconv_lib.files import ImageTooLarge
     from pconv_lib.photos import center_crop_resize
+    from pconv_lib.util.files import ImageTooLarge
 
     images, skipped = [], []
     files = find_images(folder)
@@ -932,7 +932,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         images = list(sample_photos(size=args.size).values())[: args.limit]
     methods: dict[str, evaluate.Inpainter] = {}
     if args.checkpoint is not None:
-        from pconv_lib.checkpoints import model_from_checkpoint
+        from pconv_lib.runs.checkpoints import model_from_checkpoint
 
         device = _device(args.device)
         for name, path in _named_checkpoints(args.checkpoint):
@@ -977,7 +977,7 @@ def _error_line(error: BaseException) -> str:
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    from pconv_lib import doctor
+    from pconv_lib.app import doctor
 
     return doctor.main(args=args)
 
@@ -1030,9 +1030,9 @@ def _restore_handlers(replaced: dict[int, object]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (see the module docstring)."""
-    from pconv_lib.errors import TrainingDiverged
-    from pconv_lib.interrupts import TrainingInterrupted, signal_name
+    from pconv_lib.runs.interrupts import TrainingInterrupted, signal_name
     from pconv_lib.runtime import apply_thread_policy
+    from pconv_lib.util.errors import TrainingDiverged
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)  # argparse prints usage errors itself (exit 2)

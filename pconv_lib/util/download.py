@@ -34,7 +34,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from pconv_lib.errors import BadValue, ChecksumError, DownloadError, UnsafeArchiveError
+from pconv_lib.util.errors import BadValue, ChecksumError, DownloadError, UnsafeArchiveError
 
 _USER_AGENT = "pconv-course-downloader/0.1 (+urllib)"
 

@@ -15,15 +15,15 @@ from typing import Any
 
 import torch
 
-from pconv_lib.errors import BadValue
-from pconv_lib.files import replace_atomically
+from pconv_lib.util.errors import BadValue
+from pconv_lib.util.files import replace_atomically
 from pconv_lib.model import PConvUNet, build_model
 from pconv_lib.train_config import TrainConfig
 
 #: The name that stands for the bundled demo model wherever a checkpoint is taken.
 DEMO_NAME = "demo"
 #: The bundled demo model (``tools/train_demo_model.py`` writes it; its card is next to it).
-DEMO_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "demo_model.pt"
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "demo_model.pt"
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
