@@ -42,9 +42,9 @@ sys.path.insert(0, str(ROOT))
 
 from pconv_lib import masks as mask_lib  # noqa: E402
 from pconv_lib import tiling  # noqa: E402
-from pconv_lib.data import read_image  # noqa: E402
 from pconv_lib.photos import sample_photos  # noqa: E402
 from pconv_lib.runtime import apply_thread_policy  # noqa: E402
+from pconv_lib.util.image_files import read_image  # noqa: E402
 
 
 def _resize_long(image: np.ndarray, long_side: int) -> np.ndarray:

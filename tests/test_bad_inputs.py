@@ -675,7 +675,7 @@ def test_a_huge_photo_is_refused_from_its_header_before_decoding(tmp_path, capsy
     monkeypatch.setattr(files, "available_memory", lambda: 2 * 10**9)
     assert_error(capsys, argv, "30000x30000", "needs about 72.0 GB", "2.0 GB is available")
     with pytest.raises(files.ImageTooLarge, match="wider.png"):
-        from pconv_lib.data import load_image
+        from pconv_lib.util.image_files import load_image
 
         load_image(wider)
 
@@ -714,7 +714,7 @@ def test_oversized_files_in_training_and_evaluation_folders_are_skipped_by_name(
 
 @POSIX  # symbolic links need privileges on Windows
 def test_folder_walks_are_finite_with_link_loops_and_duplicate_links(tmp_path):
-    from pconv_lib.data import find_images
+    from pconv_lib.util.image_files import find_images
 
     photos = tmp_path / "photos"
     _write_photo(photos / "a.png", "camera", 16)
@@ -736,7 +736,7 @@ def test_folder_walks_are_finite_with_link_loops_and_duplicate_links(tmp_path):
 def test_exif_orientation_is_applied_to_photos_and_masks_before_comparing_them(tmp_path, capsys, ckpt):
     from PIL import Image, ImageOps
 
-    from pconv_lib.data import apply_orientation, load_image
+    from pconv_lib.util.image_files import apply_orientation, load_image
 
     array = np.random.default_rng(0).integers(0, 256, (3, 5, 3), dtype=np.uint8)
     for orientation in range(1, 9):

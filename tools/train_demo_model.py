@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from pconv_lib.data import InpaintingDataset, mean_pixel, read_image  # noqa: E402
+from pconv_lib.data import InpaintingDataset, mean_pixel  # noqa: E402
 from pconv_lib.losses import LossWeights, PConvLoss  # noqa: E402
 from pconv_lib.masks import random_training_mask  # noqa: E402
 from pconv_lib.pretrained import MODEL_CARD  # noqa: E402
@@ -75,6 +75,7 @@ from pconv_lib.runs.checkpoints import (  # noqa: E402
 from pconv_lib.runtime import apply_thread_policy  # noqa: E402
 from pconv_lib.train import Trainer  # noqa: E402
 from pconv_lib.train_config import TrainConfig  # noqa: E402
+from pconv_lib.util.image_files import read_image  # noqa: E402
 
 #: The Debian packages whose photographs train the demo model.
 PACKAGES = (

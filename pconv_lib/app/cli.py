@@ -411,7 +411,7 @@ PREDICT_BYTES_PER_PIXEL = 80
 
 def _read_rgb(path: Path, max_pixels: int | None = None) -> np.ndarray:
     """The --image photo, upright; its header is checked (pixel limit, memory) before decoding."""
-    from pconv_lib.data import load_image
+    from pconv_lib.util.image_files import load_image
 
     if path.is_dir():
         raise UsageError(f"--image {path} is a folder; name one image file")
@@ -438,7 +438,7 @@ def _check_output_file(path: Path, flag: str, extensions: tuple[str, ...] = OUTP
 def _probe_images(folder: Path, what: str, sample: int = 16, max_pixels: int | None = None) -> None:
     """Refuse a folder in which none of (up to) ``sample`` evenly spread photos can be read
     (headers first: an oversized photo is not decoded)."""
-    from pconv_lib.data import find_images, load_image
+    from pconv_lib.util.image_files import find_images, load_image
 
     files = find_images(folder)
     step = max(1, len(files) // sample)
@@ -766,8 +766,8 @@ def _load_predict_mask(args: argparse.Namespace, height: int, width: int) -> np.
     applied as for the photo; refused when its aspect ratio differs from the photo's, resized
     (nearest) when only its resolution does; not all holes; hint when inverted) or a random one."""
     from pconv_lib import masks as mask_lib
-    from pconv_lib.data import apply_orientation
     from pconv_lib.util.files import check_image_resources, read_image_header
+    from pconv_lib.util.image_files import apply_orientation
 
     if args.mask is None:
         return mask_lib.random_mask_in_bucket(height, width, args.bucket, args.seed)
@@ -887,9 +887,9 @@ def _read_evaluation_images(folder: Path, size: int, limit: int, progress: bool 
     skipped with a warning naming them, and a folder with none readable is an error."""
     from tqdm.auto import tqdm
 
-    from pconv_lib.data import find_images, load_image
     from pconv_lib.photos import center_crop_resize
     from pconv_lib.util.files import ImageTooLarge
+    from pconv_lib.util.image_files import find_images, load_image
 
     images, skipped = [], []
     files = find_images(folder)
