@@ -151,6 +151,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_reusing_a_run_name_is_refused_and_leaves_the_first_run_alone(root, tmp_path, capsys):
     args = train_args(root, tmp_path, "--steps", "1", "--validation", root / "val", "--steps-per-epoch", "1")
     assert run_cli(capsys, *args)[0] == 0
@@ -324,6 +325,7 @@ def _default_stop_signals() -> None:
 
 
 @POSIX
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM], ids=lambda s: s.name)
 def test_a_stop_signal_in_a_real_process_saves_and_its_suggestion_works(root, tmp_path, capsys, signum):
     """SIGTERM (docker stop, schedulers; SIGINT and SIGHUP go the same way, see above) to
@@ -582,6 +584,7 @@ def test_an_unexpected_error_is_one_line_with_exit_1(root, tmp_path, capsys, mon
     assert_error(capsys, ["evaluate"], "unexpected RuntimeError", "PCONV_TRACEBACK=1", code=1)
 
 
+@pytest.mark.slow
 def test_bad_input_in_a_subprocess_has_exit_2_and_no_traceback(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     result = subprocess.run(
@@ -1097,6 +1100,7 @@ def test_lr_find_plot_never_lands_on_an_input(root, tmp_path, capsys, ckpt):
 
 
 @POSIX
+@pytest.mark.slow
 def test_a_stop_signal_to_the_whole_process_group_with_dataloader_workers(root, tmp_path):
     """A closed terminal (SIGHUP) or a container's init (SIGTERM) signals every process of the
     group, DataLoader workers included: the workers ignore it, the main process finishes its

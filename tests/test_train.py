@@ -243,6 +243,7 @@ def _ddp_worker(rank, world, port, out_dir):
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_distributed_data_parallel_on_cpu_with_gloo(tmp_path):
     ctx = mp.get_context("spawn")
     port = _free_port()
