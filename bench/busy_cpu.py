@@ -38,8 +38,10 @@ with other people, "idle" is only as idle as that number.
 Under a CPU limit: ``taskset -c 0 python bench/busy_cpu.py --loads idle`` (one CPU by affinity; the
 policy picks 1 thread); a container quota (cgroup ``cpu.max``) is read the same way (tests cover it).
 
-Usage: ``python bench/busy_cpu.py [--repeats 7] [--configs torch,1,N,passive,policy] [--loads idle,busy]
-[--sizes notebook,demo]``.
+``--quick``: one repeat of ``1`` and ``policy`` at the notebook size (a smoke run).
+
+Usage: ``python bench/busy_cpu.py [--quick] [--repeats 7] [--configs torch,1,N,passive,policy]
+[--loads idle,busy] [--sizes notebook,demo]``.
 
 Results (2-core AMD EPYC VM shared with other engineers' jobs, torch 2.14.1, 2026-11-30): see
 ``bench/RESULTS.md``.
@@ -179,13 +181,19 @@ def _cpu_seconds(pids: list[int]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--repeats", type=int, default=7, help="timed repeats after one warm-up (default 7)")
-    parser.add_argument("--configs", default="torch,1,N,passive,policy",
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed repeats after one warm-up (default 7)")
+    parser.add_argument("--configs", default=None,
                         help="thread settings, comma-separated: torch, a count (N = the usable CPUs), "
-                             "passive, policy")
+                             "passive, policy (default torch,1,N,passive,policy)")
     parser.add_argument("--loads", default="idle,busy", help="idle, busy or both")
-    parser.add_argument("--sizes", default="notebook,demo", help="notebook, demo or both")
+    parser.add_argument("--sizes", default=None, help="notebook, demo or both (default both)")
+    parser.add_argument("--quick", action="store_true",
+                        help="one repeat of 1 and policy at the notebook size (a smoke run)")
     args = parser.parse_args()
+    args.repeats = args.repeats or (1 if args.quick else 7)
+    args.configs = args.configs or ("1,policy" if args.quick else "torch,1,N,passive,policy")
+    args.sizes = args.sizes or ("notebook" if args.quick else "notebook,demo")
     if args.worker:
         worker()
         return
