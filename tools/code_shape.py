@@ -20,6 +20,7 @@ Usage: ``python tools/code_shape.py [FILE ...]`` (default: the modules of steps 
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import sys
 import tokenize
@@ -108,6 +109,7 @@ def _names_used(tree: ast.AST) -> set[str]:
     return used
 
 
+@functools.lru_cache(maxsize=4)
 def one_caller_checks(library: Path = LIBRARY) -> dict[Path, dict[str, int]]:
     """``{caller module: {"defining_module.check": code lines}}`` for every check helper of the
     library that is called from exactly one other module (and not from its own). The exercise
