@@ -8,7 +8,7 @@ NB_DIRS := notebooks solutions exercises
 PYTEST_NB := -p no:cacheprovider --nbval-lax --nbval-current-env \
 	--nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: install test test-lib test-notebooks lint exercises check-exercises lab doctor app bench execute-notebooks clean
+.PHONY: install test test-lib test-notebooks lint exercises check-exercises lab doctor app bench bench-smoke execute-notebooks clean
 
 install: $(STAMP)
 
@@ -56,6 +56,9 @@ doctor: install
 CHECKPOINT ?= demo
 app: install
 	$(PY) -m pconv_lib app --checkpoint $(CHECKPOINT)
+# Every bench script once in its --quick form (a smoke run: does each run to the end?), ~7 min.
+bench-smoke: install
+	$(PY) -m pytest -q -p no:cacheprovider -m bench tests/test_bench_smoke.py
 
 bench: install
 	for f in bench/*.py; do $(PY) $$f || exit 1; done

@@ -19,9 +19,8 @@ settings (``--configs``):
   ``passiveK``: K such threads (K > N: more threads than CPUs, so the operating system can balance
   the pieces of work between a free and a busy core);
 * ``spinK``: N threads with ``GOMP_SPINCOUNT=K`` (spin K rounds, then sleep; torch's OpenMP is GNU's);
-* ``policy``: nothing set, ``import pconv_lib`` first: the library's policy (N threads that
-  spin-wait, one fewer per core that other programs keep busy);
-* ``late``: the same with ``import torch`` first (the import order should not matter).
+* ``policy``: nothing set, ``pconv_lib.runtime.apply_thread_policy()``: the library's policy (N
+  threads that spin-wait, one fewer per core that other programs keep busy).
 
 Interleaving: the workers stay alive; every repeat runs idle then busy (the order alternates), and
 within a load every setting in turn (the order rotates), so slow drifts of the machine hit every
@@ -39,8 +38,10 @@ with other people, "idle" is only as idle as that number.
 Under a CPU limit: ``taskset -c 0 python bench/busy_cpu.py --loads idle`` (one CPU by affinity; the
 policy picks 1 thread); a container quota (cgroup ``cpu.max``) is read the same way (tests cover it).
 
-Usage: ``python bench/busy_cpu.py [--repeats 7] [--configs torch,1,N,passive,policy] [--loads idle,busy]
-[--sizes notebook,demo]``.
+``--quick``: one repeat of ``1`` and ``policy`` at the notebook size (a smoke run).
+
+Usage: ``python bench/busy_cpu.py [--quick] [--repeats 7] [--configs torch,1,N,passive,policy]
+[--loads idle,busy] [--sizes notebook,demo]``.
 
 Results (2-core AMD EPYC VM shared with other engineers' jobs, torch 2.14.1, 2026-11-30): see
 ``bench/RESULTS.md``.
@@ -69,15 +70,12 @@ PAUSE_S = 1.1
 # ----------------------------------------------------------------------------------------- worker
 def worker() -> None:
     """Read ``size kind`` lines on stdin, answer ``{"ms": ..., "threads": ...}`` lines on stdout."""
-    import importlib
-
-    # the import order is the point (``late``: torch first); import_module keeps ruff's sorting out of it
-    first, second = ("torch", "pconv_lib") if os.environ.get("BENCH_TORCH_FIRST") else ("pconv_lib", "torch")
-    importlib.import_module(first)
-    importlib.import_module(second)  # pconv_lib applies the thread policy (unless PCONV_THREADS says not)
     import torch
 
     from pconv_lib.model import PConvUNet
+    from pconv_lib.runtime import apply_thread_policy
+
+    apply_thread_policy()  # the library's policy, unless PCONV_THREADS says not (``torch``: torch's own)
 
     if os.environ.get("BENCH_SET_THREADS"):
         torch.set_num_threads(int(os.environ["BENCH_SET_THREADS"]))
@@ -119,7 +117,7 @@ def worker() -> None:
 # ----------------------------------------------------------------------------------------- parent
 def config_env(config: str, cpus: int) -> dict[str, str]:
     drop = ("PCONV_THREADS", "OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT", "MKL_NUM_THREADS",
-            "BENCH_SET_THREADS", "BENCH_TORCH_FIRST")
+            "BENCH_SET_THREADS")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     if config == "torch":
@@ -134,8 +132,6 @@ def config_env(config: str, cpus: int) -> dict[str, str]:
     elif config.startswith("spin"):
         env["PCONV_THREADS"] = str(cpus)
         env["GOMP_SPINCOUNT"] = config[4:]
-    elif config == "late":
-        env["BENCH_TORCH_FIRST"] = "1"
     elif config != "policy":  # a fixed count, as torch does it today (threads spin while they wait)
         env["PCONV_THREADS"] = "torch"
         env["BENCH_SET_THREADS"] = str(int(config))
@@ -185,13 +181,19 @@ def _cpu_seconds(pids: list[int]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--repeats", type=int, default=7, help="timed repeats after one warm-up (default 7)")
-    parser.add_argument("--configs", default="torch,1,N,passive,policy",
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed repeats after one warm-up (default 7)")
+    parser.add_argument("--configs", default=None,
                         help="thread settings, comma-separated: torch, a count (N = the usable CPUs), "
-                             "passive, policy")
+                             "passive, policy (default torch,1,N,passive,policy)")
     parser.add_argument("--loads", default="idle,busy", help="idle, busy or both")
-    parser.add_argument("--sizes", default="notebook,demo", help="notebook, demo or both")
+    parser.add_argument("--sizes", default=None, help="notebook, demo or both (default both)")
+    parser.add_argument("--quick", action="store_true",
+                        help="one repeat of 1 and policy at the notebook size (a smoke run)")
     args = parser.parse_args()
+    args.repeats = args.repeats or (1 if args.quick else 7)
+    args.configs = args.configs or ("1,policy" if args.quick else "torch,1,N,passive,policy")
+    args.sizes = args.sizes or ("notebook" if args.quick else "notebook,demo")
     if args.worker:
         worker()
         return

@@ -10,7 +10,9 @@ decides), with ``tools/measure_times.py``'s timer (kernel time, start excluded; 
 changed). "busy" = a second process spinning at normal priority (``while True: pass``) for the
 whole run, as a browser or a video call would. Idle and busy runs are interleaved notebook by
 notebook (the order flips every round), and the table prints the median (min-max) seconds of the
-rounds and busy/idle. The load average before and after and the other programs' CPU use during
+rounds and busy/idle. Each notebook first runs once untimed (a warm-up: cold files and caches
+would otherwise flatter whichever case runs second). ``--quick``: the first lesson, one round.
+The load average before and after and the other programs' CPU use during
 the idle runs are printed too: on a shared machine they explain the spread.
 """
 
@@ -61,18 +63,24 @@ def fmt(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="*", type=Path, help="notebooks (default: the five lessons)")
-    parser.add_argument("--rounds", type=int, default=2, help="idle/busy pairs per notebook (default 2)")
+    parser.add_argument("--rounds", type=int, default=None, help="idle/busy pairs per notebook (default 2)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the first lesson only, one round (a smoke run: the ratio means little)")
     args = parser.parse_args(argv)
-    if args.rounds < 1:
+    rounds = args.rounds or (1 if args.quick else 2)
+    if rounds < 1:
         parser.error("--rounds must be at least 1")
-    paths = [p.resolve() for p in args.paths] or LESSONS
+    paths = [p.resolve() for p in args.paths] or (LESSONS[:1] if args.quick else LESSONS)
     for name in ("CI", "PCONV_QUICK", "PCONV_FULL", "PCONV_THREADS"):
         os.environ.pop(name, None)
 
     print(f"{os.cpu_count()} CPUs; loadavg before: {os.getloadavg()}", flush=True)
     times: dict[str, dict[str, list[float]]] = {}
     idle_cores: list[float] = []
-    for round_index in range(args.rounds):
+    for path in paths:  # warm-up: the first run of a notebook reads cold files and caches; not timed
+        seconds, _ = run_once(path, False)
+        print(f"  warm-up {path.stem:22s} idle {seconds:6.1f} s (not counted)", flush=True)
+    for round_index in range(rounds):
         for path in paths:
             order = (False, True) if round_index % 2 == 0 else (True, False)
             for busy in order:
@@ -86,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"loadavg after: {os.getloadavg()}")
     print(f"machine cores in use during the idle runs (the notebook included): median "
           f"{statistics.median(idle_cores):.2f} ({min(idle_cores):.2f}-{max(idle_cores):.2f})")
-    print(f"{args.rounds} round(s); kernel seconds, median (min-max)\n")
+    print(f"{rounds} round(s) after a warm-up run of each notebook; kernel seconds, median (min-max)\n")
     print(f"{'notebook':22s} {'idle s':>18s} {'busy s':>18s} {'busy/idle':>10s}")
     totals = {"idle": 0.0, "busy": 0.0}
     for name, runs in times.items():

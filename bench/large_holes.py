@@ -33,9 +33,6 @@ import sys
 import time
 from pathlib import Path
 
-import pconv_lib  # noqa: F401 - before torch: the library's thread policy (waiting threads sleep)
-
-# isort: split
 import cv2
 import numpy as np
 import torch
@@ -45,8 +42,9 @@ sys.path.insert(0, str(ROOT))
 
 from pconv_lib import masks as mask_lib  # noqa: E402
 from pconv_lib import tiling  # noqa: E402
-from pconv_lib.data import read_image  # noqa: E402
 from pconv_lib.photos import sample_photos  # noqa: E402
+from pconv_lib.runtime import apply_thread_policy  # noqa: E402
+from pconv_lib.util.image_files import read_image  # noqa: E402
 
 
 def _resize_long(image: np.ndarray, long_side: int) -> np.ndarray:
@@ -86,13 +84,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7,
                         help="timed calls of each method after the first (7)")
     args = parser.parse_args()
+    apply_thread_policy()  # the library's CPU thread policy, as the notebooks and the CLI use it
     if args.repeats < 1:
         parser.error("--repeats must be at least 1 (7 or more for numbers worth quoting)")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but no CUDA GPU is visible")
     long_side = args.long_side or (1024 if args.quick else 1536)
 
-    from pconv_lib.train import model_from_checkpoint
+    from pconv_lib.runs.checkpoints import model_from_checkpoint
 
     model, config = model_from_checkpoint(args.checkpoint, args.device)
     model.eval()

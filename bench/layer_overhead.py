@@ -5,8 +5,9 @@ this times, interleaved round robin (so that a busy machine slows every variant 
 (under ``torch.no_grad()``) and forward + backward (gradients of input, weight and bias):
 
 * ``conv``: plain ``nn.Conv2d`` (no mask at all: the lower bound; the ratios are to it),
-* ``pconv``: ``pconv_lib.layers.PartialConv2d`` as the UNet calls it (``check_mask=False``: the
-  model checks the input mask once, or the data side does). Encoder layers: ``forward(x, mask)``
+* ``pconv``: ``pconv_lib.layers_fast.FastPartialConv2d`` as the UNet (``fast=True``, training and
+  checkpoints) calls it (``check_mask=False``: the model checks the input mask once, or the data
+  side does). Encoder layers: ``forward(x, mask)``
   with a single-channel (N, 1, H, W) mask. Decoder layers: the paper's per-channel mask is
   ``cat(m_up repeated over C_up channels, m_skip repeated over C_skip)``; the UNet never builds
   it and calls ``forward_masked(cat(h_up * m_up, skip * m_skip), C_up * m_up + C_skip * m_skip)``.
@@ -16,8 +17,9 @@ this times, interleaved round robin (so that a busy machine slows every variant 
   ``1 -> 1`` ones convolution of the (N, 1, H, W) mask (NVIDIA's single-channel mode does this);
   for decoder layers a full ``C_in -> C_out`` ones convolution of the materialised
   (N, C_in, H, W) mask (NVIDIA's multi-channel mode),
-* ``pc full`` (decoder only): ``PartialConv2d.forward(x, mask)`` with the materialised
-  (N, C_in, H, W) mask, what a user calling the layer with a per-channel mask pays.
+* ``pc full`` (decoder only): the readable ``pconv_lib.layers.PartialConv2d.forward(x, mask)`` with
+  the materialised (N, C_in, H, W) mask, what a user calling the paper's layer with a per-channel
+  mask pays (only the fast layer has the ``forward_masked`` shortcut).
 
 Each cell is the median ratio to ``conv`` over the repeats, with its spread (min-max of the
 per-repeat ratios, each repeat timing every variant back to back); a ratio below 1 whose spread
@@ -25,7 +27,7 @@ reaches past 1 is noise, not a speed-up. Targets: ``pconv <= 1.15 x conv`` for l
 ``C_in >= 64`` (the issue's target with AMP on a GPU), and ``pconv`` faster than ``ones``.
 
 Usage: ``PYTHONPATH=. python bench/layer_overhead.py [--quick] [--device cpu|cuda] [--amp]
-[--batch N ...] [--repeats R]`` (``--quick``: 256x256 only, batch 1 on the CPU, 16 on a GPU;
+[--batch N ...] [--repeats R] [--size S]`` (``--quick``: 256x256 only, batch 1 on the CPU, 16 on a GPU;
 ``--amp``: fp16 autocast on CUDA, bf16 on the CPU).
 """
 
@@ -44,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pconv_lib.layers import PartialConv2d
+from pconv_lib.layers_fast import FastPartialConv2d
 from pconv_lib.model import architecture, encoder_channels
 
 
@@ -124,10 +127,11 @@ def bench_shape(entry: dict, batch: int, repeats: int, min_time: float, device: 
     per_channel = spec.name.startswith("dec")
     torch.manual_seed(0)
     conv = nn.Conv2d(cin, cout, k, s, k // 2, bias=bias).to(device)
-    pconv = PartialConv2d(cin, cout, k, s, k // 2, bias=bias, check_mask=False).to(device)
+    pconv = FastPartialConv2d(cin, cout, k, s, k // 2, bias=bias, check_mask=False).to(device)
+    readable = PartialConv2d(cin, cout, k, s, k // 2, bias=bias, check_mask=False).to(device)
     ones = OnesConvPartialConv2d(cin, cout, k, s, k // 2, bias=bias).to(device)
-    pconv.load_state_dict(conv.state_dict())
-    ones.load_state_dict(conv.state_dict())
+    for layer in (pconv, readable, ones):
+        layer.load_state_dict(conv.state_dict())
     ho = (h + 2 * (k // 2) - k) // s + 1
     grad = torch.randn(batch, cout, ho, ho, device=device)
     autocast = (lambda: torch.autocast(device.type, dtype=amp)) if amp else contextlib.nullcontext
@@ -153,7 +157,7 @@ def bench_shape(entry: dict, batch: int, repeats: int, min_time: float, device: 
         skip = torch.randn(batch, c_skip, h, h, device=device)
         m_up, m_skip = rand_mask(), rand_mask()
         full_mask = torch.cat((m_up.expand(-1, c_up, -1, -1), m_skip.expand(-1, c_skip, -1, -1)), 1)
-        layers = {"conv": conv, "pconv": pconv, "ones": ones, "pc full": pconv}
+        layers = {"conv": conv, "pconv": pconv, "ones": ones, "pc full": readable}
 
         def call(name: str, a: Tensor, b: Tensor) -> Tensor:
             if name == "conv":
@@ -207,14 +211,18 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true", help="fp16 autocast on cuda, bf16 on cpu")
     parser.add_argument("--batch", type=int, nargs="*", help="batch sizes (cpu: 1 4, cuda: 16)")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats (7 quick, 11)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="only the depth-7 layer shapes at this side (multiple of 128; 128: smoke run)")
     args = parser.parse_args()
+    if args.size is not None and (args.size < 128 or args.size % 128):
+        parser.error("--size must be a multiple of 128 (depth 7)")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but no CUDA GPU is visible")
     device = torch.device(args.device)
     amp = (torch.float16 if device.type == "cuda" else torch.bfloat16) if args.amp else None
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    sizes = [(256, 7)] if args.quick else [(256, 7), (512, 8)]
+    sizes = [(args.size, 7)] if args.size else [(256, 7)] if args.quick else [(256, 7), (512, 8)]
     default_batches = [16] if device.type == "cuda" else ([1] if args.quick else [1, 4])
     batches = args.batch or default_batches
     repeats = args.repeats or (7 if args.quick else 11)

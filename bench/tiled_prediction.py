@@ -32,8 +32,8 @@ Method:
 - Tiling: ``tile_size=256, overlap=32, batch_size=4``; ``tiles run/total`` shows how many tiles
   had holes. Whole image: one pass over the image padded to a multiple of 32.
 
-Threads: the library's policy (``import pconv_lib``: one thread per usable CPU, waiting threads
-sleep; ``PCONV_THREADS`` overrides it).
+Threads: the library's policy (``pconv_lib.runtime.apply_thread_policy()``: one thread per usable
+CPU; ``PCONV_THREADS`` overrides it).
 """
 
 from __future__ import annotations
@@ -236,6 +236,9 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true", help="fp16 autocast on cuda, bf16 on cpu")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from pconv_lib.runtime import apply_thread_policy
+
+    apply_thread_policy()  # the library's CPU thread policy, as the notebooks and the CLI use it
     if args.child:
         method, side, holes, repeats = args.child
         print(json.dumps(measure(method, int(side), holes, int(repeats), device=args.device, amp=args.amp)))
@@ -243,8 +246,6 @@ def main() -> None:
     if args.repeats < 1:
         parser.error("--repeats must be at least 1 (7 or more for numbers worth quoting)")
     repeats = args.repeats
-    import pconv_lib  # noqa: F401 - the thread policy, before torch
-
     load_before = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else "?"
     sides = [512, 1024] if args.quick else [1024, 2048, 4096]
     results = []

@@ -30,14 +30,12 @@ import statistics
 import time
 import warnings
 
-import pconv_lib  # noqa: F401 - before torch: the library's thread policy
-
-# isort: split
 import torch
 
 from pconv_lib.losses import PConvLoss
 from pconv_lib.masks import random_irregular_mask
 from pconv_lib.model import PConvUNet
+from pconv_lib.runtime import apply_thread_policy
 
 
 def make_step(size: int, depth: int, width: float, batch: int, loss: PConvLoss | None,
@@ -99,6 +97,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet")
     parser.add_argument("--steps", type=int, default=7, help="timed steps of each kind, interleaved (7)")
     args = parser.parse_args()
+    apply_thread_policy()  # the library's CPU thread policy, as the notebooks and the CLI use it
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but no CUDA GPU is visible")
     device = torch.device(args.device)

@@ -44,14 +44,12 @@ import subprocess
 import sys
 import time
 
-import pconv_lib  # noqa: F401 - before torch: the library's thread policy (waiting threads sleep)
-
-# isort: split
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pconv_lib.model import PConvUNet, architecture, count_parameters
+from pconv_lib.runtime import apply_thread_policy
 
 
 class PlainUNet(nn.Module):
@@ -212,6 +210,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats of each net, interleaved (7)")
     parser.add_argument("--child", nargs=4, metavar=("SIZE", "DEPTH", "MODE", "NET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    apply_thread_policy()  # the library's CPU thread policy, as the notebooks and the CLI use it
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but no CUDA GPU is visible")
     repeats = args.repeats

@@ -12,13 +12,11 @@ The library built step by step by the pconv-course notebooks:
    large holes), masks drawn by hand
 
 Submodules are imported on demand (``from pconv_lib import masks``) so that importing the
-package stays cheap. Importing it applies the CPU thread policy of :mod:`pconv_lib.runtime`
-(threads = the CPUs this process may use, fewer while other programs keep cores busy;
-``PCONV_THREADS=N`` fixes the count): at once when torch is already imported, else right after it is.
+package stays cheap, and importing it changes nothing in the process (no torch settings, no
+import hooks, no module hooks, no threads). The CPU thread policy is an explicit call,
+:func:`pconv_lib.runtime.apply_thread_policy` (threads = the CPUs this process may use, fewer while
+other programs keep cores busy; ``PCONV_THREADS=N`` fixes the count): the notebooks' setup cell and
+the command line make it.
 """
 
-from pconv_lib.runtime import apply_thread_policy as _apply_thread_policy
-
 __version__ = "0.1.0"
-
-_apply_thread_policy()

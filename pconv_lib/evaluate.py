@@ -29,10 +29,10 @@ from tqdm.auto import tqdm
 
 from pconv_lib import masks as mask_lib
 from pconv_lib import predict as predict_lib
-from pconv_lib.errors import BadValue
 from pconv_lib.images import image_to_tensor, mask_to_tensor, tensor_to_image
 from pconv_lib.losses import composite
-from pconv_lib.tensor_checks import check_rgb_uint8
+from pconv_lib.util.errors import BadValue
+from pconv_lib.util.tensor_checks import check_rgb_uint8
 
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 METRICS = ("L1", "PSNR", "SSIM")

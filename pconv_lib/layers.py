@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lib.arg_checks import check_padding_mode
-from pconv_lib.tensor_checks import check_layer_inputs, check_mask_values
+from pconv_lib.util.arg_checks import check_padding_mode
+from pconv_lib.util.tensor_checks import check_layer_inputs, check_mask_values
 
 __all__ = ["PartialConv2d", "check_mask_values", "zero_holes"]
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pconv_lib.layers import PartialConv2d, zero_holes
-from pconv_lib.tensor_checks import check_layer_inputs, check_mask_sum
+from pconv_lib.util.tensor_checks import check_layer_inputs, check_mask_sum
 
 __all__ = ["FastPartialConv2d"]
 

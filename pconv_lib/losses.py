@@ -37,9 +37,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pconv_lib.arg_checks import check_feature_lists, check_loss_weights, check_type
-from pconv_lib.errors import BadType, BadValue, WeightsNotFoundError
-from pconv_lib.tensor_checks import check_features, check_loss_inputs, check_rgb_batch
+from pconv_lib.runtime import follow_free_cores
+from pconv_lib.util.arg_checks import check_feature_lists, check_loss_weights, check_type
+from pconv_lib.util.errors import BadType, BadValue, WeightsNotFoundError
+from pconv_lib.util.tensor_checks import check_features, check_loss_inputs, check_rgb_batch
 
 #: ImageNet normalisation used by torchvision's VGG16 (RGB, images in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -487,6 +488,7 @@ class PConvLoss(nn.Module):
         image_in: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         check_loss_inputs(output, target, mask, image_in)
+        follow_free_cores()  # the CPU thread policy, when applied (pconv_lib.runtime)
         mask = mask.to(output.dtype)
         image_in = target if image_in is None else image_in
         comp = composite(output, image_in, mask)

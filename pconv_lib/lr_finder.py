@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from pconv_lib.errors import BadValue
 from pconv_lib.runtime import resolve_device
+from pconv_lib.util.errors import BadValue
 
 __all__ = ["LRFindResult", "check_lr_sweep", "lr_find"]
 

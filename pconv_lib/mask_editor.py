@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from pconv_lib import masks as masks_lib
-from pconv_lib.errors import BadValue
+from pconv_lib.util.errors import BadValue
 
 __all__ = ["MAX_BRUSH", "MIN_BRUSH", "MaskEditor", "mask_from_png", "mask_from_png_bytes",
            "mask_from_strokes"]

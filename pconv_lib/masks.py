@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pconv_lib import arg_checks as check
-from pconv_lib.errors import BadValue
-from pconv_lib.files import ImageRejected, check_image_resources, read_image_header
+from pconv_lib.util import arg_checks as check
+from pconv_lib.util.errors import BadValue
+from pconv_lib.util.files import ImageRejected, check_image_resources, read_image_header
 
 #: The paper's hole-to-image ratio buckets, as half-open intervals (low, high].
 HOLE_RATIO_BUCKETS: tuple[tuple[float, float], ...] = (
@@ -48,7 +48,7 @@ def make_rng(rng: RngLike = None) -> np.random.Generator:
 
 def validate_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
     """Check that ``mask`` is a binary (H, W) or (H, W, 1) NumPy mask (1 = valid, 0 = hole), with
-    :func:`pconv_lib.arg_checks.check_mask_array`; return it as ``uint8`` (H, W)."""
+    :func:`pconv_lib.util.arg_checks.check_mask_array`; return it as ``uint8`` (H, W)."""
     check.check_mask_array(mask, name)
     return (mask[:, :, 0] if mask.ndim == 3 else mask).astype(np.uint8)
 

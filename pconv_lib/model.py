@@ -30,10 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lib.arg_checks import check_depth_width, check_hole_fill, check_layer_kind
 from pconv_lib.layers import PartialConv2d, zero_holes
 from pconv_lib.layers_fast import FastPartialConv2d
-from pconv_lib.tensor_checks import check_unet_inputs
+from pconv_lib.runtime import follow_free_cores
+from pconv_lib.util.arg_checks import check_depth_width, check_hole_fill, check_layer_kind
+from pconv_lib.util.tensor_checks import check_unet_inputs
 
 __all__ = [
     "MIN_DEPTH",
@@ -325,6 +326,7 @@ class PConvUNet(nn.Module):
         :func:`pconv_lib.tiling.predict_multiscale` (``predict``'s default, the widget's).
         """
         check_unet_inputs(self, image, mask)
+        follow_free_cores()  # the CPU thread policy, when applied (pconv_lib.runtime)
         if self.layer == "ordinary":
             # the ablation: holes get a constant colour, and the network never sees the mask
             filled = torch.where(mask != 0, image, self.hole_fill.to(image.dtype))

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import skimage.data
 
-from pconv_lib.errors import BadValue
+from pconv_lib.util.errors import BadValue
 
 #: Photos used by the course, in a fixed order: name -> (scikit-image loader name, description).
 SAMPLE_PHOTOS: dict[str, tuple[str, str]] = {

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
-from pconv_lib.errors import BadValue
+from pconv_lib.util.errors import BadValue
 
 __all__ = ["eval_mode", "model_device", "pad_to_multiple", "predict_padded", "round_up", "run_model"]
 

@@ -7,9 +7,10 @@ hole, total variation). Its model card, ``pconv_lib/weights/MODEL_CARD.md``, giv
 recipe, the hardware and its evaluation table; ``tools/train_demo_model.py`` reproduces it.
 
 The file has the layout of a :class:`pconv_lib.train.Trainer` checkpoint (``model`` state dict,
-``config`` dict, ``step``, plus a ``provenance`` string), so ``--checkpoint demo`` works wherever
-the command line takes a checkpoint. This module depends only on :mod:`pconv_lib.model` (step 3),
-so any later step may use it.
+``config`` dict, ``step``, plus a ``provenance`` string) and loads through
+:mod:`pconv_lib.runs.checkpoints` (which also resolves ``--checkpoint demo`` wherever the command line
+takes a checkpoint). This module stands on :mod:`pconv_lib.runs.checkpoints` and :mod:`pconv_lib.model`
+(step 3); any later step may use it.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from typing import Any
 
 import torch
 
-from pconv_lib.errors import BadValue, DemoModelUnavailable
 from pconv_lib.model import PConvUNet, build_model
+from pconv_lib.runs.checkpoints import DEMO_CHECKPOINT, load_checkpoint, load_model_weights
+from pconv_lib.util.errors import BadValue, DemoModelUnavailable
 
-DEMO_NAME = "demo"
-DEMO_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "demo_model.pt"
 MODEL_CARD = DEMO_CHECKPOINT.with_name("MODEL_CARD.md")
 #: The paper's ablation at course scale: the same small UNet trained identically with partial and
 #: with ordinary convolutions (``PConvUNet(depth=6, width=0.25, layer=...)``; see the model card).
@@ -39,14 +39,6 @@ _FIX = (
 )
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """``"demo"`` (when no file of that name exists) -> the bundled demo checkpoint; else ``Path(path)``."""
-    candidate = Path(path)
-    if str(path) == DEMO_NAME and not candidate.exists():
-        return DEMO_CHECKPOINT
-    return candidate
-
-
 def load_demo_state(path: str | os.PathLike | None = None) -> dict[str, Any]:
     """The demo checkpoint as a dict (``model``, ``config``, ``step``), loaded with ``weights_only``.
 
@@ -54,8 +46,6 @@ def load_demo_state(path: str | os.PathLike | None = None) -> dict[str, Any]:
         DemoModelUnavailable: the file is missing or is not a readable checkpoint; the message
             says how to get it back.
     """
-    from pconv_lib.checkpoints import load_checkpoint  # below this module: it resolves "demo" here
-
     path = Path(path) if path is not None else DEMO_CHECKPOINT
     if not path.is_file():
         raise DemoModelUnavailable(f"demo model not found at {path}: {_FIX}")
@@ -76,19 +66,16 @@ def demo_model(device: str | torch.device | None = None, path: str | os.PathLike
     :func:`pconv_lib.tiling.predict_multiscale`.
 
     Raises:
-        DemoModelUnavailable: the file is missing or unreadable.
+        DemoModelUnavailable: the file is missing or unreadable, or its weights are not finite or
+            do not fit its config.
     """
-    state = load_demo_state(path)
-    config = state["config"]
-    model = build_model(config)
-    bad = [k for k, v in state["model"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        where = path or DEMO_CHECKPOINT
-        raise DemoModelUnavailable(f"demo model {where} holds NaN or infinite weights ({bad[0]}): {_FIX}")
+    where = Path(path) if path is not None else DEMO_CHECKPOINT
+    state = load_demo_state(where)
+    model = build_model(state["config"])
     try:
-        model.load_state_dict({k: v.float() for k, v in state["model"].items()})
-    except RuntimeError as error:
-        raise DemoModelUnavailable(f"demo model weights do not match its config: {error}") from error
+        load_model_weights(model, state, where)  # the checks every checkpoint gets
+    except BadValue as error:
+        raise DemoModelUnavailable(f"demo model {error.problem}", _FIX) from None
     return model.to(device or "cpu").eval()
 
 

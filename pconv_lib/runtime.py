@@ -4,9 +4,11 @@ Quick mode (:func:`quick_mode`): ``CI``/``PCONV_QUICK`` -> quick; else ``PCONV_F
 quick without a CUDA GPU, full with one. Quick sizes run each notebook in about a minute on a
 2-core CPU.
 
-CPU threads (:func:`apply_thread_policy`, applied when ``pconv_lib`` is imported, in any import
-order): as many threads as CPUs this process may use (affinity, cgroup quota), one fewer per core
-that other programs keep busy; ``PCONV_THREADS=N|auto|torch`` overrides. Why and how it was
+CPU threads (:func:`apply_thread_policy`, an explicit call: the notebooks' setup cell, the command
+line's ``main``; importing ``pconv_lib`` changes nothing): as many threads as CPUs this process may
+use (affinity, cgroup quota), one fewer per core that other programs keep busy (applied by
+:func:`follow_free_cores` when the library's model or loss runs); ``PCONV_THREADS=N|auto|torch``
+overrides. Why and how it was
 measured: ``docs/DESIGN.md`` ("CPU threads") and ``bench/RESULTS.md``.
 
 Torch is imported only inside functions, so ``import pconv_lib`` stays cheap.
@@ -14,7 +16,6 @@ Torch is imported only inside functions, so ``import pconv_lib`` stays cheap.
 
 from __future__ import annotations
 
-import importlib.abc
 import math
 import os
 import random
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pconv_lib.errors import BadValue
+from pconv_lib.util.errors import BadValue
 
 if TYPE_CHECKING:
     import numpy as np
@@ -311,8 +312,9 @@ class _ThreadGovernor:
     """Adapts torch's intra-op thread count to the cores other programs leave free (see module doc).
 
     A daemon thread measures every :data:`SAMPLE_SECONDS` how many cores the *other* processes kept
-    busy (busy time of this process's CPUs in ``/proc/stat`` minus this process's own CPU time); a
-    global module forward pre-hook applies the count in the main thread, at most once per sample.
+    busy (busy time of this process's CPUs in ``/proc/stat`` minus this process's own CPU time);
+    :func:`follow_free_cores`, called by the library's models and loss at the start of their
+    ``forward``, applies the count in the main thread, at most once per sample.
     Not used when the user made the threads sleep (``OMP_WAIT_POLICY=PASSIVE``).
     A forked child (a DataLoader worker) has no sampler, so it keeps the count it was given.
     """
@@ -356,11 +358,11 @@ class _ThreadGovernor:
                 )
                 self._sampler.start()
 
-    def hook(self, module, args) -> None:  # noqa: ANN001 - torch's hook signature
-        """Forward pre-hook: apply the latest sample (cheap when there is nothing new)."""
+    def apply(self) -> None:
+        """Apply the latest sample (cheap when there is nothing new)."""
         torch = self.torch
         if torch.compiler.is_compiling() or self._samples == self._seen:
-            return  # first: torch.compile traces nothing of this hook
+            return  # first: torch.compile traces nothing of this
         if threading.current_thread() is not threading.main_thread():
             return  # the count is per thread in OpenMP: only the main thread's matters here
         self._seen = self._samples
@@ -374,12 +376,24 @@ _governor: _ThreadGovernor | None = None
 _policy_line = ""
 
 
+def follow_free_cores() -> None:
+    """Give torch one thread fewer per core that other programs keep busy (the latest sample).
+
+    Called at the start of ``PConvUNet.forward`` and ``PConvLoss.forward``; does nothing until
+    :func:`apply_thread_policy` started the sampler (``auto`` setting, Linux, more than one CPU,
+    threads not sleeping), and nothing new within one sample. Touches no other module.
+    """
+    governor = _governor
+    if governor is not None:
+        governor.apply()
+
+
 def _waiting_sleeps() -> bool:
     return os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
 
 
 def _configure_torch(setting: int | str, budget: CpuBudget, passive: bool) -> None:
-    """Apply ``setting`` to an imported torch; adapt the count while busy when threads spin."""
+    """Apply ``setting`` to torch; start the sampler that adapts the count when threads spin."""
     global _governor
     import torch
 
@@ -391,66 +405,34 @@ def _configure_torch(setting: int | str, budget: CpuBudget, passive: bool) -> No
     torch.set_num_threads(budget.count)
     if not passive and budget.count > 1 and sys.platform.startswith("linux") and _governor is None:
         _governor = _ThreadGovernor(budget)
-        torch.nn.modules.module.register_module_forward_pre_hook(_governor.hook)
         _governor.start()
 
 
-class _AfterTorchImport(importlib.abc.MetaPathFinder):
-    """Runs the thread policy right after ``import torch`` finishes, wherever it is first imported."""
-
-    def __init__(self, action) -> None:  # noqa: ANN001
-        self.action = action
-
-    def find_spec(self, fullname, path, target=None):  # noqa: ANN001, ANN201
-        if fullname != "torch":
-            return None
-        sys.meta_path.remove(self)
-        for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None)
-            spec = find(fullname, path, target) if find is not None else None
-            if spec is not None:
-                break
-        else:
-            return None
-        loader, action = spec.loader, self.action
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        original = loader.exec_module
-
-        def exec_module(module) -> None:  # noqa: ANN001
-            original(module)
-            try:
-                action()
-            except Exception as error:  # never break `import torch` over a thread count
-                warnings.warn(f"pconv_lib could not set torch's threads ({error})", stacklevel=2)
-
-        loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
-
-
-def apply_thread_policy() -> str:
-    """Apply the CPU thread policy (module docstring) now or right after torch is imported.
-
-    Called by ``import pconv_lib``; calling it again does nothing new. Returns :func:`describe_threads`.
-    An unreadable ``PCONV_THREADS`` gives one warning line and the default policy.
-    """
-    global _policy_line
-    if _policy_line:
-        return _policy_line
+def _settings() -> tuple[int | str, CpuBudget, bool]:
     try:
         setting = thread_setting()
     except ValueError as error:
-        warnings.warn(f"{error}; using 'auto'", stacklevel=2)
+        warnings.warn(f"{error}; using 'auto'", stacklevel=3)
         setting = "auto"
-    budget = usable_cpus()
-    torch_loaded = "torch" in sys.modules
-    passive = _waiting_sleeps()
+    return setting, usable_cpus(), _waiting_sleeps()
+
+
+def apply_thread_policy() -> str:
+    """Apply the CPU thread policy (module docstring) to torch now; return :func:`describe_threads`.
+
+    An explicit call, never a side effect of import: the notebooks' setup cell, the command line's
+    ``main`` and the bench scripts make it. It imports torch, sets its thread count and, for the
+    ``auto`` setting on Linux with more than one CPU, starts the ``pconv-threads`` daemon thread
+    that :func:`follow_free_cores` reads. Calling it again does nothing new. An unreadable
+    ``PCONV_THREADS`` gives one warning line and the default policy.
+    """
+    global _policy_line
+    if _policy_line:
+        return describe_threads()
+    setting, budget, passive = _settings()
+    _configure_torch(setting, budget, passive)
     _policy_line = _describe(setting, budget, passive)
-    if torch_loaded:
-        _configure_torch(setting, budget, passive)
-    elif not any(isinstance(f, _AfterTorchImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterTorchImport(lambda: _configure_torch(setting, budget, passive)))
-    return _policy_line
+    return describe_threads()
 
 
 def _describe(setting: int | str, budget: CpuBudget, passive: bool) -> str:
@@ -467,9 +449,16 @@ def _describe(setting: int | str, budget: CpuBudget, passive: bool) -> str:
 
 
 def describe_threads() -> str:
-    """One line: the thread count the policy uses, why, and how to override it (mode line, doctor)."""
+    """One line: the thread count the policy uses, why, and how to override it (mode line, doctor).
+
+    Before :func:`apply_thread_policy` ran, the line says what it would do and that it was not
+    applied (nothing is imported or started to say so).
+    """
     if not _policy_line:
-        return apply_thread_policy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the policy's own call warns about a bad PCONV_THREADS
+            line = _describe(*_settings())
+        return line + " (not applied yet: pconv_lib.runtime.apply_thread_policy())"
     if _governor is not None:
         return _policy_line + f"; now {_governor.threads}"
     return _policy_line

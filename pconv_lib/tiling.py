@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from pconv_lib import arg_checks as check
 from pconv_lib.images import image_to_tensor, mask_to_tensor, tensor_to_image
 from pconv_lib.predict import eval_mode, model_device, pad_to, predict_padded, round_up, run_model
-from pconv_lib.tensor_checks import check_picture, check_tiling_mask, check_unit_range
+from pconv_lib.util import arg_checks as check
+from pconv_lib.util.tensor_checks import check_picture, check_tiling_mask, check_unit_range
 
 __all__ = [
     "TiledResult",
@@ -188,8 +188,8 @@ class _Input:
 
 
 def _prepare(image: object, mask: object) -> _Input:
-    """Check ``image`` and ``mask`` (:func:`~pconv_lib.tensor_checks.check_picture`,
-    :func:`~pconv_lib.tensor_checks.check_tiling_mask`) and convert them to CPU float32 tensors."""
+    """Check ``image`` and ``mask`` (:func:`~pconv_lib.util.tensor_checks.check_picture`,
+    :func:`~pconv_lib.util.tensor_checks.check_tiling_mask`) and convert them to CPU float32 tensors."""
     check_picture(image)
     if isinstance(image, np.ndarray):
         tensor, kind = image_to_tensor(image), "numpy"

@@ -13,7 +13,7 @@ second run out of the folder. Under ``torchrun --nproc_per_node=N -m pconv_lib t
 rank trains on its share of every batch (``DistributedDataParallel``); only rank 0 writes files.
 
 Built from ``train_config``, ``train_checks``, ``sampling``, ``checkpoints``, ``run_folder`` and
-``interrupts``; their public names, and ``lr_finder``'s, are importable from here too.
+``interrupts``; import their names from them (this module defines :class:`Trainer` only).
 """
 
 from __future__ import annotations
@@ -31,45 +31,43 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-# one statement per module, names packed: many are only re-exported (see __all__)
-# isort: off
-from pconv_lib.checkpoints import (
-    check_finite_weights, checkpoint_config, load_checkpoint, load_model_weights, model_from_checkpoint,
-    save_checkpoint,
-)
-from pconv_lib.errors import BadValue, TrainingDiverged  # noqa: F401 (TrainingDiverged: re-exported)
-from pconv_lib.files import check_writable_folder
-from pconv_lib.interrupts import (
-    STOP_SIGNALS, DeferredInterrupt, TrainingInterrupted, signal_name, worker_ignores_stop_signals,
-)
 from pconv_lib.layers import check_mask_values
 from pconv_lib.losses import LossWeights, PConvLoss
-from pconv_lib.lr_finder import LRFindResult, check_lr_sweep, lr_find
 from pconv_lib.model import build_model
-from pconv_lib.run_folder import (
-    LOCK_NAME, RUN_FILES, RunFolder, RunFolderInUseError, RunFolderLocked, check_run_folder, check_run_lock,
-    clear_run_folder, is_inside, run_files, write_sample_grid,
+from pconv_lib.runs.checkpoints import (
+    checkpoint_config,
+    load_checkpoint,
+    load_model_weights,
+    save_checkpoint,
 )
+from pconv_lib.runs.interrupts import (
+    DeferredInterrupt,
+    TrainingInterrupted,
+    worker_ignores_stop_signals,
+)
+from pconv_lib.runs.run_folder import (
+    RunFolder,
+    check_run_folder,
+    is_inside,
+    write_sample_grid,
+)
+from pconv_lib.runs.sampling import EpochBatchSampler, first_batch, past_deadline, rank_and_world_size
 from pconv_lib.runtime import resolve_device
-from pconv_lib.sampling import EpochBatchSampler, first_batch, past_deadline, rank_and_world_size
 from pconv_lib.train_checks import (
-    batchnorm_hint, check_batchnorm_batch, check_before_training, check_finite_loss, check_fit_options,
-    check_data_workers, check_resumable, check_training_memory, training_memory_estimate,
+    batchnorm_hint,
+    check_before_training,
+    check_data_workers,
+    check_finite_loss,
+    check_fit_options,
+    check_resumable,
 )
 from pconv_lib.train_config import (
-    CHECKPOINT_FORMAT, LIMITS, STAGE_LR, TrainConfig, changed_settings, lr_error, range_error,
+    CHECKPOINT_FORMAT,
+    TrainConfig,
+    changed_settings,
 )
-# isort: on
-
-#: The trainer, and the public names of the modules it is built from.
-__all__ = [
-    "check_batchnorm_batch", "check_finite_weights", "check_lr_sweep", "check_run_folder",
-    "check_run_lock", "check_training_memory", "clear_run_folder", "EpochBatchSampler", "LIMITS",
-    "load_checkpoint", "load_model_weights", "LOCK_NAME", "lr_error", "lr_find", "LRFindResult",
-    "model_from_checkpoint", "range_error", "RUN_FILES", "run_files", "RunFolderInUseError",
-    "RunFolderLocked", "save_checkpoint", "signal_name", "STAGE_LR", "STOP_SIGNALS", "TrainConfig",
-    "Trainer", "training_memory_estimate", "TrainingDiverged", "TrainingInterrupted",
-]  # fmt: skip
+from pconv_lib.util.errors import BadValue
+from pconv_lib.util.files import check_writable_folder
 
 #: ``on_best(trainer, val_metrics, path)`` and ``on_validate(trainer, val_metrics)`` of :meth:`Trainer.fit`.
 OnBest = Callable[["Trainer", dict[str, float], Path], object]

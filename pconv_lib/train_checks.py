@@ -14,10 +14,10 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from pconv_lib import files as files_lib
-from pconv_lib.errors import BadValue, DataWorkerKilled, TrainingDiverged
-from pconv_lib.run_folder import is_inside, newer_state
+from pconv_lib.runs.run_folder import is_inside, newer_state
 from pconv_lib.train_config import TrainConfig
+from pconv_lib.util import files as files_lib
+from pconv_lib.util.errors import BadValue, DataWorkerKilled, TrainingDiverged
 
 __all__ = [
     "batchnorm_hint",

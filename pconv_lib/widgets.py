@@ -54,7 +54,7 @@ is doing (and the button is disabled); afterwards, how long it took.
 The command line's rules hold here too (checked when the painter is made or the control used, one
 line in the status line): a brush radius from :data:`MIN_BRUSH` to :data:`MAX_BRUSH` pixels; a mask
 with every pixel a hole is refused by "Inpaint" (nothing to inpaint from), a mask without holes
-returns the photo; photos over the pixel limit (:func:`pconv_lib.files.max_pixels`, 100 MP,
+returns the photo; photos over the pixel limit (:func:`pconv_lib.util.files.max_pixels`, 100 MP,
 ``PCONV_MAX_PIXELS``) are refused, and photos with a side over :data:`MAX_SIDE` pixels are
 downscaled for painting with a notice (a canvas that size would stall the browser, and the
 inpainting would take minutes on a CPU). Uploaded mask PNGs are read with black = hole; the
@@ -75,7 +75,6 @@ import cv2
 import ipywidgets as widgets
 import numpy as np
 
-from pconv_lib.errors import BadValue
 from pconv_lib.mask_editor import (  # noqa: F401  (re-exported: the names notebooks use)
     MAX_BRUSH,
     MIN_BRUSH,
@@ -85,7 +84,8 @@ from pconv_lib.mask_editor import (  # noqa: F401  (re-exported: the names noteb
     mask_from_png_bytes,
     mask_from_strokes,
 )
-from pconv_lib.tensor_checks import check_rgb_uint8
+from pconv_lib.util.errors import BadValue
+from pconv_lib.util.tensor_checks import check_rgb_uint8
 
 try:  # ipycanvas is optional at run time: fall back to ipywidgets.Image views without it.
     import ipycanvas
@@ -283,7 +283,7 @@ class MaskPainter:
 
     def _fit_photo(self, image: np.ndarray) -> np.ndarray:
         """Refuse photos over the pixel limit; downscale a side over :data:`MAX_SIDE` (notice)."""
-        from pconv_lib.files import max_pixels
+        from pconv_lib.util.files import max_pixels
 
         height, width = image.shape[:2]
         limit = max_pixels()

@@ -19,7 +19,9 @@ import pytest
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("PCONV_THREADS", "1")
 
-import pconv_lib  # noqa: E402,F401 - applies the thread policy (pconv_lib.runtime.apply_thread_policy)
+from pconv_lib.runtime import apply_thread_policy  # noqa: E402
+
+apply_thread_policy()  # the library's thread policy, explicitly (importing pconv_lib changes nothing)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The web app's handlers (pconv_lib.app), without a browser: a real server on an ephemeral
+"""The web app's handlers (pconv_lib.app.web), without a browser: a real server on an ephemeral
 loopback port in a thread, real PNG uploads, the JSON answers checked (tools/check_app_in_browser.py
 drives the page itself in headless Chromium)."""
 
@@ -18,8 +18,10 @@ import pytest
 import tomllib
 import torch
 
-from pconv_lib import app, cli, masks, photos
-from pconv_lib.errors import BadValue
+from pconv_lib import masks, photos
+from pconv_lib.app import cli
+from pconv_lib.app import web as app
+from pconv_lib.util.errors import BadValue
 
 H, W = 96, 128
 
@@ -346,8 +348,8 @@ def test_the_page_ships_as_package_data():
     """pip install (not only -e) must carry the page (app.page_html reads it as package data)."""
     root = Path(app.__file__).resolve().parent.parent
     patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    assert any(Path("app_page.html").match(p) for p in patterns["pconv_lib"])
-    assert app.page_html() == (root / "pconv_lib" / "app_page.html").read_bytes()
+    assert any(Path("app_page.html").match(p) for p in patterns["pconv_lib.app"])
+    assert app.page_html() == (root / "pconv_lib" / "app" / "app_page.html").read_bytes()
 
 
 def test_warm_up_goes_through_the_request_path_and_frees_the_model(demo_server, photo):

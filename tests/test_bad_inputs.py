@@ -1,9 +1,9 @@
 """The bad-input catalogue (issue 10): every case gets one clear line and a documented exit code.
 
-Each CLI case runs ``pconv_lib.cli.main([...])`` (a few run ``python -m pconv_lib`` in a
+Each CLI case runs ``pconv_lib.app.cli.main([...])`` (a few run ``python -m pconv_lib`` in a
 subprocess) and asserts the exit code, the words of the message and that no traceback is
 printed; API cases assert the exception type and message. Exit codes: 2 bad input, 3 NaN loss,
-130 interrupted, 1 unexpected (see ``pconv_lib.cli``). Also here: exact resume from
+130 interrupted, 1 unexpected (see ``pconv_lib.app.cli``). Also here: exact resume from
 ``interrupted.pt`` and ``last.pt`` (weights, optimiser state, BatchNorm buffers) and run-folder
 protection. Everything uses tiny models on the CPU.
 """
@@ -29,19 +29,16 @@ import pytest
 import torch
 from torch import nn
 
-from pconv_lib import cli, masks, photos
+from pconv_lib import masks, photos
+from pconv_lib.app import cli
 from pconv_lib.data import InpaintingDataset, UnreadableImagesError, sample_photo_dataset
 from pconv_lib.losses import load_vgg16_pool3_state_dict
-from pconv_lib.train import (
-    RunFolderInUseError,
-    RunFolderLocked,
-    TrainConfig,
-    Trainer,
-    TrainingDiverged,
-    TrainingInterrupted,
-    load_checkpoint,
-    model_from_checkpoint,
-)
+from pconv_lib.runs.checkpoints import load_checkpoint, model_from_checkpoint
+from pconv_lib.runs.interrupts import TrainingInterrupted
+from pconv_lib.runs.run_folder import RunFolderInUseError, RunFolderLocked
+from pconv_lib.train import Trainer
+from pconv_lib.train_config import TrainConfig
+from pconv_lib.util.errors import TrainingDiverged
 
 SIZE = 32
 TINY = ["--image-size", "32", "--depth", "3", "--width", "0.125", "--batch-size", "2"]
@@ -155,6 +152,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_reusing_a_run_name_is_refused_and_leaves_the_first_run_alone(root, tmp_path, capsys):
     args = train_args(root, tmp_path, "--steps", "1", "--validation", root / "val", "--steps-per-epoch", "1")
     assert run_cli(capsys, *args)[0] == 0
@@ -329,6 +327,7 @@ def _default_stop_signals() -> None:
 
 
 @POSIX
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM], ids=lambda s: s.name)
 def test_a_stop_signal_in_a_real_process_saves_and_its_suggestion_works(root, tmp_path, capsys, signum):
     """SIGTERM (docker stop, schedulers; SIGINT and SIGHUP go the same way, see above) to
@@ -587,6 +586,7 @@ def test_an_unexpected_error_is_one_line_with_exit_1(root, tmp_path, capsys, mon
     assert_error(capsys, ["evaluate"], "unexpected RuntimeError", "PCONV_TRACEBACK=1", code=1)
 
 
+@pytest.mark.slow
 def test_bad_input_in_a_subprocess_has_exit_2_and_no_traceback(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     result = subprocess.run(
@@ -662,7 +662,7 @@ def _with_exif_orientation(path: Path, array: np.ndarray, orientation: int) -> P
 
 
 def test_a_huge_photo_is_refused_from_its_header_before_decoding(tmp_path, capsys, monkeypatch, ckpt):
-    from pconv_lib import files
+    from pconv_lib.util import files
 
     huge = _png_header_only(tmp_path / "huge.png", 30000, 30000)
     assert huge.stat().st_size < 200
@@ -680,14 +680,14 @@ def test_a_huge_photo_is_refused_from_its_header_before_decoding(tmp_path, capsy
     monkeypatch.setattr(files, "available_memory", lambda: 2 * 10**9)
     assert_error(capsys, argv, "30000x30000", "needs about 72.0 GB", "2.0 GB is available")
     with pytest.raises(files.ImageTooLarge, match="wider.png"):
-        from pconv_lib.data import load_image
+        from pconv_lib.util.image_files import load_image
 
         load_image(wider)
 
 
 def test_a_huge_mask_is_refused_from_its_header_before_decoding(tmp_path, capsys, ckpt):
-    from pconv_lib import files
     from pconv_lib.masks import load_mask_png
+    from pconv_lib.util import files
 
     huge = _png_header_only(tmp_path / "huge_mask.png", 30000, 30000)
     with pytest.raises(files.ImageTooLarge, match=r"huge_mask\.png is 30000x30000 .*over the limit"):
@@ -719,7 +719,7 @@ def test_oversized_files_in_training_and_evaluation_folders_are_skipped_by_name(
 
 @POSIX  # symbolic links need privileges on Windows
 def test_folder_walks_are_finite_with_link_loops_and_duplicate_links(tmp_path):
-    from pconv_lib.data import find_images
+    from pconv_lib.util.image_files import find_images
 
     photos = tmp_path / "photos"
     _write_photo(photos / "a.png", "camera", 16)
@@ -741,7 +741,7 @@ def test_folder_walks_are_finite_with_link_loops_and_duplicate_links(tmp_path):
 def test_exif_orientation_is_applied_to_photos_and_masks_before_comparing_them(tmp_path, capsys, ckpt):
     from PIL import Image, ImageOps
 
-    from pconv_lib.data import apply_orientation, load_image
+    from pconv_lib.util.image_files import apply_orientation, load_image
 
     array = np.random.default_rng(0).integers(0, 256, (3, 5, 3), dtype=np.uint8)
     for orientation in range(1, 9):
@@ -1082,7 +1082,7 @@ def test_leftovers_of_a_crash_never_block_a_rerun(root, tmp_path, capsys):
 
 
 def test_a_batch_that_cannot_fit_in_memory_is_refused_first(root, tmp_path, capsys, monkeypatch, loss):
-    from pconv_lib import files
+    from pconv_lib.util import files
 
     monkeypatch.setattr(files, "available_memory", lambda: 4 * 10**9)
     argv = train_args(root, tmp_path, "--image-size", "4096", "--depth", "8", "--batch-size", "16")
@@ -1115,6 +1115,7 @@ def test_lr_find_plot_never_lands_on_an_input(root, tmp_path, capsys, ckpt):
 
 
 @POSIX
+@pytest.mark.slow
 def test_a_stop_signal_to_the_whole_process_group_with_dataloader_workers(root, tmp_path):
     """A closed terminal (SIGHUP) or a container's init (SIGTERM) signals every process of the
     group, DataLoader workers included: the workers ignore it, the main process finishes its
@@ -1168,8 +1169,8 @@ def test_an_internal_value_error_is_reported_as_a_bug_not_as_bad_input(root, tmp
 def test_the_librarys_errors_are_typed_and_carry_their_hint():
     import torch
 
-    from pconv_lib import errors
     from pconv_lib.layers import PartialConv2d
+    from pconv_lib.util import errors
 
     with pytest.raises(errors.BadValue) as caught:
         PartialConv2d(3, 4, 3, padding=1)(torch.rand(1, 3, 8, 8), torch.full((1, 1, 8, 8), 255.0))

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pconv_lib import cli, masks, photos
+from pconv_lib import masks, photos
+from pconv_lib.app import cli
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +228,28 @@ def test_evaluate_compares_several_named_checkpoints_in_one_table(checkpoint, fo
 def test_module_entry_point_shows_help():
     result = subprocess.run([sys.executable, "-m", "pconv_lib", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "train" in result.stdout and "predict" in result.stdout
+
+
+def test_train_flags_are_the_config_fields_with_their_help_ranges_and_defaults():
+    """One field list: every TrainConfig setting made with ``setting`` is a train flag that stores into
+    the field's name, with the field's help, range and default; --no-amp turns ``amp`` off."""
+    import argparse
+    from dataclasses import MISSING
+
+    from pconv_lib.app.cli import build_parser
+    from pconv_lib.train_config import FLAG_SETTINGS, LIMITS
+
+    parser = build_parser()
+    train = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    actions = {a.dest: a for a in train._actions}
+    for item in FLAG_SETTINGS:
+        action = actions[item.name]
+        assert action.help.startswith(item.metadata["help"])
+        if item.name in LIMITS:
+            low, high = LIMITS[item.name]
+            assert action.help.endswith(f"({low}..{high})")
+        expected = item.metadata.get("flag_default", item.default)
+        assert expected is not MISSING and action.default == expected
+    assert "--no-amp" in actions["amp"].option_strings
+    args = parser.parse_args(["train", "--name", "x", "--no-amp", "--image-size", "128", "--compile"])
+    assert (args.amp, args.image_size, args.compile, args.num_workers) == (False, 128, True, 4)

@@ -24,7 +24,8 @@ def _batch(n=2, size=64, seed=0):
 
 
 def _trainer(tmp_path, **overrides):
-    from pconv_lib.train import TrainConfig, Trainer
+    from pconv_lib.train import Trainer
+    from pconv_lib.train_config import TrainConfig
 
     config = TrainConfig(
         name="cuda", image_size=64, depth=4, width=0.25, batch_size=2, steps=2, log_every=1,
@@ -83,7 +84,7 @@ def test_compiled_model_equals_eager_on_cuda():
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_checkpoint_round_trip_cuda_to_cpu(tmp_path):
-    from pconv_lib.train import model_from_checkpoint
+    from pconv_lib.runs.checkpoints import model_from_checkpoint
 
     trainer = _trainer(tmp_path)
     trainer.train_step(_batch())
@@ -101,7 +102,7 @@ def test_checkpoint_round_trip_cuda_to_cpu(tmp_path):
 def test_predict_cli_on_cuda(tmp_path):
     import cv2
 
-    from pconv_lib import cli
+    from pconv_lib.app import cli
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (300, 420, 3), dtype=np.uint8)

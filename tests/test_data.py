@@ -14,15 +14,15 @@ from hypothesis import strategies as st
 
 from pconv_lib import data
 from pconv_lib.data import (
-    IMAGE_EXTENSIONS,
     InpaintingDataset,
     SamplePhotoDataset,
-    find_images,
     make_dataloader,
     random_crop_flip,
     sample_photo_dataset,
 )
 from pconv_lib.masks import save_mask_png
+from pconv_lib.util import image_files
+from pconv_lib.util.image_files import IMAGE_EXTENSIONS, find_images
 
 SIZE = 32
 
@@ -260,7 +260,7 @@ def test_module_documents_the_mask_convention():
 
 
 def test_pixel_limit_from_argument_environment_or_default(monkeypatch):
-    from pconv_lib import files
+    from pconv_lib.util import files
 
     monkeypatch.delenv(files.MAX_PIXELS_ENV, raising=False)
     assert files.max_pixels() == files.DEFAULT_MAX_PIXELS == 100_000_000
@@ -279,7 +279,7 @@ def test_pixel_limit_from_argument_environment_or_default(monkeypatch):
 
 
 def test_headers_are_read_without_decoding_and_images_come_back_upright(tmp_path):
-    from pconv_lib import files
+    from pconv_lib.util import files
 
     path = write_image(tmp_path / "a.png", 30, 50, 0)
     header = files.read_image_header(path)
@@ -289,18 +289,18 @@ def test_headers_are_read_without_decoding_and_images_come_back_upright(tmp_path
     with pytest.raises(files.ImageRejected, match="notes.png is not a readable image"):
         files.read_image_header(text)
     with pytest.raises(files.ImageRejected, match="notes.png"):
-        data.load_image(text)
-    assert data.read_image(text) is None and data.read_image(tmp_path / "missing.png") is None
+        image_files.load_image(text)
+    assert image_files.read_image(text) is None and image_files.read_image(tmp_path / "missing.png") is None
     grey16 = tmp_path / "g16.png"
     cv2.imwrite(str(grey16), np.full((12, 9), 40000, np.uint16))
-    image = data.load_image(grey16)
+    image = image_files.load_image(grey16)
     assert image.shape == (12, 9, 3) and image.dtype == np.uint8
     with pytest.raises(files.ImageTooLarge, match=r"a.png is 50x30 = 1500 pixels, over the limit of 1000"):
-        data.load_image(path, max_pixels=1000)
+        image_files.load_image(path, max_pixels=1000)
 
 
 def test_atomic_writes_keep_the_previous_file_and_leave_no_temporary_file(tmp_path):
-    from pconv_lib import files
+    from pconv_lib.util import files
 
     target = tmp_path / "out.bin"
     files.write_atomically(target, b"first")

@@ -13,7 +13,9 @@ import pytest
 import torch
 import torchvision
 
-from pconv_lib import cli, doctor, files, losses, pretrained
+from pconv_lib import losses, pretrained
+from pconv_lib.app import cli, doctor
+from pconv_lib.util import files
 
 ROOT = Path(__file__).resolve().parent.parent
 DiskUsage = namedtuple("DiskUsage", "total used free")

@@ -1,4 +1,4 @@
-"""Tests for pconv_lib.download against a local HTTP server on 127.0.0.1 (no other network).
+"""Tests for pconv_lib.util.download against a local HTTP server on 127.0.0.1 (no other network).
 Crafted archives (link chains, hard links, long names) are in test_reliability_extract.py."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pconv_lib import download
-from pconv_lib.download import (
+from pconv_lib.util import download
+from pconv_lib.util.download import (
     ChecksumError,
     DownloadError,
     UnsafeArchiveError,

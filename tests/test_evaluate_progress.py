@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pconv_lib import cli, evaluate
+from pconv_lib import evaluate
+from pconv_lib.app import cli
 
 
 def test_evaluate_methods_progress_bar_counts_images_times_buckets(capsys):

@@ -15,8 +15,10 @@ import torch
 from pconv_lib import losses
 from pconv_lib.data import sample_photo_dataset
 from pconv_lib.losses import LossWeights, PConvLoss
+from pconv_lib.lr_finder import LRFindResult, lr_find
 from pconv_lib.model import PConvUNet
-from pconv_lib.train import LRFindResult, TrainConfig, Trainer, lr_find
+from pconv_lib.train import Trainer
+from pconv_lib.train_config import TrainConfig
 
 SIZE = 32
 
@@ -48,12 +50,12 @@ def test_sweep_is_exponential_and_leaves_the_model_alone(data, criterion):
     assert not model.training
     assert len(result.lrs) == len(result.losses) == len(result.raw_losses)
     assert result.lrs[0] == pytest.approx(1e-5)
-    if not result.stopped_early:
-        assert len(result.lrs) == 12 and result.lrs[-1] == pytest.approx(1e-1)
+    assert not result.stopped_early  # seeded: this sweep runs to the end (divergence: the test below)
+    assert len(result.lrs) == 12 and result.lrs[-1] == pytest.approx(1e-1)
     ratios = [b / a for a, b in zip(result.lrs, result.lrs[1:])]
     assert all(r == pytest.approx(10 ** (4 / 11)) for r in ratios)
     assert all(math.isfinite(v) and v > 0 for v in result.losses)
-    assert result.suggestion is None or result.suggestion in result.lrs
+    assert result.suggestion in result.lrs[1:-1]  # seeded: the loss falls somewhere inside the sweep
     assert "swept lr 1.0e-05" in result.summary()
 
 

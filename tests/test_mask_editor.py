@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pconv_lib.errors import BadValue
 from pconv_lib.mask_editor import MAX_BRUSH, MIN_BRUSH, MaskEditor, mask_from_strokes
+from pconv_lib.util.errors import BadValue
 
 H, W = 40, 50
 

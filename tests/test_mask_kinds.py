@@ -10,9 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pconv_lib import cli, evaluate, masks, photos
-from pconv_lib.errors import BadValue
+from pconv_lib import evaluate, masks, photos
+from pconv_lib.app import cli
 from pconv_lib.tiling import RADIUS_FRACTION, hole_radius
+from pconv_lib.util.errors import BadValue
 
 
 @settings(max_examples=40, deadline=None)

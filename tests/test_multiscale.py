@@ -129,7 +129,7 @@ def test_progress_bar_counts_tiles(model, photo, capsys, monkeypatch):
 def test_predict_cli_scale_option(tmp_path, capsys):
     import cv2
 
-    from pconv_lib import cli
+    from pconv_lib.app import cli
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)

@@ -11,7 +11,8 @@ from torch import nn
 from pconv_lib.data import mean_pixel
 from pconv_lib.layers import PartialConv2d
 from pconv_lib.model import PConvUNet, build_model, count_parameters, expected_parameter_count
-from pconv_lib.train import TrainConfig, model_from_checkpoint, save_checkpoint
+from pconv_lib.runs.checkpoints import model_from_checkpoint, save_checkpoint
+from pconv_lib.train_config import TrainConfig
 
 
 def _batch(size: int = 32, n: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,7 @@
 """Packaging and the places the course is opened from agree with each other.
 
 environment.yml, binder/environment.yml and pyproject.toml list the same packages; the repository URL
-lives in pyproject.toml and pconv_lib/project.py and every notebook and README link uses it; binder/
+lives in pyproject.toml and pconv_lib/app/project.py and every notebook and README link uses it; binder/
 follows repo2docker's documented files; no file points outside the repository.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tomllib
 
-from pconv_lib import project
+from pconv_lib.app import project
 
 ROOT = Path(__file__).resolve().parent.parent
 

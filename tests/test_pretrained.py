@@ -9,12 +9,17 @@ import pytest
 import torch
 
 from pconv_lib import masks, pretrained
-from pconv_lib.train import load_checkpoint, model_from_checkpoint
+from pconv_lib.runs.checkpoints import (
+    DEMO_CHECKPOINT,
+    load_checkpoint,
+    model_from_checkpoint,
+    resolve_checkpoint,
+)
 
 
 def test_demo_file_is_small_and_has_a_model_card():
-    assert pretrained.DEMO_CHECKPOINT.is_file()
-    assert pretrained.DEMO_CHECKPOINT.stat().st_size <= 15 * 2**20
+    assert DEMO_CHECKPOINT.is_file()
+    assert DEMO_CHECKPOINT.stat().st_size <= 15 * 2**20
     assert pretrained.MODEL_CARD.is_file()
 
 
@@ -33,7 +38,7 @@ def test_demo_model_is_eval_float32_and_fills_holes():
 
 
 def test_demo_name_resolves_for_checkpoint_loaders():
-    assert pretrained.resolve_checkpoint("demo") == pretrained.DEMO_CHECKPOINT
+    assert resolve_checkpoint("demo") == DEMO_CHECKPOINT
     state = load_checkpoint("demo")
     assert state["config"]["depth"] == 7
     model, config = model_from_checkpoint("demo")
@@ -86,7 +91,8 @@ def test_demo_weights_with_nan_are_refused_naming_the_file(tmp_path):
     state["model"][name] = state["model"][name].clone().fill_(float("inf"))
     broken = tmp_path / "demo_model.pt"
     torch.save(state, broken)
-    with pytest.raises(pretrained.DemoModelUnavailable, match=f"{broken}.*NaN or infinite weights.*{name}"):
+    refused = f"{broken}.*NaN or infinite values.*{name}.*train_demo_model"
+    with pytest.raises(pretrained.DemoModelUnavailable, match=refused):
         pretrained.demo_model(path=broken)
 
 

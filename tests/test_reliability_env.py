@@ -18,12 +18,14 @@ import numpy as np
 import pytest
 import torch
 
-from pconv_lib import cli, files
-from pconv_lib.checkpoints import load_checkpoint, model_from_checkpoint
+from pconv_lib.app import cli
 from pconv_lib.data import InpaintingDataset, sample_photo_dataset
-from pconv_lib.errors import DataWorkerKilled
 from pconv_lib.photos import sample_photos
-from pconv_lib.train import TrainConfig, Trainer
+from pconv_lib.runs.checkpoints import load_checkpoint, model_from_checkpoint
+from pconv_lib.train import Trainer
+from pconv_lib.train_config import TrainConfig
+from pconv_lib.util import files
+from pconv_lib.util.errors import DataWorkerKilled
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 32
@@ -130,7 +132,7 @@ def test_torch_save_failing_without_an_errno_is_diagnosed_by_its_cause(tmp_path)
     size limit (RLIMIT_FSIZE, as a full disk would) makes it fail, and the cause is found."""
     script = (
         "import resource, signal, torch\n"
-        "from pconv_lib.checkpoints import save_checkpoint\n"
+        "from pconv_lib.runs.checkpoints import save_checkpoint\n"
         "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))\n"
         "try:\n"
@@ -194,7 +196,9 @@ def test_a_config_that_does_not_fit_the_weights_is_refused_before_building(tmp_p
 def test_evaluate_refuses_what_cannot_fit_before_reading_a_photo(tmp_path, capsys, monkeypatch, photos):
     monkeypatch.setattr(files, "available_memory", lambda: 2 * 10**9)
     read = []
-    monkeypatch.setattr("pconv_lib.data.load_image", lambda *a, **k: read.append(a) or np.zeros((8, 8, 3)))
+    monkeypatch.setattr(
+        "pconv_lib.util.image_files.load_image", lambda *a, **k: read.append(a) or np.zeros((8, 8, 3))
+    )
     code, _, err = run_cli(capsys, "evaluate", "--images", photos, "--size", "8192", "--no-progress")
     assert code == 2 and "needs about" in err and "GB is free" in err and "--size or --limit" in err, err
     assert read == []

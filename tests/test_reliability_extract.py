@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pconv_lib import download
-from pconv_lib.download import archive_kind, download_imagenette, safe_extract
-from pconv_lib.errors import ChecksumError, NotAnArchiveError, UnsafeArchiveError
+from pconv_lib.util import download
+from pconv_lib.util.download import archive_kind, download_imagenette, safe_extract
+from pconv_lib.util.errors import ChecksumError, NotAnArchiveError, UnsafeArchiveError
 
 # ------------------------------------------------------------------ building crafted archives
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from pconv_lib import cli, evaluate
+from pconv_lib import evaluate
+from pconv_lib.app import cli
 from pconv_lib.data import InpaintingDataset
 from pconv_lib.masks import MaskFolder, save_mask_png
 from pconv_lib.model import PConvUNet

@@ -13,11 +13,12 @@ import warnings
 import pytest
 import torch
 
-from pconv_lib import cli
-from pconv_lib.checkpoints import load_checkpoint
+from pconv_lib.app import cli
 from pconv_lib.data import sample_photo_dataset
-from pconv_lib.run_folder import METRICS_ASIDE, METRICS_COLUMNS, truncate_metrics
-from pconv_lib.train import TrainConfig, Trainer
+from pconv_lib.runs.checkpoints import load_checkpoint
+from pconv_lib.runs.run_folder import METRICS_ASIDE, METRICS_COLUMNS, truncate_metrics
+from pconv_lib.train import Trainer
+from pconv_lib.train_config import TrainConfig
 
 SIZE = 32
 TINY = ["--image-size", "32", "--depth", "3", "--width", "0.125", "--batch-size", "2"]

@@ -24,7 +24,7 @@ def test_ci_or_quick_flag_always_quick(env, cuda):
         env.setenv(name, "true")
         env.setenv("PCONV_FULL", "1")
         assert runtime.quick_mode()
-        assert name in runtime.describe_mode() or "CI" in runtime.describe_mode()
+        assert runtime.describe_mode().startswith(f"quick mode ({name} is set)")
         env.delenv(name)
 
 
@@ -156,17 +156,17 @@ def test_governor_leaves_the_busy_cores_to_the_other_programs(cpus, others, thre
     assert governor.wanted(others) == threads
 
 
-def test_governor_hook_applies_a_new_sample_once(monkeypatch):
+def test_governor_applies_a_new_sample_once(monkeypatch):
     before = torch.get_num_threads()
     calls = []
     monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n))
     governor = runtime._ThreadGovernor(runtime.CpuBudget(2, "test"))
     governor.others, governor._samples = 1.0, 1  # another program keeps one core busy
-    governor.hook(None, ())
-    governor.hook(None, ())  # same sample: nothing to do
+    governor.apply()
+    governor.apply()  # same sample: nothing to do
     assert calls == [1] and governor.threads == 1
     governor.others, governor._samples = 0.0, 2  # it stopped
-    governor.hook(None, ())
+    governor.apply()
     assert calls == [1, 2] and governor.threads == 2
     assert torch.get_num_threads() == before
 
@@ -201,16 +201,42 @@ def _run(code, **env):
     return done
 
 
-@pytest.mark.parametrize("order", ["import pconv_lib, torch", "import torch, pconv_lib"])
-def test_policy_applies_whether_torch_comes_first_or_later(order):
-    done = _run(f"{order}\nprint(torch.get_num_threads())", PCONV_THREADS="1")
-    assert done.stdout.split() == ["1"]
+NO_SIDE_EFFECTS = """
+import sys, threading
+import torch
+from torch.nn.modules import module as torch_module
+
+def state():
+    return (torch.get_num_threads(), list(sys.meta_path), dict(torch_module._global_forward_pre_hooks),
+            dict(torch_module._global_forward_hooks), sorted(t.name for t in threading.enumerate()))
+
+before = state()
+import pconv_lib, pconv_lib.runtime, pconv_lib.model, pconv_lib.losses  # noqa: E401
+after = state()
+assert after == before, (before, after)
+torch.set_num_threads(1)
+pconv_lib.runtime.apply_thread_policy()  # the explicit call does change the count
+print(before[0], torch.get_num_threads())
+"""
+
+
+def test_import_leaves_torch_import_hooks_module_hooks_and_threads_alone():
+    """Importing the library changes nothing in the process; the policy is an explicit call."""
+    done = _run(NO_SIDE_EFFECTS, PCONV_THREADS="2")
+    assert done.stdout.split()[1] == "2"
+
+
+def test_policy_follows_the_variable_only_when_called():
+    code = ("import torch, pconv_lib.runtime as r\nprint(torch.get_num_threads())\n"
+            "torch.set_num_threads(3)\nr.apply_thread_policy()\nprint(torch.get_num_threads())")
+    torch_default = _run("import torch; print(torch.get_num_threads())").stdout.strip()
+    assert _run(code, PCONV_THREADS="1").stdout.split() == [torch_default, "1"]
 
 
 def test_policy_auto_uses_the_usable_cpus_and_torch_setting_leaves_torch_alone():
-    code = ("import os, pconv_lib, torch\n"
-            "print(torch.get_num_threads(), pconv_lib.runtime.usable_cpus().count)\n"
-            "print(pconv_lib.runtime.describe_threads())")
+    code = ("import os, torch, pconv_lib.runtime as r\nr.apply_thread_policy()\n"
+            "print(torch.get_num_threads(), r.usable_cpus().count)\n"
+            "print(r.describe_threads())")
     threads, usable = _run(code).stdout.splitlines()[0].split()
     assert threads == usable
     torch_default = _run("import torch; print(torch.get_num_threads())").stdout.strip()
@@ -218,9 +244,33 @@ def test_policy_auto_uses_the_usable_cpus_and_torch_setting_leaves_torch_alone()
     assert done.stdout.split()[0] == torch_default and "PCONV_THREADS=torch" in done.stdout
 
 
+def test_describe_threads_says_when_the_policy_was_not_applied():
+    done = _run("import pconv_lib.runtime as r\nprint(r.describe_threads())\nimport sys\n"
+                "print('torch' in sys.modules)", PCONV_THREADS="1")
+    line, torch_loaded = done.stdout.splitlines()
+    assert line.startswith("threads: 1 (PCONV_THREADS=1") and "not applied yet" in line
+    assert torch_loaded == "False"
+
+
+def test_governor_adapts_only_where_the_library_calls_it(monkeypatch):
+    """follow_free_cores (called by PConvUNet and PConvLoss) applies a sample; nothing else does."""
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n))
+    governor = runtime._ThreadGovernor(runtime.CpuBudget(2, "test"))
+    governor.others, governor._samples = 1.0, 1
+    monkeypatch.setattr(runtime, "_governor", governor)
+    torch.nn.Conv2d(1, 1, 1)(torch.zeros(1, 1, 2, 2))  # a module of the learner's own: untouched
+    assert calls == []
+    from pconv_lib.model import PConvUNet
+
+    with torch.no_grad():
+        PConvUNet(depth=3, width=0.125).eval()(torch.zeros(1, 3, 8, 8), torch.ones(1, 1, 8, 8))
+    assert calls == [1]
+
+
 def test_bad_variable_warns_in_one_line_and_keeps_the_default():
-    done = _run("import warnings\nwarnings.simplefilter('always')\nimport pconv_lib\n"
-                "print(pconv_lib.runtime.describe_threads())", PCONV_THREADS="lots")
+    done = _run("import warnings\nwarnings.simplefilter('always')\nimport pconv_lib.runtime as r\n"
+                "print(r.apply_thread_policy())", PCONV_THREADS="lots")
     assert "PCONV_THREADS='lots' is not understood" in done.stderr and "using 'auto'" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout.startswith("threads: ")
 
@@ -238,4 +288,4 @@ def test_xdist_workers_run_one_torch_thread():
     if os.environ.get("PYTEST_XDIST_WORKER") and isinstance(setting, int):
         assert setting == 1 or "PCONV_THREADS" in os.environ  # conftest's 1 unless the caller chose
         assert torch.get_num_threads() == setting
-    assert runtime._policy_line  # the policy ran when conftest imported pconv_lib
+    assert runtime._policy_line  # conftest applied the policy

@@ -12,14 +12,10 @@ import torch
 import torch.multiprocessing as mp
 
 from pconv_lib.data import sample_photo_dataset
-from pconv_lib.train import (
-    EpochBatchSampler,
-    TrainConfig,
-    Trainer,
-    load_checkpoint,
-    model_from_checkpoint,
-    save_checkpoint,
-)
+from pconv_lib.runs.checkpoints import load_checkpoint, model_from_checkpoint, save_checkpoint
+from pconv_lib.runs.sampling import EpochBatchSampler
+from pconv_lib.train import Trainer
+from pconv_lib.train_config import TrainConfig
 
 SIZE = 32
 
@@ -247,6 +243,7 @@ def _ddp_worker(rank, world, port, out_dir):
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_distributed_data_parallel_on_cpu_with_gloo(tmp_path):
     ctx = mp.get_context("spawn")
     port = _free_port()

@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from pconv_lib.data import sample_photo_dataset
-from pconv_lib.errors import BadValue
-from pconv_lib.train import TrainConfig, Trainer, load_checkpoint
+from pconv_lib.runs.checkpoints import load_checkpoint
+from pconv_lib.train import Trainer
+from pconv_lib.train_config import TrainConfig
+from pconv_lib.util.errors import BadValue
 
 SIZE = 32
 

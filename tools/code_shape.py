@@ -9,6 +9,10 @@ For each module it counts
   or starts with ``_describe``);
 * the longest class, in lines including its docstring.
 
+A check helper defined in another module of the library (``util/arg_checks``, ``util/tensor_checks``,
+...) that has exactly one calling module counts toward that caller, in its code and its defensive
+lines (``borrowed``): moving a one-caller check out of a module does not make the module leaner.
+
 Usage: ``python tools/code_shape.py [FILE ...]`` (default: the modules of steps 1-5 and ``train``).
 ``tests/test_docs_truth.py`` holds the limits of issue 16 with :func:`measure`.
 """
@@ -16,6 +20,7 @@ Usage: ``python tools/code_shape.py [FILE ...]`` (default: the modules of steps 
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import sys
 import tokenize
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ROOT / "pconv_lib"
 DEFAULT = ["masks", "layers", "model", "losses", "tiling", "train"]
 HELPER_PREFIXES = ("check", "_check", "validate", "_validate", "_describe")
 HELPER_SUFFIXES = ("_hint", "_hints")
@@ -35,6 +41,7 @@ class Shape:
     code_lines: int
     defensive_lines: int
     classes: dict[str, int]  # class name: lines, docstring included
+    borrowed: dict[str, int]  # "module.check": code lines of a check defined elsewhere, called only here
 
     @property
     def defensive_share(self) -> float:
@@ -70,6 +77,12 @@ def _only_raises(body: list[ast.stmt]) -> bool:
     return all(isinstance(s, ast.Raise) for s in body)
 
 
+def _is_helper(node: ast.AST) -> bool:
+    return isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
+        node.name.startswith(HELPER_PREFIXES) or node.name.endswith(HELPER_SUFFIXES)
+    )
+
+
 def _defensive(tree: ast.AST) -> set[int]:
     lines: set[int] = set()
     for node in ast.walk(tree):
@@ -77,14 +90,51 @@ def _defensive(tree: ast.AST) -> set[int]:
             lines |= _span(node)
         elif isinstance(node, ast.If) and _only_raises(node.body):
             lines |= _span(node.test) | {node.lineno}
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            if node.name.startswith(HELPER_PREFIXES) or node.name.endswith(HELPER_SUFFIXES):
-                lines |= _span(node)
-                lines |= {d.lineno for d in node.decorator_list}
+        elif _is_helper(node):
+            lines |= _span(node)
+            lines |= {d.lineno for d in node.decorator_list}
     return lines
 
 
-def measure(path: Path) -> Shape:
+def _names_used(tree: ast.AST) -> set[str]:
+    """Every name a module mentions: bare names, attributes (``check.check_size``) and imports."""
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            used.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            used.add(node.attr)
+        elif isinstance(node, ast.ImportFrom):
+            used.update(alias.name for alias in node.names)
+    return used
+
+
+@functools.lru_cache(maxsize=4)
+def one_caller_checks(library: Path = LIBRARY) -> dict[Path, dict[str, int]]:
+    """``{caller module: {"defining_module.check": code lines}}`` for every check helper of the
+    library that is called from exactly one other module (and not from its own). The exercise
+    self-checks (``pconv_lib/checks/``) are lessons, not defence: neither counted nor callers."""
+    paths = [p for p in sorted(library.rglob("*.py")) if "checks" not in p.relative_to(library).parts[:-1]]
+    trees = {path: ast.parse(path.read_text()) for path in paths}  # the exercise checks are lessons
+    used = {path: _names_used(tree) for path, tree in trees.items()}
+    result: dict[Path, dict[str, int]] = {}
+    for path, tree in trees.items():
+        source = path.read_text()
+        code = _code_lines(source, tree)
+        for node in tree.body:
+            if not _is_helper(node):
+                continue
+            own_use = any(node.name in _names_used(other) for other in tree.body if other is not node)
+            callers = [other for other, names in used.items() if other != path and node.name in names]
+            if len(callers) == 1 and not own_use:
+                lines = len(code & _span(node))
+                result.setdefault(callers[0], {})[f"{path.stem}.{node.name}"] = lines
+    return result
+
+
+def measure(path: Path, borrowed: dict[str, int] | None = None) -> Shape:
+    """The figures of one module; ``borrowed`` (default: :func:`one_caller_checks` for a library
+    module) adds the checks defined elsewhere that only this module calls."""
     source = path.read_text()
     tree = ast.parse(source)
     code = _code_lines(source, tree)
@@ -93,17 +143,23 @@ def measure(path: Path) -> Shape:
         for node in ast.walk(tree)
         if isinstance(node, ast.ClassDef)
     }
-    return Shape(path, len(source.splitlines()), len(code), len(code & _defensive(tree)), classes)
+    if borrowed is None:
+        inside = path.resolve().is_relative_to(LIBRARY)
+        borrowed = one_caller_checks().get(path.resolve(), {}) if inside else {}
+    extra = sum(borrowed.values())
+    return Shape(path, len(source.splitlines()), len(code) + extra,
+                 len(code & _defensive(tree)) + extra, classes, borrowed)
 
 
 def main(argv: list[str]) -> int:
-    paths = [Path(a) for a in argv] or [ROOT / "pconv_lib" / f"{name}.py" for name in DEFAULT]
-    print(f"{'module':<28}{'lines':>7}{'code':>7}{'defence':>9}{'share':>8}  longest class")
+    paths = [Path(a).resolve() for a in argv] or [LIBRARY / f"{name}.py" for name in DEFAULT]
+    borrowed = one_caller_checks()
+    print(f"{'module':<28}{'lines':>7}{'code':>7}{'defence':>9}{'borrowed':>10}{'share':>8}  longest class")
     for path in paths:
-        shape = measure(path)
+        shape = measure(path, borrowed.get(path, {}))
         name, size = max(shape.classes.items(), key=lambda kv: kv[1], default=("-", 0))
         print(f"{path.name:<28}{shape.lines:>7}{shape.code_lines:>7}{shape.defensive_lines:>9}"
-              f"{shape.defensive_share:>8.1%}  {name} ({size})")
+              f"{sum(shape.borrowed.values()):>10}{shape.defensive_share:>8.1%}  {name} ({size})")
     return 0
 
 

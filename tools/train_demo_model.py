@@ -63,11 +63,19 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from pconv_lib.data import InpaintingDataset, mean_pixel, read_image  # noqa: E402
+from pconv_lib.data import InpaintingDataset, mean_pixel  # noqa: E402
 from pconv_lib.losses import LossWeights, PConvLoss  # noqa: E402
 from pconv_lib.masks import random_training_mask  # noqa: E402
-from pconv_lib.pretrained import DEMO_CHECKPOINT, MODEL_CARD  # noqa: E402
-from pconv_lib.train import TrainConfig, Trainer, load_checkpoint, save_checkpoint  # noqa: E402
+from pconv_lib.pretrained import MODEL_CARD  # noqa: E402
+from pconv_lib.runs.checkpoints import (  # noqa: E402
+    DEMO_CHECKPOINT,  # noqa: E402
+    load_checkpoint,
+    save_checkpoint,
+)
+from pconv_lib.runtime import apply_thread_policy  # noqa: E402
+from pconv_lib.train import Trainer  # noqa: E402
+from pconv_lib.train_config import TrainConfig  # noqa: E402
+from pconv_lib.util.image_files import read_image  # noqa: E402
 
 #: The Debian packages whose photographs train the demo model.
 PACKAGES = (
@@ -579,8 +587,8 @@ def evaluation_table(
     of ``size`` px; the first ``limit`` of them when given). Returns an ``EvaluationTable``."""
     from pconv_lib import evaluate
     from pconv_lib.photos import sample_photos
+    from pconv_lib.runs.checkpoints import model_from_checkpoint
     from pconv_lib.runtime import pick_device
-    from pconv_lib.train import model_from_checkpoint
 
     images = list(sample_photos(size=size).values())[:limit]
     torch_device = pick_device(device)
@@ -868,6 +876,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
+    else:
+        apply_thread_policy()  # the library's CPU thread policy (pconv_lib.runtime)
     stages = (
         ("fetch", "extract", "prepare", "train", "export", "card") if args.stage == "all" else (args.stage,)
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pconv_lib.errors import builtin_name
+from pconv_lib.util.errors import builtin_name
 
 #: The first character of a passed check's line, and of a "not implemented yet" line.
 PASS = "\u2705"

@@ -1,6 +1,10 @@
 """Checkpoints: written atomically (temporary file, then rename), loaded with ``weights_only``,
 checked (finite weights, the architecture of their config) and turned back into a model
 (:func:`model_from_checkpoint`, through :func:`pconv_lib.model.build_model`).
+
+The one place that knows the word ``"demo"``: :func:`resolve_checkpoint` turns it into the bundled
+demo checkpoint (:data:`DEMO_CHECKPOINT`), so every loader and the command line accept it;
+:mod:`pconv_lib.pretrained` (above this module) builds the demo model from it.
 """
 
 from __future__ import annotations
@@ -11,11 +15,23 @@ from typing import Any
 
 import torch
 
-from pconv_lib.errors import BadValue
-from pconv_lib.files import replace_atomically
+from pconv_lib.util.errors import BadValue
+from pconv_lib.util.files import replace_atomically
 from pconv_lib.model import PConvUNet, build_model
-from pconv_lib.pretrained import resolve_checkpoint
 from pconv_lib.train_config import TrainConfig
+
+#: The name that stands for the bundled demo model wherever a checkpoint is taken.
+DEMO_NAME = "demo"
+#: The bundled demo model (``tools/train_demo_model.py`` writes it; its card is next to it).
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "demo_model.pt"
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """``"demo"`` (when no file of that name exists) -> :data:`DEMO_CHECKPOINT`; else ``Path(path)``."""
+    candidate = Path(path)
+    if str(path) == DEMO_NAME and not candidate.exists():
+        return DEMO_CHECKPOINT
+    return candidate
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
@@ -54,7 +70,7 @@ def _load_reason(error: BaseException) -> str:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint with ``weights_only=True`` (no code from the file is run).
 
-    ``"demo"`` names the bundled course demo model (:mod:`pconv_lib.pretrained`).
+    ``"demo"`` names the bundled course demo model (:func:`resolve_checkpoint`).
 
     Raises:
         FileNotFoundError: naming the file.
@@ -140,8 +156,8 @@ def check_finite_weights(weights: dict[str, Any], path: str | os.PathLike) -> No
     if bad:
         more = f" and {len(bad) - 1} other tensor(s)" if len(bad) > 1 else ""
         raise BadValue(
-            f"{path}: its weights hold NaN or infinite values ({bad[0]}{more}): the run had diverged "
-            "when it was saved, or the file is damaged; use an earlier checkpoint"
+            f"{path}: its weights hold NaN or infinite values ({bad[0]}{more})",
+            "the run had diverged when it was saved, or the file is damaged; use an earlier checkpoint",
         )
 
 
@@ -154,7 +170,7 @@ def check_config_fits_weights(state: dict, config: TrainConfig, path: str | os.P
     Raises:
         ValueError: naming the file, what the config says and what the weights hold.
     """
-    from pconv_lib.files import available_memory
+    from pconv_lib.util.files import available_memory
 
     with torch.device("meta"):
         shapes = {key: tuple(value.shape) for key, value in build_model(config).state_dict().items()}

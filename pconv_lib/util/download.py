@@ -40,7 +40,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pconv_lib.errors import BadValue, ChecksumError, DownloadError, NotAnArchiveError, UnsafeArchiveError
+from pconv_lib.util.errors import (
+    BadValue,
+    ChecksumError,
+    DownloadError,
+    NotAnArchiveError,
+    UnsafeArchiveError,
+)
 
 
 @dataclass(frozen=True)
@@ -203,7 +209,7 @@ def download_file(
     """
     from torch.hub import download_url_to_file
 
-    from pconv_lib.files import write_error
+    from pconv_lib.util.files import write_error
 
     destination = Path(destination)
     if destination.exists() and not overwrite:

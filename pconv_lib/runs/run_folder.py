@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from filelock import FileLock, Timeout
 
-from pconv_lib.errors import RunFolderInUseError, RunFolderLocked
-from pconv_lib.files import replace_atomically, write_atomically, write_error
+from pconv_lib.util.errors import RunFolderInUseError, RunFolderLocked
+from pconv_lib.util.files import replace_atomically, write_atomically, write_error
 
 #: Files that mark a folder as holding a run (see :func:`check_run_folder`).
 RUN_FILES = ("last.pt", "best.pt", "interrupted.pt", "metrics.csv")

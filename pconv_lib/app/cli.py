@@ -57,7 +57,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pconv_lib.errors import PconvError, UsageError
+from pconv_lib.train_config import FLAG_SETTINGS
+from pconv_lib.util.errors import PconvError, UsageError
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -174,8 +175,10 @@ def _training_data(args: argparse.Namespace, without_train: str):
 
 def run_lr_find(args: argparse.Namespace) -> int:
     from pconv_lib.losses import LossWeights, PConvLoss
+    from pconv_lib.lr_finder import check_lr_sweep, lr_find
     from pconv_lib.model import PConvUNet
-    from pconv_lib.train import TrainConfig, check_lr_sweep, load_checkpoint, load_model_weights, lr_find
+    from pconv_lib.runs.checkpoints import load_checkpoint, load_model_weights
+    from pconv_lib.train_config import TrainConfig
 
     if args.plot is not None:  # checked before the sweep: never over an input, a known extension
         _check_output_file(args.plot, "--plot", extensions=(".png", ".jpg", ".jpeg"))
@@ -220,7 +223,7 @@ def run_lr_find(args: argparse.Namespace) -> int:
         import matplotlib.pyplot as plt
 
         ax = result.plot()
-        from pconv_lib.files import replace_atomically
+        from pconv_lib.util.files import replace_atomically
 
         ax.figure.tight_layout()
         kind = args.plot.suffix.lower().lstrip(".")
@@ -233,12 +236,6 @@ def run_lr_find(args: argparse.Namespace) -> int:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train (phase 1) or fine-tune (phase 2) a PConv UNet")
     p.add_argument("--name", required=True, help="run name: checkpoints go to <log-path>/<name>/")
-    p.add_argument(
-        "--stage",
-        choices=["train", "finetune"],
-        default="train",
-        help="train: lr 2e-4 with BN; finetune: lr 5e-5, encoder BN frozen (needs --checkpoint)",
-    )
     p.add_argument("--train", type=Path, help="folder of training photos (default: sample photos)")
     p.add_argument("--validation", type=Path, help="folder of validation photos")
     p.add_argument("--test", type=Path, help="folder of photos shown as samples during training")
@@ -253,42 +250,44 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="delete the files of an earlier run with this --name before training; with --resume of a "
         "checkpoint of this run: discard the checkpoints of later steps (refused without it)",
     )
-    p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--depth", type=int, default=None, help="default: 7 for 256, 8 for 512")
-    p.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = paper)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--lr", type=float, default=None, help="default: 2e-4 train, 5e-5 finetune")
-    p.add_argument("--steps", type=int, default=100_000, help="total optimiser steps")
-    p.add_argument("--steps-per-epoch", type=int, default=10_000)
-    p.add_argument("--val-steps", type=int, default=1_000)
-    p.add_argument("--log-every", type=int, default=100)
-    p.add_argument("--sample-every", type=int, default=1_000)
-    p.add_argument("--checkpoint-every", type=int, default=1_000)
+    _add_config_flags(p)
     p.add_argument(
         "--log-path",
         type=Path,
         default=Path("runs"),
         help="where runs go (checkpoints, TensorBoard, CSV, samples)",
     )
-    p.add_argument("--num-workers", type=int, default=4)
     p.add_argument(
         "--max-pixels",
         type=int,
         default=None,
         help="skip training photos with more pixels (default: $PCONV_MAX_PIXELS or 100000000)",
     )
-    p.add_argument("--no-amp", action="store_true", help="disable mixed precision on GPU")
-    p.add_argument(
-        "--amp-dtype",
-        choices=["float16", "bfloat16"],
-        default="float16",
-        help="mixed precision type on GPU (bfloat16 needs no loss scaling; Ampere or newer)",
-    )
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (faster steps on GPU)")
-    p.add_argument("--channels-last", action="store_true", help="channels_last memory format (GPU)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     p.add_argument("--no-progress", action="store_true")
+
+
+def _flag(setting: str) -> str:
+    """How a TrainConfig setting is spelt on the command line (``amp`` is ``--no-amp``)."""
+    return "--no-amp" if setting == "amp" else "--" + setting.replace("_", "-")
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """The TrainConfig settings made with ``setting``: one flag each, with the help, range, choices
+    and default written on the field (``pconv_lib.train_config``); ``--no-amp`` sets ``amp``."""
+    types = {"int": int, "float": float, "str": str}
+    for item in FLAG_SETTINGS:
+        text, dest = item.metadata["help"], item.name
+        if "range" in item.metadata:
+            low, high = item.metadata["range"]
+            text += f" ({low}..{high})"
+        if isinstance(item.default, bool):
+            action = "store_false" if item.default else "store_true"
+            p.add_argument(_flag(dest), dest=dest, action=action, help=text)
+            continue
+        kind = types[str(item.type).split(" ")[0]]
+        p.add_argument(_flag(dest), dest=dest, type=kind, choices=item.metadata.get("choices"),
+                       default=item.metadata.get("flag_default", item.default), help=text)
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
@@ -356,7 +355,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_doctor(sub: argparse._SubParsersAction) -> None:
-    from pconv_lib import doctor
+    from pconv_lib.app import doctor
 
     p = sub.add_parser("doctor", help="check this machine for the course: one line per check, with the fix")
     doctor.build_parser(p)
@@ -393,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     _add_lr_find(sub)
     _add_doctor(sub)
-    from pconv_lib.app import add_app_parser  # step 6's web app: its flags live with it
+    from pconv_lib.app.web import add_app_parser  # step 6's web app: its flags live with it
 
     add_app_parser(sub)
     return parser
@@ -430,7 +429,7 @@ PREDICT_BYTES_PER_PIXEL = 80
 
 def _read_rgb(path: Path, max_pixels: int | None = None) -> np.ndarray:
     """The --image photo, upright; its header is checked (pixel limit, memory) before decoding."""
-    from pconv_lib.data import load_image
+    from pconv_lib.util.image_files import load_image
 
     if path.is_dir():
         raise UsageError(f"--image {path} is a folder; name one image file")
@@ -441,7 +440,7 @@ def _read_rgb(path: Path, max_pixels: int | None = None) -> np.ndarray:
 
 def _check_output_file(path: Path, flag: str, extensions: tuple[str, ...] = OUTPUT_EXTENSIONS) -> None:
     """An output image path must have a known extension, not be a folder, and be writable."""
-    from pconv_lib.files import check_writable_folder
+    from pconv_lib.util.files import check_writable_folder
 
     if path.is_dir():
         raise UsageError(f"{flag} {path} is a folder; give a file name such as {path / 'out.png'}")
@@ -458,7 +457,7 @@ def _check_output_file(path: Path, flag: str, extensions: tuple[str, ...] = OUTP
 def _probe_images(folder: Path, what: str, sample: int = 16, max_pixels: int | None = None) -> None:
     """Refuse a folder in which none of (up to) ``sample`` evenly spread photos can be read
     (headers first: an oversized photo is not decoded)."""
-    from pconv_lib.data import find_images, load_image
+    from pconv_lib.util.image_files import find_images, load_image
 
     files = find_images(folder)
     step = max(1, len(files) // sample)
@@ -478,7 +477,7 @@ def _probe_images(folder: Path, what: str, sample: int = 16, max_pixels: int | N
 
 
 def _check_checkpoint_exists(path: Path | None) -> None:
-    from pconv_lib.pretrained import resolve_checkpoint
+    from pconv_lib.runs.checkpoints import resolve_checkpoint
 
     if path is not None and not resolve_checkpoint(path).exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -487,7 +486,7 @@ def _check_checkpoint_exists(path: Path | None) -> None:
 def _write_image(path: Path, image: np.ndarray) -> None:
     """Encode ``image`` (OpenCV's BGR or grey ``uint8``) by ``path``'s extension and write it
     through a temporary file and a rename: a full disk leaves no half-written file."""
-    from pconv_lib.files import write_atomically
+    from pconv_lib.util.files import write_atomically
 
     ok, data = cv2.imencode(path.suffix.lower(), image)
     if not ok:
@@ -517,25 +516,9 @@ def _parse_buckets(text: str) -> list[int]:
 
 
 #: TrainConfig field -> the flags that set it (for --resume: only flags given override the checkpoint's).
+#: Each setting's flag stores into the field's own name; the loss choice sets two fields.
 _CONFIG_FLAGS: dict[str, tuple[str, ...]] = {
-    "stage": ("stage",),
-    "image_size": ("image_size",),
-    "depth": ("depth",),
-    "width": ("width",),
-    "batch_size": ("batch_size",),
-    "lr": ("lr",),
-    "steps": ("steps",),
-    "steps_per_epoch": ("steps_per_epoch",),
-    "val_steps": ("val_steps",),
-    "log_every": ("log_every",),
-    "sample_every": ("sample_every",),
-    "checkpoint_every": ("checkpoint_every",),
-    "amp": ("no_amp",),
-    "amp_dtype": ("amp_dtype",),
-    "compile": ("compile",),
-    "channels_last": ("channels_last",),
-    "seed": ("seed",),
-    "num_workers": ("num_workers",),
+    **{item.name: (item.name,) for item in FLAG_SETTINGS},
     "vgg_weights": ("vgg_path", "pixel_losses", "random_vgg"),
     "loss_weights": ("vgg_path", "pixel_losses", "random_vgg"),
 }
@@ -543,7 +526,7 @@ _CONFIG_FLAGS: dict[str, tuple[str, ...]] = {
 
 def _check_ranges(args: argparse.Namespace, names: tuple[str, ...]) -> None:
     """Numbers out of range: one line naming the flag and its valid range, before any allocation."""
-    from pconv_lib.train import LIMITS, lr_error, range_error
+    from pconv_lib.train_config import LIMITS, lr_error, range_error
 
     for name in names:
         value = getattr(args, name, None)
@@ -570,17 +553,16 @@ def _flag_given(args: argparse.Namespace, dest: str) -> bool:
 
 def _check_train_args(args: argparse.Namespace) -> None:
     """Everything about ``train`` that can be checked before data, VGG or model are loaded."""
-    from pconv_lib.files import check_writable_folder
-    from pconv_lib.pretrained import resolve_checkpoint
-    from pconv_lib.run_folder import check_run_folder, is_inside
+    from pconv_lib.runs.checkpoints import resolve_checkpoint
+    from pconv_lib.runs.run_folder import check_run_folder, is_inside
+    from pconv_lib.util.files import check_writable_folder
 
     if args.stage == "finetune" and args.checkpoint is None and args.resume is None:
         raise UsageError("--stage finetune needs --checkpoint (the phase 1 weights)")
     name = args.name.strip()
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         raise UsageError(f"--name must be a plain folder name (no slashes), got {args.name!r}")
-    _check_ranges(args, ("image_size", "depth", "width", "batch_size", "steps", "steps_per_epoch"))
-    _check_ranges(args, ("val_steps", "log_every", "sample_every", "checkpoint_every", "seed", "num_workers"))
+    _check_ranges(args, tuple(item.name for item in FLAG_SETTINGS))
     if args.vgg_path is not None and not args.random_vgg and not args.vgg_path.is_file():
         raise UsageError(f"--vgg-path {args.vgg_path}: no such file (give the VGG16 .pth weights file)")
     if _flag_given(args, "holes_are") and args.masks is None:
@@ -608,8 +590,8 @@ def _check_train_args(args: argparse.Namespace) -> None:
         )
     device = _device(args.device)
     if device.type != "cuda":
-        gpu_only = ("no_amp", "amp_dtype", "channels_last")
-        ignored = [f"--{d.replace('_', '-')}" for d in gpu_only if _flag_given(args, d)]
+        gpu_only = ("amp", "amp_dtype", "channels_last")
+        ignored = [_flag(d) for d in gpu_only if _flag_given(args, d)]
         if ignored:
             _warn(f"{', '.join(ignored)} only change GPU runs; this run is on {device.type}")
     steps = args.steps if args.resume is None or _flag_given(args, "steps") else None
@@ -635,32 +617,15 @@ def _check_train_args(args: argparse.Namespace) -> None:
 def _train_config(args: argparse.Namespace):
     """The run's TrainConfig: from the flags; with --resume, the checkpoint's settings with only
     the flags actually given applied on top (settings that define the model must not change)."""
-    from pconv_lib.checkpoints import checkpoint_config
-    from pconv_lib.train import TrainConfig, load_checkpoint
+    from pconv_lib.runs.checkpoints import checkpoint_config, load_checkpoint
     from pconv_lib.train_checks import check_resumable
+    from pconv_lib.train_config import TrainConfig
 
-    depth = args.depth or (8 if args.image_size >= 512 else 7)
     vgg, loss_weights = _loss_settings(args)
-    values = dict(
+    values = {item.name: getattr(args, item.name) for item in FLAG_SETTINGS}
+    values.update(
         name=args.name.strip(),
-        stage=args.stage,
-        image_size=args.image_size,
-        depth=depth,
-        width=args.width,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        steps=args.steps,
-        steps_per_epoch=args.steps_per_epoch,
-        val_steps=args.val_steps,
-        log_every=args.log_every,
-        sample_every=args.sample_every,
-        checkpoint_every=args.checkpoint_every,
-        amp=not args.no_amp,
-        amp_dtype=args.amp_dtype,
-        compile=args.compile,
-        channels_last=args.channels_last,
-        seed=args.seed,
-        num_workers=args.num_workers,
+        depth=args.depth or (8 if args.image_size >= 512 else 7),
         vgg_weights=vgg,
         loss_weights=loss_weights,
         out_dir=str(args.log_path),
@@ -690,7 +655,8 @@ def _train_config(args: argparse.Namespace):
 
 def run_train(args: argparse.Namespace) -> int:
     from pconv_lib.data import InpaintingDataset, sample_photo_dataset
-    from pconv_lib.train import Trainer, check_training_memory
+    from pconv_lib.train import Trainer
+    from pconv_lib.train_checks import check_training_memory
 
     _check_train_args(args)
     config = _train_config(args)
@@ -745,7 +711,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _check_predict_args(args: argparse.Namespace) -> None:
     from pconv_lib.masks import HOLE_RATIO_BUCKETS
-    from pconv_lib.train import range_error
+    from pconv_lib.train_config import range_error
 
     if args.tile_size is not None:
         problem = range_error("image_size", args.tile_size, "--tile-size")
@@ -804,8 +770,8 @@ def _load_predict_mask(args: argparse.Namespace, height: int, width: int) -> np.
     applied as for the photo; refused when its aspect ratio differs from the photo's, resized
     (nearest) when only its resolution does; not all holes; hint when inverted) or a random one."""
     from pconv_lib import masks as mask_lib
-    from pconv_lib.data import apply_orientation
-    from pconv_lib.files import check_image_resources, read_image_header
+    from pconv_lib.util.files import check_image_resources, read_image_header
+    from pconv_lib.util.image_files import apply_orientation
 
     if args.mask is None:
         return mask_lib.random_mask_in_bucket(height, width, args.bucket, args.seed)
@@ -830,7 +796,7 @@ def _load_predict_mask(args: argparse.Namespace, height: int, width: int) -> np.
     if mask.shape != (height, width):
         print(f"resizing mask {mw}x{mh} to the image size {width}x{height} (nearest, same aspect ratio)")
         mask = mask_lib.resize_mask(mask, (height, width))
-    from pconv_lib.arg_checks import hole_share_problem
+    from pconv_lib.util.arg_checks import hole_share_problem
 
     problem = hole_share_problem(mask_lib.hole_ratio(mask), str(args.mask), args.holes_are)
     if problem is not None and problem[0] == "error":
@@ -844,8 +810,8 @@ def run_predict(args: argparse.Namespace) -> int:
     import torch
 
     from pconv_lib import masks as mask_lib
+    from pconv_lib.runs.checkpoints import model_from_checkpoint
     from pconv_lib.tiling import choose_scale, predict_multiscale, wide_hole_notice
-    from pconv_lib.train import model_from_checkpoint
 
     _check_predict_args(args)
     image = _read_rgb(args.image, args.max_pixels)
@@ -936,9 +902,9 @@ def _read_evaluation_images(folder: Path, size: int, limit: int, progress: bool 
     skipped with a warning naming them, and a folder with none readable is an error."""
     from tqdm.auto import tqdm
 
-    from pconv_lib.data import find_images, load_image
-    from pconv_lib.files import ImageTooLarge
     from pconv_lib.photos import center_crop_resize
+    from pconv_lib.util.files import ImageTooLarge
+    from pconv_lib.util.image_files import find_images, load_image
 
     images, skipped = [], []
     files = find_images(folder)
@@ -981,7 +947,7 @@ def _check_evaluate_cost(args: argparse.Namespace, count: int, buckets: list[int
     """Before any photo is read: refuse an evaluation whose photos and one model pass cannot fit
     in the free memory, and say how long the classical baselines will take when it is over a
     minute (their time grows faster than the pixel count)."""
-    from pconv_lib.files import available_memory
+    from pconv_lib.util.files import available_memory
 
     pixels = args.size * args.size
     need = count * pixels * 3 + pixels * PREDICT_BYTES_PER_PIXEL
@@ -1007,8 +973,8 @@ def _check_evaluate_cost(args: argparse.Namespace, count: int, buckets: list[int
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from pconv_lib import evaluate
-    from pconv_lib.data import find_images
     from pconv_lib.photos import SAMPLE_PHOTOS, sample_photos
+    from pconv_lib.util.image_files import find_images
 
     buckets = _check_evaluate_args(args)
     count = len(find_images(args.images)) if args.images is not None else len(SAMPLE_PHOTOS)
@@ -1019,7 +985,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         images = list(sample_photos(size=args.size).values())[: args.limit]
     methods: dict[str, evaluate.Inpainter] = {}
     if args.checkpoint is not None:
-        from pconv_lib.train import model_from_checkpoint
+        from pconv_lib.runs.checkpoints import model_from_checkpoint
 
         device = _device(args.device)
         for name, path in _named_checkpoints(args.checkpoint):
@@ -1061,7 +1027,7 @@ def _bad_input_errors() -> tuple[type[BaseException], ...]:
 
 
 def _error_line(error: BaseException) -> str:
-    from pconv_lib.files import errno_hint
+    from pconv_lib.util.files import errno_hint
 
     text = str(error).strip() or type(error).__name__
     if isinstance(error, OSError) and error.filename and str(error.filename) not in text:
@@ -1073,13 +1039,13 @@ def _error_line(error: BaseException) -> str:
 
 
 def _run_app(args: argparse.Namespace) -> int:
-    from pconv_lib.app import run_app
+    from pconv_lib.app.web import run_app
 
     return run_app(args)
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    from pconv_lib import doctor
+    from pconv_lib.app import doctor
 
     return doctor.main(args=args)
 
@@ -1132,7 +1098,9 @@ def _restore_handlers(replaced: dict[int, object]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (see the module docstring)."""
-    from pconv_lib.train import TrainingDiverged, TrainingInterrupted, signal_name
+    from pconv_lib.runs.interrupts import TrainingInterrupted, signal_name
+    from pconv_lib.runtime import apply_thread_policy
+    from pconv_lib.util.errors import TrainingDiverged
 
     argv = list(sys.argv[1:] if argv is None else argv)
     for stream in (sys.stdout, sys.stderr):  # a name that is not valid text prints as \xff, no crash
@@ -1154,6 +1122,7 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
+            apply_thread_policy()  # torch's threads follow the CPUs this process may use
             return runner(args)
         except TrainingInterrupted as error:
             print(str(error), file=sys.stderr)

@@ -1,8 +1,8 @@
 """Checks of plain arguments at the library's boundary: sizes, ratios, counts, seeds, NumPy masks.
 
 Each public entry point validates its arguments with one call to a check here (or in
-:mod:`pconv_lib.tensor_checks` for tensors) and then runs the algorithm; internal code trusts
-its callers. Every check raises :class:`~pconv_lib.errors.BadValue` / ``BadType`` with one
+:mod:`pconv_lib.util.tensor_checks` for tensors) and then runs the algorithm; internal code trusts
+its callers. Every check raises :class:`~pconv_lib.util.errors.BadValue` / ``BadType`` with one
 message that says what was wrong and how to fix it.
 
 :func:`check_binary_mask` is the library's one 0/1 mask rule (NumPy arrays and tensors alike):
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pconv_lib.errors import BadType, BadValue
+from pconv_lib.util.errors import BadType, BadValue
 
 # --------------------------------------------------------------------------------------------
 # The 0/1 mask rule

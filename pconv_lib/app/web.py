@@ -64,7 +64,7 @@ from urllib.parse import parse_qs, urlparse
 import cv2
 import numpy as np
 
-from pconv_lib.errors import BadValue, PconvError
+from pconv_lib.util.errors import BadValue, PconvError
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "AppServer", "Inpainter", "add_app_parser", "run_app"]
 
@@ -126,8 +126,8 @@ def read_photo(data: bytes, name: str = "photo.png", max_pixels: int | None = No
     Raises:
         ImageRejected / ImageTooLarge: the command line's one-line message, naming ``name``.
     """
-    from pconv_lib.cli import PREDICT_BYTES_PER_PIXEL
-    from pconv_lib.data import load_image
+    from pconv_lib.app.cli import PREDICT_BYTES_PER_PIXEL
+    from pconv_lib.util.image_files import load_image
 
     with _upload_file(data, _safe_name(name, "photo.png")) as path:
         return load_image(path, max_pixels=max_pixels, bytes_per_pixel=PREDICT_BYTES_PER_PIXEL,
@@ -141,8 +141,8 @@ def decode_mask(
     the pixel limit and the memory first (a small PNG can hold a huge mask), binary (0/255 or
     0/1, else a message), EXIF orientation applied. Returns ``uint8`` (H, W), 1 = valid, 0 = hole."""
     from pconv_lib import masks as mask_lib
-    from pconv_lib.data import apply_orientation
-    from pconv_lib.files import check_image_resources, read_image_header
+    from pconv_lib.util.files import check_image_resources, read_image_header
+    from pconv_lib.util.image_files import apply_orientation
 
     with _upload_file(data, _safe_name(name, "mask.png")) as path:
         header = read_image_header(path)
@@ -253,8 +253,7 @@ class Inpainter:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike, device=None) -> Inpainter:  # noqa: ANN001
         """Load ``checkpoint`` (a file or ``"demo"``) as ``predict --checkpoint`` does."""
-        from pconv_lib.checkpoints import model_from_checkpoint
-        from pconv_lib.pretrained import DEMO_NAME
+        from pconv_lib.runs.checkpoints import DEMO_NAME, model_from_checkpoint
         from pconv_lib.runtime import resolve_device
 
         device = resolve_device(device)
@@ -320,8 +319,8 @@ class Inpainter:
 
 
 def page_html() -> bytes:
-    """The app's page (``pconv_lib/app_page.html``, installed as package data)."""
-    return resources.files("pconv_lib").joinpath("app_page.html").read_bytes()
+    """The app's page (``pconv_lib/app/app_page.html``, installed as package data)."""
+    return resources.files("pconv_lib.app").joinpath("app_page.html").read_bytes()
 
 
 class AppServer(ThreadingHTTPServer):
@@ -469,7 +468,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(lambda: route(self._read_json()))
 
     def _info(self) -> dict:
-        from pconv_lib.files import max_pixels
+        from pconv_lib.util.files import max_pixels
 
         return {"model": self.server.inpainter.describe(), "max_pixels": max_pixels(self.server.max_pixels),
                 "max_upload_mb": MAX_BODY_BYTES // 2**20}
@@ -556,8 +555,8 @@ def add_app_parser(sub: argparse._SubParsersAction) -> None:
 
 def check_app_args(args: argparse.Namespace) -> None:
     """The flags, before anything is loaded (one line naming the flag and the fix)."""
-    from pconv_lib.errors import UsageError
-    from pconv_lib.pretrained import resolve_checkpoint
+    from pconv_lib.runs.checkpoints import resolve_checkpoint
+    from pconv_lib.util.errors import UsageError
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
@@ -569,7 +568,7 @@ def check_app_args(args: argparse.Namespace) -> None:
 
 def make_server(args: argparse.Namespace, quiet: bool = False) -> AppServer:
     """Check the flags, load the model, bind the address (one clear line when any of it fails)."""
-    from pconv_lib.errors import UsageError
+    from pconv_lib.util.errors import UsageError
 
     check_app_args(args)
     try:  # the address first: a port in use is said before seconds of loading

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from pconv_lib.errors import BadValue
+from pconv_lib.util.errors import BadValue
 
 __all__ = ["EpochBatchSampler", "first_batch", "past_deadline", "rank_and_world_size"]
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pconv_lib.errors import BadValue, ImageRejected, ImageTooLarge
+from pconv_lib.util.errors import BadValue, ImageRejected, ImageTooLarge
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pconv_lib.files import check_writable_folder
+from pconv_lib.util.files import check_writable_folder
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MARKS = {OK: "✓", WARN: "!", FAIL: "✗"}
@@ -245,7 +245,8 @@ def check_disk(path: str | os.PathLike = ".") -> Check:
 
 def check_demo_model() -> Check:
     try:
-        from pconv_lib.pretrained import DEMO_CHECKPOINT, demo_model
+        from pconv_lib.pretrained import demo_model
+        from pconv_lib.runs.checkpoints import DEMO_CHECKPOINT
     except Exception as error:
         return Check(FAIL, "demo model", f"pconv_lib.pretrained does not import ({type(error).__name__})")
     try:

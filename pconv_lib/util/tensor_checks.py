@@ -8,7 +8,7 @@ check (it needs the values on the host) is skipped: validate masks on the data s
 :func:`check_mask_values`, as :class:`pconv_lib.train.Trainer` does.
 
 Mask convention: ``1 = valid pixel, 0 = hole``; the 0/1 rule is
-:func:`pconv_lib.arg_checks.check_binary_mask`.
+:func:`pconv_lib.util.arg_checks.check_binary_mask`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pconv_lib.arg_checks import check_binary_mask
-from pconv_lib.errors import BadPicture, BadType, BadValue
+from pconv_lib.util.arg_checks import check_binary_mask
+from pconv_lib.util.errors import BadPicture, BadType, BadValue
 
 
 def _autocast_on(device_type: str) -> bool:
@@ -30,7 +30,7 @@ def _autocast_on(device_type: str) -> bool:
 
 def check_mask_values(mask: Tensor) -> None:
     """Raise ``ValueError`` unless every value of ``mask`` is exactly 0.0 or 1.0 (1 = valid, 0 = hole):
-    :func:`pconv_lib.arg_checks.check_binary_mask`, the library's one 0/1 rule, for a tensor.
+    :func:`pconv_lib.util.arg_checks.check_binary_mask`, the library's one 0/1 rule, for a tensor.
 
     On a GPU tensor it waits for the GPU (``bool(...)`` needs the answer on the host): call it on
     the CPU batch, once per batch, on the data side, and run the model with ``check_mask=False``
