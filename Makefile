@@ -8,13 +8,18 @@ NB_DIRS := notebooks solutions exercises
 PYTEST_NB := -p no:cacheprovider --nbval-lax --nbval-current-env \
 	--nbval-sanitize-with tools/nbval_sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: install test test-lib test-notebooks lint exercises check-exercises lab doctor bench execute-notebooks clean
+.PHONY: install test test-lib test-notebooks test-oldest lint exercises check-exercises lab doctor bench \
+	execute-notebooks lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# tools/install_torch.py first: on Linux without an NVIDIA GPU it takes the CPU build of torch
+# (about 1 GB instead of 6 GB) from PCONV_TORCH_INDEX (default: PyTorch's CPU index) when that
+# answers, else the default index; `pip install -e .` then keeps that torch.
+$(STAMP): pyproject.toml tools/install_torch.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) tools/install_torch.py
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (pconv-course)" >/dev/null
 	touch $(STAMP)
@@ -32,6 +37,21 @@ test-notebooks: install
 	PCONV_QUICK=1 $(PY) -m pytest -n 2 --dist loadfile $(PYTEST_NB) $(NB_DIRS)
 
 test: lint check-exercises test-lib test-notebooks
+
+# The library tests and the lessons on the oldest supported releases (requirements/oldest.txt:
+# torch 2.2.2, torchvision 0.17.2, NumPy < 2, the last that Intel Macs can install), in their own
+# virtual environment. Not part of `make test`: it installs a second torch (several GB on Linux).
+OLDEST_VENV ?= .venv-oldest
+OLDEST_PY := $(OLDEST_VENV)/bin/python
+test-oldest:
+	test -x $(OLDEST_PY) || $(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_PY) -m pip install --quiet --upgrade pip
+	$(OLDEST_PY) tools/install_torch.py --constraint requirements/oldest.txt
+	$(OLDEST_PY) -m pip install --quiet -c requirements/oldest.txt -e '.[test]'
+	$(OLDEST_PY) -c "import torch, torchvision, numpy; print('oldest:', torch.__version__, \
+		torchvision.__version__, numpy.__version__)"
+	$(OLDEST_PY) -m pytest -n 2 -p no:cacheprovider tests
+	PCONV_QUICK=1 $(OLDEST_PY) -m pytest -n 2 --dist loadfile $(PYTEST_NB) notebooks
 
 exercises: install
 	$(PY) tools/make_exercises.py
