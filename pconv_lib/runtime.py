@@ -328,7 +328,10 @@ class _ThreadGovernor:
         self._sampler: threading.Thread | None = None
         import torch
 
+        from pconv_lib.torch_compat import is_compiling
+
         self.torch = torch
+        self._is_compiling = is_compiling
 
     def wanted(self, others: float) -> int:
         """Threads for ``others`` busy cores: ``round(CPUs - others)`` (half rounds up), 1..CPUs."""
@@ -359,7 +362,7 @@ class _ThreadGovernor:
     def hook(self, module, args) -> None:  # noqa: ANN001 - torch's hook signature
         """Forward pre-hook: apply the latest sample (cheap when there is nothing new)."""
         torch = self.torch
-        if torch.compiler.is_compiling() or self._samples == self._seen:
+        if self._is_compiling() or self._samples == self._seen:
             return  # first: torch.compile traces nothing of this hook
         if threading.current_thread() is not threading.main_thread():
             return  # the count is per thread in OpenMP: only the main thread's matters here

@@ -46,6 +46,7 @@ from pconv_lib.layers import check_mask_values
 from pconv_lib.losses import LossWeights, PConvLoss
 from pconv_lib.lr_finder import LRFindResult, check_lr_sweep, lr_find
 from pconv_lib.model import build_model
+from pconv_lib.torch_compat import grad_scaler
 from pconv_lib.run_folder import (
     LOCK_NAME, RUN_FILES, RunFolder, RunFolderInUseError, RunFolderLocked, check_run_folder, check_run_lock,
     clear_run_folder, is_inside, run_files, write_sample_grid,
@@ -149,7 +150,7 @@ class Trainer:
         self.use_amp = config.amp and self.device.type == "cuda"
         self.amp_dtype = getattr(torch, config.amp_dtype)
         scaled = self.use_amp and self.amp_dtype == torch.float16  # bfloat16 has float32's range
-        self.scaler = torch.amp.GradScaler("cuda", enabled=scaled)
+        self.scaler = grad_scaler(scaled)
         loss = loss or PConvLoss(LossWeights(**config.loss_weights), vgg_weights=config.vgg_weights)
         self.loss = loss.to(self.device)
         self.step = 0
