@@ -53,6 +53,25 @@ test-oldest:
 	$(OLDEST_PY) -m pytest -n 2 -p no:cacheprovider tests
 	PCONV_QUICK=1 $(OLDEST_PY) -m pytest -n 2 --dist loadfile $(PYTEST_NB) notebooks
 
+# Locked workshop installs, one file per platform (requirements/workshop-*.txt, Python 3.11, no test
+# tools): uv resolves each platform's wheels from here. Linux leaves out the CUDA libraries that
+# only PyPI's CUDA torch needs (the CPU build from tools/install_torch.py needs none); Intel Macs get
+# requirements/oldest.txt. Apple silicon: macOS 14 or newer (torch after 2.11 has no wheels for
+# older macOS there). INSTRUCTORS.md: the wheelhouse and the pre-workshop check use these.
+LOCK_VENV ?= .venv-lock
+UV := $(LOCK_VENV)/bin/uv
+LOCK := $(UV) pip compile pyproject.toml --quiet --upgrade --python-version 3.11 --custom-compile-command "make lock"
+lock:
+	test -x $(UV) || ($(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet uv)
+	$(LOCK) --python-platform x86_64-manylinux_2_28 -o requirements/workshop-linux-x86_64.txt
+	$(LOCK) --python-platform x86_64-manylinux_2_28 -o requirements/workshop-linux-x86_64.txt \
+		$$(sed -n 's/^\(nvidia-[a-z0-9-]*\|triton\)==.*/--no-emit-package \1/p' requirements/workshop-linux-x86_64.txt)
+	MACOSX_DEPLOYMENT_TARGET=14.0 $(LOCK) --python-platform aarch64-apple-darwin \
+		-o requirements/workshop-macos-arm64.txt
+	MACOSX_DEPLOYMENT_TARGET=12.0 $(LOCK) --python-platform x86_64-apple-darwin -c requirements/oldest.txt \
+		-o requirements/workshop-macos-x86_64.txt
+	$(LOCK) --python-platform x86_64-pc-windows-msvc -o requirements/workshop-windows-x86_64.txt
+
 exercises: install
 	$(PY) tools/make_exercises.py
 
