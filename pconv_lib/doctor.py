@@ -54,6 +54,8 @@ NEWEST_PAIR = ("2.14.1", "0.29.1")
 #: The oldest (requirements/oldest.txt, ``make test-oldest``): the last torch with macOS x86_64
 #: (Intel Mac) wheels; its wheels were built against NumPy 1.x.
 OLDEST_PAIR = ("2.2.2", "0.17.2")
+#: Apple silicon on macOS 12-13: torch after 2.11 has wheels for macOS 14 and newer only.
+OLD_MACOS_ARM_PAIR = ("2.11.0", "0.26.0")
 #: Python releases torch 2.2.2 has wheels for (on an Intel Mac nothing newer installs).
 OLDEST_PYTHONS = ((3, 10), (3, 11), (3, 12))
 
@@ -131,14 +133,30 @@ def intel_mac(system: str | None = None, machine: str | None = None) -> bool:
     return system == "Darwin" and machine.lower() in ("x86_64", "amd64", "i386")
 
 
-def torch_install_command(system: str | None = None, machine: str | None = None) -> str:
+def _macos_major() -> int:
+    release = platform.mac_ver()[0]
+    return int(release.split(".")[0]) if release.split(".")[0].isdigit() else 0
+
+
+def torch_install_command(
+    system: str | None = None, machine: str | None = None, macos_major: int | None = None
+) -> str:
     """A pip line that installs a matching torch/torchvision pair on this platform.
 
     Intel Macs get the last pair with wheels for them (and NumPy < 2, which those wheels need);
-    Linux gets the newest pair and the CPU index for a machine without an NVIDIA GPU; macOS on
-    Apple silicon and Windows get the newest pair (PyPI's build there is already the CPU/MPS one).
+    Apple silicon on macOS 12-13 the last pair for those releases; Linux the newest pair and the CPU
+    index for a machine without an NVIDIA GPU; macOS 14+ and Windows the newest pair (PyPI's build
+    there is already the CPU/MPS one).
     """
     system = platform.system() if system is None else system
+    if system == "Darwin" and not intel_mac(system, machine):
+        macos_major = _macos_major() if macos_major is None else macos_major
+        if 0 < macos_major < 14:
+            torch_version, vision_version = OLD_MACOS_ARM_PAIR
+            return (
+                f"pip install torch=={torch_version} torchvision=={vision_version} "
+                f"(macOS {macos_major}: newer torch needs macOS 14)"
+            )
     if intel_mac(system, machine):
         torch_version, vision_version = OLDEST_PAIR
         return (

@@ -40,9 +40,16 @@ def test_other_platforms_get_the_newest_pair():
     linux = doctor.torch_install_command("Linux", "x86_64")
     assert linux.startswith("pip install torch==2.14.1 torchvision==0.29.1") and doctor.CPU_WHEELS in linux
     for system, machine in (("Darwin", "arm64"), ("Windows", "AMD64")):
-        assert (
-            doctor.torch_install_command(system, machine) == "pip install torch==2.14.1 torchvision==0.29.1"
-        )
+        line = doctor.torch_install_command(system, machine, macos_major=15)
+        assert line == "pip install torch==2.14.1 torchvision==0.29.1"
+
+
+def test_apple_silicon_before_macos_14_gets_the_last_torch_for_it():
+    line = doctor.torch_install_command("Darwin", "arm64", macos_major=13)
+    assert line.startswith("pip install torch==2.11.0 torchvision==0.26.0") and "macOS 14" in line
+    assert doctor.expected_torchvision(doctor.OLD_MACOS_ARM_PAIR[0]) == "0.26"
+    newest = doctor.torch_install_command("Darwin", "arm64", macos_major=15)
+    assert newest == "pip install torch=={} torchvision=={}".format(*doctor.NEWEST_PAIR)
 
 
 def test_fix_pairs_are_the_supported_range():
