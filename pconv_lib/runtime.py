@@ -381,6 +381,11 @@ def _waiting_sleeps() -> bool:
     return os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
 
 
+
+def _governor_hook(module, args) -> None:  # noqa: ANN001 - torch's hook signature
+    """The global forward pre-hook: the governor's :meth:`_ThreadGovernor.hook`."""
+    _governor.hook(module, args)
+
 def _configure_torch(setting: int | str, budget: CpuBudget, passive: bool) -> None:
     """Apply ``setting`` to an imported torch; adapt the count while busy when threads spin."""
     global _governor
@@ -394,7 +399,9 @@ def _configure_torch(setting: int | str, budget: CpuBudget, passive: bool) -> No
     torch.set_num_threads(budget.count)
     if not passive and budget.count > 1 and sys.platform.startswith("linux") and _governor is None:
         _governor = _ThreadGovernor(budget)
-        torch.nn.modules.module.register_module_forward_pre_hook(_governor.hook)
+        # a plain function, not the bound method: torch 2.2's compiler cannot call a bound method
+        # it finds among the global hooks (newer torch can; both inline this function)
+        torch.nn.modules.module.register_module_forward_pre_hook(_governor_hook)
         _governor.start()
 
 

@@ -12,9 +12,18 @@ from __future__ import annotations
 import torch
 
 if hasattr(torch.compiler, "is_compiling"):
-    is_compiling = torch.compiler.is_compiling
+    _is_compiling = torch.compiler.is_compiling
 else:  # torch 2.2
-    from torch._dynamo import is_compiling  # noqa: F401
+    from torch._dynamo import is_compiling as _is_compiling
+
+
+def is_compiling() -> bool:
+    """True while torch.compile traces the caller (a constant inside the graph), else False.
+
+    A plain function, so that the compiler inlines it and sees the torch call by name: torch 2.2
+    cannot trace its own ``is_compiling`` when it is reached through an attribute (``self.f()``).
+    """
+    return _is_compiling()
 
 
 def grad_scaler(enabled: bool) -> torch.amp.GradScaler:
