@@ -270,3 +270,21 @@ def test_fresh_venv_gets_the_cpu_build_then_the_fallback(tmp_path):
     assert "cannot be reached" in done.stdout
     assert _installed(python, env).split() == ["2.14.1", "0.29.1"]  # from the default index
     assert cpu_index.is_dir()
+
+
+# -- wired into make install and the README ----------------------------------------------------------
+
+
+def test_make_install_decides_torch_before_installing_the_course():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("$(STAMP): pyproject.toml tools/install_torch.py\n", 1)[1].split("\n\n", 1)[0]
+    lines = [line.strip() for line in recipe.splitlines()]
+    course = lines.index("$(PY) -m pip install --quiet -e '.[test]'")
+    assert lines.index("$(PY) tools/install_torch.py") < course
+
+
+def test_readme_first_commands_are_the_light_path():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert "make lab" in first_block and "CPU-only torch" in first_block
+    assert install_torch.INDEX_VARIABLE in readme and "tools/install_torch.py" in readme
