@@ -56,11 +56,12 @@ test-oldest:
 # Locked workshop installs, one file per platform (requirements/workshop-*.txt, Python 3.11, no test
 # tools): uv resolves each platform's wheels from here. Linux leaves out the CUDA libraries that
 # only PyPI's CUDA torch needs (the CPU build from tools/install_torch.py needs none); Intel Macs get
-# requirements/oldest.txt. Apple silicon: macOS 14 or newer (torch after 2.11 has no wheels for
+# requirements/oldest.txt. --only-binary: every pin has a wheel for its platform (uv would otherwise
+# accept a release that only a source build could install there). Apple silicon: macOS 14 or newer (torch after 2.11 has no wheels for
 # older macOS there). INSTRUCTORS.md: the wheelhouse and the pre-workshop check use these.
 LOCK_VENV ?= .venv-lock
 UV := $(LOCK_VENV)/bin/uv
-LOCK := $(UV) pip compile pyproject.toml --quiet --upgrade --python-version 3.11 --custom-compile-command "make lock"
+LOCK := $(UV) pip compile pyproject.toml --quiet --upgrade --only-binary :all: --python-version 3.11 --custom-compile-command "make lock"
 lock:
 	test -x $(UV) || ($(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet uv)
 	$(LOCK) --python-platform x86_64-manylinux_2_28 -o requirements/workshop-linux-x86_64.txt
