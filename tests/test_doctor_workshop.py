@@ -112,7 +112,7 @@ GB = 1024**3
 
 
 @pytest.mark.parametrize(
-    "available, status", [(8 * GB, doctor.OK), (1.5 * GB, doctor.WARN), (0.5 * GB, doctor.FAIL)]
+    "available, status", [(8 * GB, doctor.OK), (2.5 * GB, doctor.WARN), (1.5 * GB, doctor.FAIL)]
 )
 def test_memory_thresholds(available, status):
     result = doctor.check_memory(int(available))
