@@ -13,14 +13,19 @@ PYTEST_NB := -p no:cacheprovider --nbval-lax --nbval-current-env \
 
 install: $(STAMP)
 
+# Intel Macs (and a Python under Rosetta): torch stops at 2.2.2, whose wheels need NumPy 1.x, so the
+# install is constrained by requirements/oldest.txt there.
+INTEL_MAC := $(filter Darwin-x86_64,$(shell uname -s 2>/dev/null)-$(shell uname -m 2>/dev/null))
+PIN_OLDEST := $(if $(INTEL_MAC),-c requirements/oldest.txt,)
+
 # tools/install_torch.py first: on Linux without an NVIDIA GPU it takes the CPU build of torch
 # (about 1 GB instead of 6 GB) from PCONV_TORCH_INDEX (default: PyTorch's CPU index) when that
 # answers, else the default index; `pip install -e .` then keeps that torch.
 $(STAMP): pyproject.toml tools/install_torch.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) tools/install_torch.py
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) tools/install_torch.py $(if $(INTEL_MAC),--constraint requirements/oldest.txt,)
+	$(PY) -m pip install --quiet $(PIN_OLDEST) -e '.[test]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (pconv-course)" >/dev/null
 	touch $(STAMP)
 

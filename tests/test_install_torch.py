@@ -279,8 +279,11 @@ def test_make_install_decides_torch_before_installing_the_course():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     recipe = makefile.split("$(STAMP): pyproject.toml tools/install_torch.py\n", 1)[1].split("\n\n", 1)[0]
     lines = [line.strip() for line in recipe.splitlines()]
-    course = lines.index("$(PY) -m pip install --quiet -e '.[test]'")
-    assert lines.index("$(PY) tools/install_torch.py") < course
+    course = lines.index("$(PY) -m pip install --quiet $(PIN_OLDEST) -e '.[test]'")
+    intel_mac_pin = "$(if $(INTEL_MAC),--constraint requirements/oldest.txt,)"
+    assert lines.index(f"$(PY) tools/install_torch.py {intel_mac_pin}") < course
+    assert "INTEL_MAC := $(filter Darwin-x86_64," in makefile
+    assert "PIN_OLDEST := $(if $(INTEL_MAC),-c requirements/oldest.txt,)" in makefile
 
 
 def test_readme_first_commands_are_the_light_path():
