@@ -43,7 +43,7 @@ test-notebooks: install
 
 test: lint check-exercises test-lib test-notebooks
 
-# The library tests and the lessons on the oldest supported releases (requirements/oldest.txt:
+# The library tests and every notebook on the oldest supported releases (requirements/oldest.txt:
 # torch 2.2.2, torchvision 0.17.2, NumPy < 2, the last that Intel Macs can install), in their own
 # virtual environment. Not part of `make test`: it installs a second torch (several GB on Linux).
 OLDEST_VENV ?= .venv-oldest
@@ -56,7 +56,7 @@ test-oldest:
 	$(OLDEST_PY) -c "import torch, torchvision, numpy; print('oldest:', torch.__version__, \
 		torchvision.__version__, numpy.__version__)"
 	$(OLDEST_PY) -m pytest -n 2 -p no:cacheprovider tests
-	PCONV_QUICK=1 $(OLDEST_PY) -m pytest -n 2 --dist loadfile $(PYTEST_NB) notebooks
+	PCONV_QUICK=1 $(OLDEST_PY) -m pytest -n 2 --dist loadfile $(PYTEST_NB) $(NB_DIRS)
 
 # Locked workshop installs, one file per platform (requirements/workshop-*.txt, Python 3.11, no test
 # tools): uv resolves each platform's wheels from here. Linux leaves out the CUDA libraries that
