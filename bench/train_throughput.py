@@ -36,6 +36,7 @@ from pconv_lib.losses import PConvLoss
 from pconv_lib.masks import random_irregular_mask
 from pconv_lib.model import PConvUNet
 from pconv_lib.runtime import apply_thread_policy
+from pconv_lib.util.torch_compat import grad_scaler
 
 
 def make_step(size: int, depth: int, width: float, batch: int, loss: PConvLoss | None,
@@ -46,7 +47,7 @@ def make_step(size: int, depth: int, width: float, batch: int, loss: PConvLoss |
     model = PConvUNet(depth=depth, width=width, check_mask=False).to(device)
     net = torch.compile(model) if compile_ else model
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and cuda)
+    scaler = grad_scaler(amp and cuda)
     dtype = torch.float16 if cuda else torch.bfloat16
     autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if amp else contextlib.nullcontext
     image = torch.rand(batch, 3, size, size, device=device)

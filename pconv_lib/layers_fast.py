@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from pconv_lib.layers import PartialConv2d, zero_holes
 from pconv_lib.util.tensor_checks import check_layer_inputs, check_mask_sum
+from pconv_lib.util.torch_compat import is_compiling
 
 __all__ = ["FastPartialConv2d"]
 
@@ -135,7 +136,7 @@ class FastPartialConv2d(PartialConv2d):
         ``ratio`` is ``None`` when the layer has no padding (every window lies inside the
         image, the ratio is 1 everywhere); then the layer is exactly ``nn.Conv2d``.
         """
-        if torch.compiler.is_compiling():  # no Python-side cache inside a graph: the compiler folds it
+        if is_compiling():  # no Python-side cache inside a graph: the compiler folds it
             return self._border_ratio(x)
         key = (x.shape[2], x.shape[3], x.device, x.dtype)
         hit = self._border_cache.get(key)

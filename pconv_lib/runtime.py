@@ -330,7 +330,10 @@ class _ThreadGovernor:
         self._sampler: threading.Thread | None = None
         import torch
 
+        from pconv_lib.util.torch_compat import is_compiling
+
         self.torch = torch
+        self._is_compiling = is_compiling
 
     def wanted(self, others: float) -> int:
         """Threads for ``others`` busy cores: ``round(CPUs - others)`` (half rounds up), 1..CPUs."""
@@ -361,7 +364,7 @@ class _ThreadGovernor:
     def apply(self) -> None:
         """Apply the latest sample (cheap when there is nothing new)."""
         torch = self.torch
-        if torch.compiler.is_compiling() or self._samples == self._seen:
+        if self._is_compiling() or self._samples == self._seen:
             return  # first: torch.compile traces nothing of this
         if threading.current_thread() is not threading.main_thread():
             return  # the count is per thread in OpenMP: only the main thread's matters here

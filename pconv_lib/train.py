@@ -68,6 +68,7 @@ from pconv_lib.train_config import (
 )
 from pconv_lib.util.errors import BadValue
 from pconv_lib.util.files import check_writable_folder
+from pconv_lib.util.torch_compat import grad_scaler
 
 #: ``on_best(trainer, val_metrics, path)`` and ``on_validate(trainer, val_metrics)`` of :meth:`Trainer.fit`.
 OnBest = Callable[["Trainer", dict[str, float], Path], object]
@@ -147,7 +148,7 @@ class Trainer:
         self.use_amp = config.amp and self.device.type == "cuda"
         self.amp_dtype = getattr(torch, config.amp_dtype)
         scaled = self.use_amp and self.amp_dtype == torch.float16  # bfloat16 has float32's range
-        self.scaler = torch.amp.GradScaler("cuda", enabled=scaled)
+        self.scaler = grad_scaler(scaled)
         loss = loss or PConvLoss(LossWeights(**config.loss_weights), vgg_weights=config.vgg_weights)
         self.loss = loss.to(self.device)
         self.step = 0

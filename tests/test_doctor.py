@@ -65,7 +65,7 @@ def test_torch_mismatched_versions_fail(monkeypatch):
     monkeypatch.setattr(doctor, "expected_torchvision", lambda v: "0.29")
     result = doctor.check_torch()
     assert result.status == doctor.FAIL and "do not match" in result.message
-    assert "torchvision==" in result.fix and doctor.CPU_WHEELS in result.fix
+    assert "torchvision==" in result.fix and doctor.torch_install_command() in result.fix
 
 
 def test_torchvision_operator_missing_fails(monkeypatch):

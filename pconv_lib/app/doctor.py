@@ -9,10 +9,14 @@ One line per check, each starting with a mark::
 Checks: Python version; torch, torchvision, OpenCV, scikit-image and NumPy versions and whether torch
 and torchvision belong together; CPU/GPU/MPS and the mode (quick or full) the notebooks will use; the
 CPU threads torch will use (``PCONV_THREADS``, container CPU quota, :mod:`pconv_lib.runtime`); free
-disk; the bundled demo model (loads?); the VGG16 ImageNet weights (only needed to train with the
+disk; free memory; that the kernel the notebooks ask for (``python3``) starts this environment's
+Python; the bundled demo model (loads?); the VGG16 ImageNet weights (only needed to train with the
 perceptual and style losses); the widget front-end (ipywidgets, ipycanvas and their JupyterLab
 extensions); write access to ``runs/`` (where step 4 trains). The exit code is 0 when no line is ✗,
 1 otherwise, so the output can be pasted into a question and the code used in scripts.
+
+Fix lines are for the platform doctor runs on: on an Intel Mac (no torch after 2.2.2) they name
+torch 2.2.2, torchvision 0.17.2 and NumPy < 2.
 
 This module imports the heavy packages (torch, OpenCV, ...) only inside the checks, so it still runs
 and says what is wrong when one of them is missing or broken.
@@ -24,6 +28,7 @@ import argparse
 import importlib
 import importlib.metadata
 import os
+import platform
 import shutil
 import sys
 from collections.abc import Callable
@@ -44,6 +49,24 @@ MIN_FREE_DISK = 1 * 1024**3
 LOW_FREE_DISK = 5 * 1024**3
 
 CPU_WHEELS = "https://download.pytorch.org/whl/cpu"
+#: The newest torch/torchvision pair the course supports (pyproject.toml's upper bounds).
+NEWEST_PAIR = ("2.14.1", "0.29.1")
+#: The oldest (requirements/oldest.txt, ``make test-oldest``): the last torch with macOS x86_64
+#: (Intel Mac) wheels; its wheels were built against NumPy 1.x.
+OLDEST_PAIR = ("2.2.2", "0.17.2")
+#: Apple silicon on macOS 12-13: torch after 2.11 has wheels for macOS 14 and newer only.
+OLD_MACOS_ARM_PAIR = ("2.11.0", "0.26.0")
+#: Python releases torch 2.2.2 has wheels for (on an Intel Mac nothing newer installs).
+OLDEST_PYTHONS = ((3, 10), (3, 11), (3, 12))
+
+#: Available memory below this (bytes) fails. Measured peak of a lesson's kernel, quick mode, torch
+#: 2.14.1 on Linux: notebook 04 1.7 GB, notebook 03 1.3 GB (maximum resident set size under
+#: ``jupyter nbconvert --execute``); JupyterLab itself adds about 0.2 GB.
+MIN_FREE_MEMORY = 2 * 1024**3
+#: Below this only warns: close the browser tabs and programs you do not need.
+LOW_FREE_MEMORY = 3 * 1024**3
+#: The kernel the notebooks ask for (their metadata's kernelspec name).
+COURSE_KERNEL = "python3"
 
 
 @dataclass(frozen=True)
@@ -104,6 +127,50 @@ def expected_torchvision(torch_version: str) -> str | None:
 # -- checks -----------------------------------------------------------------------------------------
 
 
+def intel_mac(system: str | None = None, machine: str | None = None) -> bool:
+    """True on macOS with an Intel (x86_64) processor: there torch stops at 2.2.2."""
+    system = platform.system() if system is None else system
+    machine = platform.machine() if machine is None else machine
+    return system == "Darwin" and machine.lower() in ("x86_64", "amd64", "i386")
+
+
+def _macos_major() -> int:
+    release = platform.mac_ver()[0]
+    return int(release.split(".")[0]) if release.split(".")[0].isdigit() else 0
+
+
+def torch_install_command(
+    system: str | None = None, machine: str | None = None, macos_major: int | None = None
+) -> str:
+    """A pip line that installs a matching torch/torchvision pair on this platform.
+
+    Intel Macs get the last pair with wheels for them (and NumPy < 2, which those wheels need);
+    Apple silicon on macOS 12-13 the last pair for those releases; Linux the newest pair and the CPU
+    index for a machine without an NVIDIA GPU; macOS 14+ and Windows the newest pair (PyPI's build
+    there is already the CPU/MPS one).
+    """
+    system = platform.system() if system is None else system
+    if system == "Darwin" and not intel_mac(system, machine):
+        macos_major = _macos_major() if macos_major is None else macos_major
+        if 0 < macos_major < 14:
+            torch_version, vision_version = OLD_MACOS_ARM_PAIR
+            return (
+                f"pip install torch=={torch_version} torchvision=={vision_version} "
+                f"(macOS {macos_major}: newer torch needs macOS 14)"
+            )
+    if intel_mac(system, machine):
+        torch_version, vision_version = OLDEST_PAIR
+        return (
+            f'pip install torch=={torch_version} torchvision=={vision_version} "numpy<2" '
+            "(Intel Mac: the last torch with wheels for it)"
+        )
+    torch_version, vision_version = NEWEST_PAIR
+    line = f"pip install torch=={torch_version} torchvision=={vision_version}"
+    if system == "Linux":
+        line += f" (CPU-only: add --index-url {CPU_WHEELS})"
+    return line
+
+
 def check_python() -> Check:
     version = ".".join(str(part) for part in sys.version_info[:3])
     if sys.version_info[:2] < MIN_PYTHON:
@@ -113,15 +180,28 @@ def check_python() -> Check:
             f"{version} is too old (the course needs 3.10 or newer)",
             "install Python 3.11 and create the virtual environment with it",
         )
+    if intel_mac() and sys.version_info[:2] not in OLDEST_PYTHONS:
+        return Check(
+            FAIL,
+            "Python",
+            f"{version} on an Intel Mac: torch {OLDEST_PAIR[0]}, the last torch for Intel Macs, has "
+            "wheels for Python 3.10-3.12 only",
+            "install Python 3.11 and create the virtual environment with it",
+        )
     return Check(OK, "Python", f"{version} ({sys.executable})")
+
+
+def needs_numpy_1(torch_version: str) -> bool:
+    """True for a torch built against NumPy 1.x (before 2.3), which cannot use NumPy 2."""
+    try:
+        return _minor(torch_version) < (2, 3)
+    except (ValueError, IndexError):
+        return False
 
 
 def check_torch() -> Check:
     """torch and torchvision import, belong together (known pairs) and torchvision's operators load."""
-    fix_pair = (
-        "install them together, e.g. pip install torch==2.14.1 torchvision==0.29.1 "
-        f"(CPU-only: add --index-url {CPU_WHEELS})"
-    )
+    fix_pair = f"install them together, e.g. {torch_install_command()}"
     for module in ("torch", "torchvision"):
         error = _import_error(module)
         if error is not None:
@@ -145,6 +225,15 @@ def check_torch() -> Check:
         torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
     except Exception as error:
         return Check(FAIL, "torch/torchvision", f"{found}: torchvision's operators fail ({error})", fix_pair)
+    numpy_version = _version("numpy")
+    if numpy_version and needs_numpy_1(torch_version) and _minor(numpy_version) >= (2, 0):
+        return Check(
+            FAIL,
+            "torch/torchvision",
+            f"{found} were built for NumPy 1.x, but NumPy {numpy_version} is installed "
+            "(tensors and arrays will not convert)",
+            'pip install "numpy<2"',
+        )
     if expected is None:
         return Check(WARN, "torch/torchvision", f"{found} (pair not in the known table, but it works)")
     return Check(OK, "torch/torchvision", f"{found} (a matching pair)")
@@ -343,6 +432,87 @@ def check_runs(path: str | os.PathLike = "runs") -> Check:
     return Check(OK, "runs/", f"{target.resolve()} {state}")
 
 
+def check_memory(available: int | None = None) -> Check:
+    """Memory available now (Linux ``MemAvailable``, a container's limit): a lesson's kernel peaks at
+    about 1.7 GB (notebook 04), JupyterLab adds some. ``available`` replaces the reading (tests)."""
+    if available is None:
+        from pconv_lib.util.files import available_memory
+
+        available = available_memory()
+    if available is None:
+        return Check(
+            WARN,
+            "memory",
+            "free memory cannot be read on this system (the lessons need about 2 GB free)",
+            "close programs you do not need before the workshop",
+        )
+    text = f"{available / 1024**3:.1f} GB available"
+    if available < MIN_FREE_MEMORY:
+        return Check(
+            FAIL,
+            "memory",
+            f"{text}; the lessons need about 2 GB (notebook 04's kernel peaks at 1.7 GB)",
+            "close other programs and browser tabs, then run doctor again; or use Colab",
+        )
+    if available < LOW_FREE_MEMORY:
+        return Check(
+            WARN, "memory", f"{text}: enough, but tight", "close programs and browser tabs you do not need"
+        )
+    return Check(OK, "memory", text)
+
+
+def _same_environment(kernel_python: str) -> bool:
+    """True when ``kernel_python`` is this environment's Python. Links are not followed: a virtual
+    environment's ``python`` links to its base Python, which lacks the course's packages."""
+    if "/" not in kernel_python and os.sep not in kernel_python:
+        return True  # a bare "python": jupyter_client starts the Python that runs Jupyter
+
+    def norm(path: str | os.PathLike) -> str:
+        return os.path.normcase(os.path.abspath(path))
+
+    folder = Path(kernel_python).parent  # bin/ (Scripts\ on Windows), or a conda prefix on Windows
+    same_file = norm(kernel_python) == norm(sys.executable)
+    return same_file or norm(sys.prefix) in (norm(folder), norm(folder.parent))
+
+
+def kernel_install_command(user: bool = False) -> str:
+    """The line that makes this environment's Python the course kernel (``python3``)."""
+    where = "--user" if user else "--sys-prefix"
+    return (
+        f'"{sys.executable}" -m ipykernel install {where} --name {COURSE_KERNEL} '
+        '--display-name "Python 3 (pconv-course)"'
+    )
+
+
+def check_kernel() -> Check:
+    """The notebooks ask for the kernel ``python3``: the spec Jupyter finds under that name must
+    start this environment's Python, else the lessons run (and fail) in another one."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+        from jupyter_core.paths import jupyter_data_dir
+    except Exception as error:
+        missing = f"jupyter_client does not import ({type(error).__name__})"
+        return Check(FAIL, "kernel", missing, "pip install jupyterlab")
+    try:
+        spec = KernelSpecManager().get_kernel_spec(COURSE_KERNEL)
+    except NoSuchKernel:
+        return Check(FAIL, "kernel", f"no kernel named {COURSE_KERNEL}", kernel_install_command())
+    python = spec.argv[0] if spec.argv else ""
+    in_user_dir = Path(spec.resource_dir).resolve().is_relative_to(Path(jupyter_data_dir()).resolve())
+    where = f"{COURSE_KERNEL} ({spec.resource_dir})"
+    if not _same_environment(python):
+        return Check(
+            FAIL,
+            "kernel",
+            f"{where} starts {python}, not this environment's Python {sys.executable}: the notebooks "
+            "would run without the course's packages",
+            kernel_install_command(user=in_user_dir),
+        )
+    if not Path(python).is_absolute() and shutil.which(python) is None:
+        return Check(FAIL, "kernel", f"{where} starts {python}, which is not found", kernel_install_command())
+    return Check(OK, "kernel", f"{where} starts this environment's Python")
+
+
 def default_checks(runs: str | os.PathLike = "runs") -> list[tuple[str, Callable[[], Check]]]:
     """The checks in report order, as ``(name, function)``; ``runs`` is where step 4 trains."""
     module = sys.modules[__name__]  # looked up at call time, so tests can replace a check
@@ -354,6 +524,8 @@ def default_checks(runs: str | os.PathLike = "runs") -> list[tuple[str, Callable
         ("device", module.check_device),
         ("CPU threads", module.check_threads),
         ("disk", lambda: module.check_disk(Path(runs).resolve().parent)),
+        ("memory", module.check_memory),
+        ("kernel", module.check_kernel),
         ("demo model", module.check_demo_model),
         ("VGG16 weights", module.check_vgg),
         ("widgets", module.check_widgets),

@@ -57,7 +57,9 @@ def _load_reason(error: BaseException) -> str:
     text = str(error)
     low = text.lower()
     if "unsupported global" in low or "weightsunpickler" in low or "weights only load failed" in low:
-        detail = next((line.strip() for line in text.splitlines() if "unsupported" in line.lower()), "")
+        # from "Unsupported ..." on: torch 2.2 puts the weights_only=False advice on the same line
+        detail = next((line[line.lower().index("unsupported") :].strip() for line in text.splitlines()
+                       if "unsupported" in line.lower()), "")
         return "it holds Python objects other than tensors, which are refused for safety" + (
             f" ({detail.rstrip('.')})" if detail else ""
         )

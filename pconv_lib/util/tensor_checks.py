@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from pconv_lib.util.arg_checks import check_binary_mask
 from pconv_lib.util.errors import BadPicture, BadType, BadValue
+from pconv_lib.util.torch_compat import is_compiling
 
 
 def _autocast_on(device_type: str) -> bool:
@@ -95,7 +96,7 @@ def check_layer_mask(x: Tensor, mask: Tensor, values: bool = True) -> None:
             "(one per channel); add a channel axis with mask[:, None] and repeat a single "
             "mask over the batch with mask.expand(N, -1, -1, -1)"
         )
-    if values and not torch.compiler.is_compiling():
+    if values and not is_compiling():
         check_mask_values(mask)
 
 
