@@ -320,10 +320,8 @@ class PConvUNet(nn.Module):
     def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Inpaint ``image`` where ``mask`` is 0; returns ``(output, output_mask)``.
 
-        One pass, as trained: holes wider than the training holes (a model trained on T-px crops
-        has seen hole pixels up to about 0.04 T px from a valid one) get fills in colours from
-        nowhere deep inside, and ``output_mask`` is still all ones. For such holes use
-        :func:`pconv_lib.tiling.predict_multiscale` (``predict``'s default, the widget's).
+        One pass: deep inside holes far wider than the training holes it paints colours from
+        nowhere, silently; :func:`pconv_lib.tiling.predict_multiscale` is the path for those.
         """
         check_unet_inputs(self, image, mask)
         follow_free_cores()  # the CPU thread policy, when applied (pconv_lib.runtime)

@@ -346,7 +346,7 @@ def test_read_mask_refuses_bad_holes_are():
 
 def test_the_page_ships_as_package_data():
     """pip install (not only -e) must carry the page (app.page_html reads it as package data)."""
-    root = Path(app.__file__).resolve().parent.parent
+    root = Path(app.__file__).resolve().parents[2]
     patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert any(Path("app_page.html").match(p) for p in patterns["pconv_lib.app"])
     assert app.page_html() == (root / "pconv_lib" / "app" / "app_page.html").read_bytes()

@@ -416,21 +416,13 @@ def _computed() -> dict[tuple[str, str], tuple[str, set[float]]]:
 
 #: Class E: numbers quoted from the paper or the original course: {(stem, number): source}.
 NUMBERS_QUOTED = {
+    ("05_tiled_prediction", "127.0"): "the loopback address 127.0.0.1 the web app listens on (an address)",
     ("04_training", "100"): "the paper (Liu et al. 2018, section 4.2): the weights were searched on 100 "
                             "validation images",
     ("04_training", "1080"): "the GPU the original course trained on (a model name, GTX 1080 Ti)",
     ("05_tiled_prediction", "99"): "tiling.RADIUS_FRACTION's docstring: 99 % of training hole pixels lie "
                                    "within that radius",
 }
-
-#: Model-quality prose that issue 24's lead rewrites (README and notebook 04's classical comparison);
-#: strict xfails, so that the entry must go once the prose agrees with the outputs.
-LEAD_REWRITES = {
-    ("04_training", "5000"), ("04_training", "2.4"), ("04_training", "27"), ("04_training", "23"),
-    ("05_tiled_prediction", "1536"), ("05_tiled_prediction", "11.5"),
-    ("05_tiled_prediction", "8.3"),
-}
-
 
 def _unbacked_numbers(path: Path, computed: dict) -> list[tuple[str, str]]:
     """(number as written, its context) for every number of the notebook's prose in no class A-E."""
@@ -462,19 +454,10 @@ _NOTEBOOKS = [(folder, step) for folder in ("notebooks", "solutions") for step i
 @pytest.mark.parametrize("folder, step", _NOTEBOOKS, ids=[f"{f}-0{s}" for f, s in _NOTEBOOKS])
 def test_every_number_in_notebook_prose_is_printed_or_explained(folder, step):
     path = _notebook(folder, step)
-    unbacked = [(n, c) for n, c in _unbacked_numbers(path, _computed())
-                if (path.stem, n) not in LEAD_REWRITES]
+    unbacked = _unbacked_numbers(path, _computed())
     assert not unbacked, (
         f"{folder}/{path.name}: numbers in the prose that no output prints, no code cell sets and no "
         "list in tests/test_docs_truth.py explains:\n" + "\n".join(f"  {n}: ...{c}..." for n, c in unbacked))
-
-
-@pytest.mark.parametrize("stem, number", sorted(LEAD_REWRITES))
-@pytest.mark.xfail(strict=True, reason="issue 24: lead rewrites")
-def test_model_quality_prose_agrees_with_the_outputs(stem, number):
-    step = int(stem[:2])
-    unbacked = [n for n, _ in _unbacked_numbers(_notebook("notebooks", step), _computed())]
-    assert number not in unbacked
 
 
 def _computed_entries_are_right():
@@ -522,7 +505,6 @@ def test_the_readme_quotes_ratios():
 
 
 @pytest.mark.parametrize("quote", _readme_ratio_quotes())
-@pytest.mark.xfail(strict=True, reason="issue 24: lead rewrites")
 def test_every_ratio_the_readme_quotes_is_printed_by_a_notebook(quote):
     assert _ratio_is_printed(quote), f"README quotes {quote}, which no lesson notebook prints"
 

@@ -172,6 +172,7 @@ def _number(value: float) -> str:
 
 def _differ(got: float, expected: float) -> str:
     """``"got 0.7160644531, expected 0.7161458333 (difference 8.1e-05, relative 0.011 %)"``."""
+    got, expected = got + 0.0, expected + 0.0  # -0.0 == 0.0: shown alike
     difference = got - expected
     relative = f", relative {abs(difference) / abs(expected):.2g}" if expected else ""
     return f"got {_number(got)}, expected {_number(expected)} (difference {difference:.2g}{relative})"
