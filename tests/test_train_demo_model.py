@@ -279,8 +279,20 @@ def test_tiny_end_to_end_run_writes_a_loadable_model_and_card(tmp_path, capsys):
         "OpenCV Telea",
         "Where it loses",
         "--size 64",
+        "| objects |",
+        "PConv (this model) (raw)",
+        "--masks all --raw",
     ):
         assert text in card
+
+
+def test_the_v3_mask_mix_trains_and_validates_on_strokes_and_object_holes():
+    from pconv_lib import masks
+
+    assert tdm.MASK_MIXES == {"strokes": None, "mix": masks.random_training_mask}
+    assert tdm.build_parser().parse_args(["--masks", "mix"]).masks == "mix"
+    with pytest.raises(SystemExit):
+        tdm.build_parser().parse_args(["--masks", "blobs"])
 
 
 def test_train_model_uses_the_trainer_hooks_for_the_start_and_the_time_limit(tmp_path, capsys):

@@ -99,7 +99,7 @@ JPEG_QUALITY = 92
 PIXEL_LOSS = LossWeights(perceptual=0.0, style_out=0.0, style_comp=0.0)
 #: Evaluation of the model card: ``python -m pconv_lib evaluate --size 256 --buckets 1,2,3,4``.
 CARD_SIZE = 256
-CARD_BUCKETS = (1, 2, 3, 4)
+CARD_BUCKETS = (1, 2, 3, 4, 5, "objects")  # = evaluate --masks all
 REFERENCE_COMMIT = "ba21ebf"
 
 
@@ -577,14 +577,15 @@ def export_checkpoint(
 def evaluation_table(
     checkpoint: str | os.PathLike,
     size: int = CARD_SIZE,
-    buckets: Sequence[int] = CARD_BUCKETS,
+    buckets: Sequence[int | str] = CARD_BUCKETS,
     seed: int = 0,
     device: str | None = None,
     limit: int | None = None,
 ):
-    """The table of ``python -m pconv_lib evaluate --checkpoint <file> --size <size> --buckets ...``:
-    the model and the three classical baselines on the held-out scikit-image photos (centre crops
-    of ``size`` px; the first ``limit`` of them when given). Returns an ``EvaluationTable``."""
+    """The table of ``python -m pconv_lib evaluate --checkpoint <file> --size <size> --masks all
+    --raw``: the model through the default ``predict`` path and in one pass, and the three
+    classical baselines, on the held-out scikit-image photos (centre crops of ``size`` px; the
+    first ``limit`` of them when given). Returns an ``EvaluationTable``."""
     from pconv_lib import evaluate
     from pconv_lib.photos import sample_photos
     from pconv_lib.runs.checkpoints import model_from_checkpoint
@@ -593,13 +594,22 @@ def evaluation_table(
     images = list(sample_photos(size=size).values())[:limit]
     torch_device = pick_device(device)
     model, config = model_from_checkpoint(checkpoint, torch_device)
-    methods = {"PConv (this model)": evaluate.model_inpainter(model, 2**config.depth, torch_device)}
+    methods = {
+        MODEL_ROW: evaluate.model_inpainter(
+            model, 2**config.depth, torch_device, train_size=config.image_size
+        ),
+        f"{MODEL_ROW} (raw)": evaluate.model_inpainter(model, 2**config.depth, torch_device),
+    }
     methods.update(evaluate.BASELINES)
     return evaluate.evaluate_methods(methods, images, list(buckets), seed=seed)
 
 
+#: The model's row in the card's table (the default ``predict`` path; "(raw)": one forward pass).
+MODEL_ROW = "PConv (this model)"
+
+
 def _markdown_table(table) -> str:
-    from pconv_lib.masks import bucket_label
+    from pconv_lib.masks import column_label as bucket_label
 
     methods = table.methods
     lines = ["| hole ratio | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
@@ -612,12 +622,13 @@ def _markdown_table(table) -> str:
     return "\n".join(lines)
 
 
-def where_it_loses(table, model: str = "PConv (this model)") -> list[str]:
-    """One line per bucket comparing the model with the best classical method on L1 and SSIM."""
-    from pconv_lib.masks import bucket_label
+def where_it_loses(table, model: str = MODEL_ROW) -> list[str]:
+    """One line per column comparing the model with the best classical method on L1 and SSIM."""
+    from pconv_lib.evaluate import BASELINES
+    from pconv_lib.masks import column_label as bucket_label
 
     lines = []
-    others = [m for m in table.methods if m != model]
+    others = [m for m in table.methods if m in BASELINES]
     for bucket in table.buckets:
         scores = table.scores
         ours = scores[model][bucket]
@@ -665,7 +676,6 @@ def write_model_card(
     )
     size_mb = Path(checkpoint).stat().st_size / 2**20
     weights = LossWeights(**config.loss_weights)
-    buckets = ",".join(str(b) for b in table.buckets)
     text = f"""# Course demo model: `pconv_lib/weights/demo_model.pt`
 
 `PConvUNet(depth={config.depth}, width={config.width})`, {parameters:,} parameters, fp16 weights on CPU
@@ -690,8 +700,9 @@ def write_model_card(
 - Preparation: each train photo resized (OpenCV `INTER_AREA`) so that its shorter side is
   {", ".join(map(str, TRAIN_SIZES))} px (JPEG quality {JPEG_QUALITY}: {len(train) * len(TRAIN_SIZES)} files);
   each val photo at {VAL_SIZE} px, copied {VAL_COPIES} times. `InpaintingDataset(folder, {config.image_size},
-  seed={config.seed})`: random crops (the three scales act as scale augmentation), horizontal
-  flips, masks from `random_irregular_mask`.
+  seed={config.seed})`: random crops (the scales act as scale augmentation), horizontal
+  flips; masks: see the recipe below (v1, v2: `random_irregular_mask`; v3: half of them
+  `random_object_mask`, `--masks mix`).
 - Never trained on: the other photos of those packages and the scikit-image sample photos (the
   notebooks show those as unseen examples; the table below uses them).
 
@@ -712,8 +723,11 @@ runs are short and `tools/train_demo_model.py` keeps the checkpoint with the bes
 {notes}
 ## Evaluation
 Held-out scikit-image photos, {size}x{size} centre crops,
-{table.counts[table.buckets[0]]} images per bucket, the same masks for every method (seed 0):
-`python -m pconv_lib evaluate --checkpoint demo --size {size} --buckets {buckets}`.
+{table.counts[table.buckets[0]]} images per column, the same masks for every method (seed 0): the
+paper's strokes per hole-ratio bucket and large object-removal holes (`objects`, 10-40 %):
+`python -m pconv_lib evaluate --checkpoint demo --size {size} --masks all --raw`. The model's row
+is the path `predict` takes by default (multi-scale when holes are far wider than the training
+holes); "(raw)" is one forward pass, `model(image, mask)`.
 Cells: L1 (lower is better) / PSNR dB / SSIM (higher is better), on the composited image.
 
 {_markdown_table(table)}
@@ -721,8 +735,8 @@ Cells: L1 (lower is better) / PSNR dB / SSIM (higher is better), on the composit
 Where it loses:
 {chr(10).join(where_it_loses(table))}
 
-Bucket numbers depend on `pconv_lib.masks.random_mask_in_bucket`; rerun the command above after
-changing it.
+Column numbers depend on `pconv_lib.masks.random_mask_in_bucket` and `random_object_mask`; rerun
+the command above after changing them.
 
 ## Reproduce
 ```

@@ -420,15 +420,9 @@ def _positive(args: argparse.Namespace, *names: str, minimum: int | float = 1) -
             raise UsageError(f"{flag} must be at least {minimum}, got {value}")
 
 
-#: Memory ``predict`` needs per image pixel (decoded photo, float copies, padding, blending
-#: accumulators, hole distances), used to refuse a photo before decoding it. Measured: peak RSS
-#: grows by about 82 bytes per pixel between 1500x1500 and 3000x3000 photos (demo model,
-#: multi-scale, CPU), on top of about 200 MB for the model and one tile.
-PREDICT_BYTES_PER_PIXEL = 80
-
-
 def _read_rgb(path: Path, max_pixels: int | None = None) -> np.ndarray:
     """The --image photo, upright; its header is checked (pixel limit, memory) before decoding."""
+    from pconv_lib.tiling import PREDICT_BYTES_PER_PIXEL
     from pconv_lib.util.image_files import load_image
 
     if path.is_dir():
@@ -947,6 +941,7 @@ def _check_evaluate_cost(args: argparse.Namespace, count: int, buckets: list[int
     """Before any photo is read: refuse an evaluation whose photos and one model pass cannot fit
     in the free memory, and say how long the classical baselines will take when it is over a
     minute (their time grows faster than the pixel count)."""
+    from pconv_lib.tiling import PREDICT_BYTES_PER_PIXEL
     from pconv_lib.util.files import available_memory
 
     pixels = args.size * args.size

@@ -126,7 +126,7 @@ def read_photo(data: bytes, name: str = "photo.png", max_pixels: int | None = No
     Raises:
         ImageRejected / ImageTooLarge: the command line's one-line message, naming ``name``.
     """
-    from pconv_lib.app.cli import PREDICT_BYTES_PER_PIXEL
+    from pconv_lib.tiling import PREDICT_BYTES_PER_PIXEL
     from pconv_lib.util.image_files import load_image
 
     with _upload_file(data, _safe_name(name, "photo.png")) as path:
