@@ -60,10 +60,9 @@ def demo_model(device: str | torch.device | None = None, path: str | os.PathLike
 
     Input: image float ``(N, 3, H, W)`` in [0, 1], mask ``(N, 1, H, W)`` with 1 = valid, 0 = hole,
     H and W multiples of ``2**model.depth`` = 128 (use :mod:`pconv_lib.tiling` for any size).
-    It was trained on 256x256 crops, with the paper's strokes and large object-removal holes
-    (v3), and fills holes of those sizes best. Called directly it is one pass: for holes wider
-    than it has seen (:func:`pconv_lib.tiling.wide_hole_notice`) use
-    :func:`pconv_lib.tiling.predict_multiscale`.
+    It was trained on 256x256 crops with the paper's strokes and fills holes of that size best.
+    Called directly it is one pass: for holes far wider than it has seen (an object painted out;
+    :func:`pconv_lib.tiling.wide_hole_notice`) use :func:`pconv_lib.tiling.predict_multiscale`.
 
     Raises:
         DemoModelUnavailable: the file is missing or unreadable, or its weights are not finite or

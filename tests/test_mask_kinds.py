@@ -186,3 +186,21 @@ def test_predict_with_scale_single_warns_about_wide_holes(tmp_path, photo, capsy
     ] != []
     assert cli.main([*args, "--output", str(tmp_path / "auto.png")]) == 0
     assert "blotches" not in capsys.readouterr().err
+
+
+def test_the_demo_model_through_the_predict_path_leaves_no_blotches_in_object_holes():
+    """Issue 24's measurable check on the path every entry point takes (predict, widget, web app):
+    on object-removal holes the fill has the surroundings' colours (one pass would not: the notice
+    says so for every such mask)."""
+    from pconv_lib.pretrained import demo_model
+    from pconv_lib.tiling import wide_hole_notice
+
+    model = demo_model()
+    default = evaluate.model_inpainter(model, 128, train_size=256)
+    shares = []
+    for index, name in enumerate(["astronaut", "coffee", "chelsea", "rocket"]):
+        image = photos.sample_photo(name, (256, 256))
+        mask = masks.random_object_mask(256, 256, np.random.default_rng([0, 100, index]))
+        assert wide_hole_notice(mask, 256) is not None
+        shares.append(evaluate.blotch_share(default(masks.apply_mask(image, mask, fill=0), mask), mask))
+    assert np.mean(shares) <= evaluate.BLOTCH_LIMIT, shares
