@@ -481,7 +481,7 @@ def _printed_ratios() -> tuple[set[float], set[float]]:
     """(percentages, ratios) the five lesson notebooks print: "12 %" and "1.29×" / "1.29x"."""
     text = "\n".join(_outputs(_notebook("notebooks", step)) for step in range(1, 6))
     percents = {float(m) for m in re.findall(r"(\d+(?:\.\d+)?)\s?%", text)}
-    ratios = {float(m) for m in re.findall(r"(\d+(?:\.\d+)?)\s?[×x]\b", text)}
+    ratios = {float(m) for m in re.findall(r"(\d+(?:\.\d+)?)\s?(?:×|x\b)", text)}  # "×" has no \b after it
     return percents, ratios
 
 
