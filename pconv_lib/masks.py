@@ -534,6 +534,28 @@ def same_aspect_ratio(mask_size: tuple[int, int], image_size: tuple[int, int]) -
     return abs(mw * height / mh - width) <= max(1.0, height / mh) + 1e-9
 
 
+def fit_mask_to_photo(mask: np.ndarray, height: int, width: int, name: str, note: str = "") -> np.ndarray:
+    """``mask`` (H, W), 1 = valid, resized (nearest) to a ``height`` x ``width`` photo when only the
+    resolution differs; the one rule of ``predict --mask``, the web app and the widget's mask files.
+
+    Raises:
+        BadValue: naming ``name``, when the aspect ratios differ (stretching would move the holes),
+            saying so when the mask fits the photo turned by 90 degrees; ``note`` (e.g. "both as
+            displayed, EXIF orientation applied") is added after the sizes.
+    """
+    mh, mw = mask.shape
+    if not same_aspect_ratio((mh, mw), (height, width)):
+        turned = same_aspect_ratio((mw, mh), (height, width))
+        raise BadValue(
+            f"{name} is {mw}x{mh} but the photo is {width}x{height}{note}: another aspect ratio, so "
+            "stretching it would move the holes"
+            + ("; it matches the photo turned by 90 degrees - was it drawn on the un-rotated photo?"
+               if turned else "")
+            + "; give a mask drawn on this photo (same aspect ratio)"
+        )
+    return mask if (mh, mw) == (height, width) else resize_mask(mask, (height, width))
+
+
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a binary mask to ``(height, width)`` with nearest neighbour (stays binary)."""
     check.check_size(*size)

@@ -40,6 +40,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+from browser_checks import default_python, poll  # noqa: E402  (tools/ is sys.path[0])
+
 ADDRESS = re.compile(r"open (http://127\.0\.0\.1:\d+/) in a browser")
 # run by --python (numpy, OpenCV): compares the PNGs the page downloaded
 PIXEL_CHECK = r"""
@@ -63,26 +66,6 @@ print(json.dumps({
 """
 
 
-def _poll(check, timeout: float, what: str):
-    """Call ``check()`` every 0.2 s until it returns something truthy; exit with ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-        except Exception:  # the page is still building: try again
-            found = None
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            sys.exit(f"error: no {what} after {timeout:.0f} s (see --timeout)")
-        time.sleep(0.2)
-
-
-def _default_python() -> str:
-    venv = ROOT / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
-
-
 def _start_app(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen, str]:
     """Start ``python -m pconv_lib app --port 0`` and return it with the address it printed."""
     paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
@@ -98,13 +81,13 @@ def _start_app(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen, s
         found = ADDRESS.search(log.read_text())
         return found.group(1) if found else None
 
-    return server, _poll(address, args.timeout, "address printed by the app")
+    return server, poll(address, args.timeout, "address printed by the app")
 
 
 def _wait_answer(page, timeout: float) -> str:
     """The status line once it shows the answer to an inpaint (a result, an error or "busy")."""
     status = page.locator("#status")
-    return _poll(lambda: (t := status.inner_text()).startswith(("inpainted:", "error", "busy")) and t,
+    return poll(lambda: (t := status.inner_text()).startswith(("inpainted:", "error", "busy")) and t,
                  timeout, "inpaint answer in the status line")
 
 
@@ -133,7 +116,7 @@ def _link_bytes(page, selector: str) -> bytes:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium/Chrome binary")
-    parser.add_argument("--python", default=_default_python(), help="Python with pconv_lib's dependencies")
+    parser.add_argument("--python", default=default_python(), help="Python with pconv_lib's dependencies")
     parser.add_argument("--checkpoint", default="demo", help="the model the app serves (default: demo)")
     parser.add_argument("--photo", default="coffee", help="a sample photo name (coffee: 600x400)")
     parser.add_argument("--screenshot", type=Path, default=Path("app_check.png"))
@@ -166,7 +149,7 @@ def main() -> int:
             page.wait_for_selector(f"#sample option[value='{args.photo}']", state="attached", timeout=wait_ms)
             page.select_option("#sample", args.photo)
             status = page.locator("#status")
-            _poll(lambda: re.match(rf"{args.photo}: \d+x\d+", status.inner_text()), args.timeout, "photo")
+            poll(lambda: re.match(rf"{args.photo}: \d+x\d+", status.inner_text()), args.timeout, "photo")
             width, height = page.evaluate("[document.getElementById('paint').width, "
                                           "document.getElementById('paint').height]")
             box = page.locator("#paint").bounding_box()
@@ -180,7 +163,7 @@ def main() -> int:
                 page.mouse.move(start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t)
                 time.sleep(0.02)
             page.mouse.up()
-            painted = _poll(lambda: re.search(r"([0-9.]+)% holes", status.inner_text()), args.timeout,
+            painted = poll(lambda: re.search(r"([0-9.]+)% holes", status.inner_text()), args.timeout,
                             "hole percentage in the status line")
             middle = ((start[0] + end[0]) / 2 - box["x"]) * width / box["width"], \
                      ((start[1] + end[1]) / 2 - box["y"]) * height / box["height"]
@@ -222,28 +205,28 @@ def main() -> int:
                 return found.group(1) if found else None
 
             page.click("#clear")
-            controls = {"clear": _poll(lambda: percent() == "0.0" and "0.0", args.timeout, "cleared mask")}
+            controls = {"clear": poll(lambda: percent() == "0.0" and "0.0", args.timeout, "cleared mask")}
             controls["no holes"] = _inpaint(page, args.timeout)[0]
             page.click("#undo")
-            controls["undo"] = _poll(lambda: percent() == holes and holes, args.timeout, "undone clear")
+            controls["undo"] = poll(lambda: percent() == holes and holes, args.timeout, "undone clear")
             page.click("#clear")
-            _poll(lambda: percent() == "0.0", args.timeout, "cleared mask")
+            poll(lambda: percent() == "0.0", args.timeout, "cleared mask")
             page.set_input_files("#mask-file", files=[{"name": "mask.png", "mimeType": "image/png",
                                                        "buffer": files["mask.png"]}])
-            controls["mask file"] = _poll(lambda: percent() == holes and holes, args.timeout, "loaded mask")
+            controls["mask file"] = poll(lambda: percent() == holes and holes, args.timeout, "loaded mask")
             page.click("#eraser")  # erase the first half of the stroke (the canvas has moved: results)
             now = page.locator("#paint").bounding_box()
             page.mouse.move(now["x"] + 0.3 * now["width"], now["y"] + 0.4 * now["height"])
             page.mouse.down()
             page.mouse.move(now["x"] + 0.45 * now["width"], now["y"] + 0.45 * now["height"], steps=10)
             page.mouse.up()
-            controls["eraser"] = _poll(lambda: (p := percent()) not in (None, holes) and p, args.timeout,
+            controls["eraser"] = poll(lambda: (p := percent()) not in (None, holes) and p, args.timeout,
                                        "erased holes")
             print("controls:", controls)
             # bad input in the page: a file that is not an image
             page.set_input_files("#photo-file", files=[{"name": "notes.txt", "mimeType": "text/plain",
                                                         "buffer": b"not a photo"}])
-            error_line = _poll(lambda: (t := status.inner_text()).startswith("error") and t, args.timeout,
+            error_line = poll(lambda: (t := status.inner_text()).startswith("error") and t, args.timeout,
                                "error line for a file that is not an image")
             browser.close()
     finally:

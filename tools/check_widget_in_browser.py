@@ -43,6 +43,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+from browser_checks import default_python, poll  # noqa: E402  (tools/ is sys.path[0])
+
 CELL = """import numpy as np
 from pconv_lib.photos import sample_photo
 from pconv_lib.widgets import MaskPainter
@@ -55,26 +58,6 @@ def mean_fill(image, mask):
 painter = MaskPainter(sample_photo(PHOTO, SIZE), predict_fn=None if DEMO else mean_fill)
 painter"""
 STATUS = re.compile(r"^mask \d+x\d+")
-
-
-def _poll(check, timeout: float, what: str):
-    """Call ``check()`` every 0.2 s until it returns something truthy; exit with ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-        except Exception:  # the page is still building: try again
-            found = None
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            sys.exit(f"error: no {what} after {timeout:.0f} s (see --timeout)")
-        time.sleep(0.2)
-
-
-def _default_python() -> str:
-    venv = ROOT / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
 
 
 def _notebook(source: str) -> dict:
@@ -94,7 +77,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8899)
     parser.add_argument("--screenshot", type=Path, default=Path("widget_check.png"))
     parser.add_argument(
-        "--python", default=_default_python(), help="Python with JupyterLab and pconv_lib installed"
+        "--python", default=default_python(), help="Python with JupyterLab and pconv_lib installed"
     )
     parser.add_argument("--photo-size", type=int, default=256,
                         help="side of the test photo (0: the sample photo's own size)")
@@ -126,7 +109,7 @@ def main() -> int:
     )
     base = f"http://127.0.0.1:{args.port}"
     try:
-        _poll(lambda: urllib.request.urlopen(f"{base}/lab", timeout=2), args.timeout, "JupyterLab server")
+        poll(lambda: urllib.request.urlopen(f"{base}/lab", timeout=2), args.timeout, "JupyterLab server")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=args.chromium, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -137,14 +120,14 @@ def main() -> int:
             page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=wait_ms)
             # Shift+Enter before the kernel is ready can be lost (seen: the cell stays "[ ]" and a
             # new cell appears), so wait until the status bar says the kernel is idle
-            _poll(lambda: page.get_by_text(re.compile(r"\| Idle")).count() > 0, args.timeout, "kernel ready")
+            poll(lambda: page.get_by_text(re.compile(r"\| Idle")).count() > 0, args.timeout, "kernel ready")
             page.locator(".jp-Cell").first.click()
             page.keyboard.press("Shift+Enter")
             canvas = page.locator("canvas").first
             canvas.wait_for(timeout=wait_ms)
             status_line = page.get_by_text(STATUS).first
-            _poll(lambda: STATUS.match(status_line.inner_text()), args.timeout, "status line")
-            _poll(lambda: (canvas.bounding_box() or {}).get("width", 0) > 0, args.timeout, "canvas size")
+            poll(lambda: STATUS.match(status_line.inner_text()), args.timeout, "status line")
+            poll(lambda: (canvas.bounding_box() or {}).get("width", 0) > 0, args.timeout, "canvas size")
             box = canvas.bounding_box()
             page.mouse.move(box["x"] + 40, box["y"] + 60)
             page.mouse.down()
@@ -152,7 +135,7 @@ def main() -> int:
                 page.mouse.move(box["x"] + 40 + 8 * i, box["y"] + 60 + 5 * i)
                 time.sleep(0.05)
             page.mouse.up()
-            _poll(lambda: re.search(r"[1-9]\d* strokes?", status_line.inner_text()), args.timeout,
+            poll(lambda: re.search(r"[1-9]\d* strokes?", status_line.inner_text()), args.timeout,
                   "stroke in the status line")
             clicked = time.monotonic()
             page.get_by_role("button", name="Inpaint").click()
@@ -161,7 +144,7 @@ def main() -> int:
                 text = status_line.inner_text()
                 return text if "inpainted" in text or "error" in text else None
 
-            status = _poll(finished, args.timeout, "result in the status line")
+            status = poll(finished, args.timeout, "result in the status line")
             seconds = time.monotonic() - clicked
             page.screenshot(path=str(args.screenshot))
             browser.close()

@@ -776,20 +776,11 @@ def _load_predict_mask(args: argparse.Namespace, height: int, width: int) -> np.
     header = read_image_header(args.mask)
     check_image_resources(header, args.mask, limit=args.max_pixels, bytes_per_pixel=16, what="loading it")
     mask = apply_orientation(mask_lib.load_mask_png(args.mask, holes_are=args.holes_are), header.orientation)
-    mh, mw = mask.shape
-    # the same aspect ratio up to the rounding of one mask pixel
-    if not mask_lib.same_aspect_ratio((mh, mw), (height, width)):
-        turned = mask_lib.same_aspect_ratio((mw, mh), (height, width))
-        raise UsageError(
-            f"--mask {args.mask} is {mw}x{mh} but the photo is {width}x{height} (both as displayed, EXIF "
-            "orientation applied): another aspect ratio, so stretching it would move the holes"
-            + ("; it matches the photo turned by 90 degrees - was it drawn on the un-rotated photo?"
-               if turned else "")
-            + "; give a mask drawn on this photo (same aspect ratio)"
-        )
     if mask.shape != (height, width):
+        mh, mw = mask.shape
+        mask = mask_lib.fit_mask_to_photo(mask, height, width, f"--mask {args.mask}",
+                                          " (both as displayed, EXIF orientation applied)")
         print(f"resizing mask {mw}x{mh} to the image size {width}x{height} (nearest, same aspect ratio)")
-        mask = mask_lib.resize_mask(mask, (height, width))
     from pconv_lib.util.arg_checks import hole_share_problem
 
     problem = hole_share_problem(mask_lib.hole_ratio(mask), str(args.mask), args.holes_are)

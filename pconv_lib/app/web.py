@@ -162,17 +162,8 @@ def read_mask(data: bytes, name: str, holes_are: str, height: int, width: int,
     mask = decode_mask(data, name, holes_are, max_pixels)
     mh, mw = mask.shape
     notes = []
-    if not mask_lib.same_aspect_ratio((mh, mw), (height, width)):
-        turned = mask_lib.same_aspect_ratio((mw, mh), (height, width))
-        raise BadValue(
-            f"{name} is {mw}x{mh} but the photo is {width}x{height}: another aspect ratio, so "
-            "stretching it would move the holes"
-            + ("; it matches the photo turned by 90 degrees - was it drawn on the un-rotated photo?"
-               if turned else "")
-            + "; give a mask drawn on this photo (same aspect ratio)"
-        )
+    mask = mask_lib.fit_mask_to_photo(mask, height, width, name)
     if (mh, mw) != (height, width):
-        mask = mask_lib.resize_mask(mask, (height, width))
         notes.append(f"resized the mask {mw}x{mh} to the photo's {width}x{height} (nearest, same aspect "
                      "ratio)")
     ratio = mask_lib.hole_ratio(mask)
