@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pconv_lib.runtime import follow_free_cores
 from pconv_lib.util.arg_checks import check_padding_mode
 from pconv_lib.util.tensor_checks import check_layer_inputs, check_mask_values
 
@@ -59,6 +60,7 @@ class PartialConv2d(nn.Conv2d):
         return super().extra_repr() + ("" if self.check_mask else ", check_mask=False")
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        follow_free_cores()  # the CPU thread policy, when applied (pconv_lib.runtime)
         if self.check_mask:
             check_layer_inputs(self, x, mask)
         if mask is None:  # all valid: only the zero-padded border is hole

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pconv_lib.layers import PartialConv2d, zero_holes
+from pconv_lib.runtime import follow_free_cores
 from pconv_lib.util.tensor_checks import check_layer_inputs, check_mask_sum
 from pconv_lib.util.torch_compat import is_compiling
 
@@ -160,6 +161,7 @@ class FastPartialConv2d(PartialConv2d):
 
         See the class docstring for shapes, dtypes and the mask convention (1 = valid).
         """
+        follow_free_cores()  # the CPU thread policy, when applied (pconv_lib.runtime)
         if self.check_mask:
             check_layer_inputs(self, x, mask)
         if mask is None:

@@ -382,7 +382,8 @@ _policy_line = ""
 def follow_free_cores() -> None:
     """Give torch one thread fewer per core that other programs keep busy (the latest sample).
 
-    Called at the start of ``PConvUNet.forward`` and ``PConvLoss.forward``; does nothing until
+    Called at the start of the forward of ``PartialConv2d``, ``FastPartialConv2d``, ``PConvUNet``
+    and ``PConvLoss`` (the library's own modules; lesson 02 runs the layers alone); does nothing until
     :func:`apply_thread_policy` started the sampler (``auto`` setting, Linux, more than one CPU,
     threads not sleeping), and nothing new within one sample. Touches no other module.
     """
