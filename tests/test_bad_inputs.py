@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_cli
 from torch import nn
 
 from pconv_lib import masks, photos
@@ -119,12 +120,6 @@ def wide_ckpt(tmp_path_factory, loss) -> Path:
     out = tmp_path_factory.mktemp("wide")
     return Trainer(_config(out, width=0.25), _data(), loss=loss, progress=False).save("last.pt")
 
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def assert_error(capsys, argv, *needles: str, code: int = 2) -> str:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_cli
 
 from pconv_lib.app import cli
 from pconv_lib.data import InpaintingDataset, sample_photo_dataset
@@ -33,12 +34,6 @@ TINY = ["--image-size", "32", "--depth", "3", "--width", "0.125", "--batch-size"
 QUIET = ["--random-vgg", "--no-progress"]
 POSIX = pytest.mark.skipif(os.name != "posix", reason="signals and rlimits of POSIX")
 
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

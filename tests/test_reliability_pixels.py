@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_cli
 
 from pconv_lib import evaluate
-from pconv_lib.app import cli
 from pconv_lib.data import InpaintingDataset
 from pconv_lib.masks import MaskFolder, save_mask_png
 from pconv_lib.model import PConvUNet
@@ -24,12 +24,6 @@ SIZE = 32
 TINY = ["--image-size", "32", "--depth", "3", "--width", "0.125", "--batch-size", "2"]
 QUIET = ["--random-vgg", "--num-workers", "0", "--no-progress"]
 
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import warnings
 
 import pytest
 import torch
+from cli_runner import run_cli
 
-from pconv_lib.app import cli
 from pconv_lib.data import sample_photo_dataset
 from pconv_lib.runs.checkpoints import load_checkpoint
 from pconv_lib.runs.run_folder import METRICS_ASIDE, METRICS_COLUMNS, truncate_metrics
@@ -50,12 +50,6 @@ def _photos(tmp_path):
         cv2.imwrite(str(folder / f"{index}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return folder
 
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def _step(path) -> int:

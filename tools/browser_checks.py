@@ -28,6 +28,17 @@ def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.2)
 
 
+def require_browser(chromium: str | Path):
+    """Playwright's ``sync_playwright`` and a Chromium at ``chromium``, or exit with one line."""
+    try:
+        from playwright.sync_api import sync_playwright  # only the browser checks need it
+    except ImportError:
+        sys.exit("error: needs playwright: python3 -m venv /tmp/pw && /tmp/pw/bin/pip install playwright")
+    if not Path(chromium).exists():
+        sys.exit(f"error: no Chromium at {chromium}; install it or pass --chromium PATH")
+    return sync_playwright
+
+
 def default_python() -> str:
     """The repository's ``.venv`` Python when there is one, else this one."""
     venv = ROOT / ".venv" / "bin" / "python"

@@ -41,7 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from browser_checks import default_python, poll  # noqa: E402  (tools/ is sys.path[0])
+from browser_checks import default_python, poll, require_browser  # noqa: E402  (tools/ is sys.path[0])
 
 ADDRESS = re.compile(r"open (http://127\.0\.0\.1:\d+/) in a browser")
 # run by --python (numpy, OpenCV): compares the PNGs the page downloaded
@@ -125,12 +125,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=180, help="seconds each wait may take")
     parser.add_argument("--viewport-width", type=int, default=1400, help="browser window width")
     args = parser.parse_args()
-    try:
-        from playwright.sync_api import sync_playwright  # only this script needs it
-    except ImportError:
-        sys.exit("error: needs playwright: python3 -m venv /tmp/pw && /tmp/pw/bin/pip install playwright")
-    if not Path(args.chromium).exists():
-        sys.exit(f"error: no Chromium at {args.chromium}; install it or pass --chromium PATH")
+    sync_playwright = require_browser(args.chromium)
     check = subprocess.run([args.python, "-c", "import cv2, numpy, pconv_lib"], capture_output=True,
                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
     if check.returncode != 0:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from browser_checks import default_python, poll  # noqa: E402  (tools/ is sys.path[0])
+from browser_checks import default_python, poll, require_browser  # noqa: E402  (tools/ is sys.path[0])
 
 CELL = """import numpy as np
 from pconv_lib.photos import sample_photo
@@ -86,12 +86,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=120, help="seconds each wait may take")
     parser.add_argument("--viewport-width", type=int, default=1400, help="browser window width")
     args = parser.parse_args()
-    try:
-        from playwright.sync_api import sync_playwright  # only this script needs it
-    except ImportError:
-        sys.exit("error: needs playwright: python3 -m venv /tmp/pw && /tmp/pw/bin/pip install playwright")
-    if not Path(args.chromium).exists():
-        sys.exit(f"error: no Chromium at {args.chromium}; install it or pass --chromium PATH")
+    sync_playwright = require_browser(args.chromium)
     check = subprocess.run([args.python, "-c", "import jupyterlab, pconv_lib"], capture_output=True)
     if check.returncode != 0:
         sys.exit(f"error: {args.python} cannot import jupyterlab and pconv_lib; pass --python PATH")

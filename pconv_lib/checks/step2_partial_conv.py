@@ -387,6 +387,21 @@ def _bias_axis_hint(out: Any, base: np.ndarray, valid: np.ndarray, bias: Any) ->
 
 
 @_guarded
+def _pconv_case_inputs(seed: int, batch: int, height: int, width: int, k: int, kind: str):
+    """Case ``seed``'s seeded float64 inputs, the same for the value and the gradient check:
+    ``(c_in, c_out, with_bias, mask, x, weight, bias)``; the last case has no bias (``None``)."""
+    import torch
+
+    c_in, c_out = (5, 2) if seed % 3 == 1 else (3, 4)
+    with_bias = seed != len(_PCONV_CASES) - 1
+    generator = torch.Generator().manual_seed(2000 + seed)
+    mask = _pconv_mask(seed, batch, height, width, kind)
+    x = torch.rand(batch, c_in, height, width, generator=generator, dtype=torch.float64) + 0.5
+    weight = torch.randn(c_out, c_in, k, k, generator=generator, dtype=torch.float64)
+    bias = torch.randn(c_out, generator=generator, dtype=torch.float64) + 2 if with_bias else None
+    return c_in, c_out, with_bias, mask, x, weight, bias
+
+
 def check_partial_conv_forward(partial_conv_forward: Callable) -> bool:
     """Check a learner's ``partial_conv_forward(x, mask, weight, bias, stride, padding, dilation)``.
 
@@ -403,13 +418,8 @@ def check_partial_conv_forward(partial_conv_forward: Callable) -> bool:
 
     name = "partial_conv_forward"
     for seed, (batch, height, width, k, stride, padding, dilation, kind) in enumerate(_PCONV_CASES):
-        c_in, c_out = (5, 2) if seed % 3 == 1 else (3, 4)
-        with_bias = seed != len(_PCONV_CASES) - 1  # the last case has no bias (bias=None)
-        generator = torch.Generator().manual_seed(2000 + seed)
-        mask = _pconv_mask(seed, batch, height, width, kind)
-        x = torch.rand(batch, c_in, height, width, generator=generator, dtype=torch.float64) + 0.5
-        weight = torch.randn(c_out, c_in, k, k, generator=generator, dtype=torch.float64)
-        bias = torch.randn(c_out, generator=generator, dtype=torch.float64) + 2 if with_bias else None
+        case = _pconv_case_inputs(seed, batch, height, width, k, kind)
+        c_in, c_out, with_bias, mask, x, weight, bias = case
         where = _pconv_case_text(k, stride, padding, dilation, kind, mask.shape)
         where += f", {c_in} -> {c_out} channels" + ("" if with_bias else ", bias=None")
 
@@ -486,13 +496,7 @@ def _check_forward_gradients(partial_conv_forward: Callable, seed: int, batch: i
     import torch
     import torch.nn.functional as F
 
-    c_in, c_out = (5, 2) if seed % 3 == 1 else (3, 4)
-    with_bias = seed != len(_PCONV_CASES) - 1
-    generator = torch.Generator().manual_seed(2000 + seed)
-    mask = _pconv_mask(seed, batch, height, width, kind)
-    x = torch.rand(batch, c_in, height, width, generator=generator, dtype=torch.float64) + 0.5
-    weight = torch.randn(c_out, c_in, k, k, generator=generator, dtype=torch.float64)
-    bias = torch.randn(c_out, generator=generator, dtype=torch.float64) + 2 if with_bias else None
+    _, _, with_bias, mask, x, weight, bias = _pconv_case_inputs(seed, batch, height, width, k, kind)
     where = _pconv_case_text(k, stride, padding, dilation, kind, mask.shape)
     mine = [t.clone().requires_grad_(True) if t is not None else None for t in (x, weight, bias)]
     theirs = [t.clone().requires_grad_(True) if t is not None else None for t in (x, weight, bias)]
